@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { toolVersion } from '../engine/manifest.ts';
+import { badInput, describe, kindOf, WpbError } from '../errors.ts';
+import type { Command, CommandContext } from './command.ts';
+import { backupCommand } from './commands/backup.ts';
+import { restoreCommand } from './commands/restore.ts';
+import { sitesScan } from './commands/sites.ts';
+import { EXIT, exitCodeFor } from './exit-codes.ts';
+
+// The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
+// error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
+
+export const COMMANDS: Command[] = [backupCommand, restoreCommand, sitesScan];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));
+  const lines = COMMANDS.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`);
+  return `wpbackup ${toolVersion()}: staged, streaming WordPress backups\n\nUsage: wpbackup <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'wpbackup <command> --help' for a command's options.\n`;
+}
+
+function commandHelp(c: Command): string {
+  return `Usage: wpbackup ${c.usage}\n\n${c.summary}.\n\n${c.help}\n`;
+}
+
+/** The longest command path that prefixes argv. */
+function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
+  const sorted = [...COMMANDS].sort((a, b) => b.path.length - a.path.length);
+  for (const cmd of sorted) {
+    if (cmd.path.every((w, i) => argv[i] === w)) return { cmd, rest: argv.slice(cmd.path.length) };
+  }
+  return undefined;
+}
+
+function parse(cmd: Command, rest: string[]): { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] } {
+  try {
+    return parseArgs({ args: rest, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: cmd.allowPositionals, strict: true });
+  } catch (err) {
+    throw badInput((err as Error).message.replace(/\. To specify.*$/s, ''), `See 'wpbackup ${cmd.path.join(' ')} --help'`);
+  }
+}
+
+function signalController(ctx: { stderr: NodeJS.WritableStream }): AbortController {
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ac.signal.aborted) process.exit(EXIT.stopped);
+    ctx.stderr.write(`\nwpbackup: ${sig} received, stopping and cleaning up (again to quit at once)\n`);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return ac;
+}
+
+export async function main(argv: string[], ctx: Omit<CommandContext, 'signal'>): Promise<number> {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
+    ctx.stdout.write(usage());
+    return argv.length === 0 ? EXIT.badInput : EXIT.ok;
+  }
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    ctx.stdout.write(`wpbackup ${toolVersion()}\n`);
+    return EXIT.ok;
+  }
+  const found = findCommand(argv);
+  const json = argv.includes('--json');
+  try {
+    if (!found) throw badInput(`Unknown command '${argv.join(' ')}'`, "Run 'wpbackup --help' for the list");
+    const { values, positionals } = parse(found.cmd, found.rest);
+    if (values.help) {
+      ctx.stdout.write(commandHelp(found.cmd));
+      return EXIT.ok;
+    }
+    const ac = signalController(ctx);
+    return await found.cmd.run(values, positionals, { ...ctx, signal: ac.signal });
+  } catch (err) {
+    const kind = kindOf(err);
+    const stage = err instanceof WpbError ? err.stage : undefined;
+    if (json) ctx.stdout.write(JSON.stringify({ type: 'error', kind, stage: stage ?? null, message: describe(err) }) + '\n');
+    ctx.stderr.write(`wpbackup: ${kind === 'stopped' ? 'stopped; temp files removed' : describe(err)}\n`);
+    if (ctx.env.WPBACKUP_DEBUG && err instanceof Error) ctx.stderr.write(`${err.stack}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
+    return exitCodeFor(kind);
+  }
+}
+
+/** The process entry: stdout/stderr are synchronous for files, pipes and TTYs on Linux, so exiting at once loses no output and no idle socket keeps the process alive. */
+export async function cli(): Promise<never> {
+  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  process.exit(code);
+}
+
+if (import.meta.main) await cli();

@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { badInput, WpbError } from '../../errors.ts';
+import { startChild } from '../child.ts';
+import { classifyDbError, findProgram, query, sqlString, type DbTarget } from '../mysql.ts';
+
+// Stage backup_db: a consistent dump (one transaction, rows streamed) into the run's temp
+// dir, the only thing wpbackup ever writes to disk on the web server.
+
+export interface DumpResult {
+  path: string;
+  bytes: number;
+  sha256: string;
+  tool: string;
+}
+
+/** What a restorable WordPress dump needs; the database name is added after '--'. */
+export const DUMP_FLAGS = [
+  '--single-transaction',
+  '--quick',
+  '--routines',
+  '--triggers',
+  '--events',
+  '--no-tablespaces',
+  '--hex-blob',
+  '--default-character-set=utf8mb4',
+  '--add-drop-table',
+  '--max-allowed-packet=1G',
+];
+
+/** Data plus index bytes: a first estimate of the dump size for the progress bar. */
+export async function estimateDbBytes(defaultsFile: string, db: DbTarget, signal?: AbortSignal): Promise<number> {
+  const rows = await query(defaultsFile, db, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.TABLES WHERE table_schema = ${sqlString(db.name)};`, signal);
+  return Number(rows[0]?.[0] ?? 0);
+}
+
+function diskFull(err: unknown, dir: string): WpbError | undefined {
+  if ((err as NodeJS.ErrnoException)?.code !== 'ENOSPC') return undefined;
+  return badInput(`The temp dir ${dir} ran out of space while writing the database dump`, 'Free space there, or point --temp-dir (WPBACKUP_TEMP_DIR) at a disk with room for the dump', err);
+}
+
+export async function dumpDatabase(dir: string, defaultsFile: string, db: DbTarget, opts: { signal?: AbortSignal; nice?: number; onBytes?: (total: number) => void }): Promise<DumpResult> {
+  const dump = await findProgram('dump');
+  const path = join(dir, 'database.sql');
+  // '--' ends the options, so a database named like '-e' cannot be read as one.
+  const child = startChild(dump, [`--defaults-extra-file=${defaultsFile}`, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, stdio: ['ignore', 'pipe', 'pipe'] });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      opts.onBytes?.(bytes);
+      cb(null, chunk);
+    },
+  });
+  const out = child.proc.stdout;
+  if (!out) throw new Error('mysqldump has no stdout');
+  try {
+    await Promise.all([pipeline(out, count, createWriteStream(path, { mode: 0o600 })), child.done]);
+  } catch (err) {
+    child.kill();
+    if (opts.signal?.aborted) throw err;
+    throw diskFull(err, dir) ?? (err instanceof WpbError && err.kind !== 'failed' ? err : classifyDbError(child.stderrTail(), db, err));
+  }
+  return { path, bytes, sha256: hash.digest('hex'), tool: dump.split('/').pop() ?? 'mysqldump' };
+}
