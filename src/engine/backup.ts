@@ -30,6 +30,8 @@ export interface BackupOptions {
   defaultExcludes?: boolean;
   includeConfigFiles?: boolean;
   zstdLevel?: number;
+  /** Upload bandwidth cap in bytes per second. */
+  limitUploadBytesPerSec?: number;
   /** Nice value for child processes; 0 for none. */
   nice?: number;
   signal?: AbortSignal;
@@ -183,6 +185,7 @@ async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput): Promise<Omit<Ba
     zstdLevel: o.zstdLevel ?? 3,
     nice: o.nice,
     sizeHint: total,
+    limitBytesPerSec: o.limitUploadBytesPerSec,
     signal,
     onTarBytes: (n) => {
       tarred += n;

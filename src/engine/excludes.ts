@@ -16,7 +16,6 @@ export const DEFAULT_EXCLUDES = [
   '/wpvividbackups/',
   '/uploads/backupbuddy_backups/',
   '/uploads/backwpup-*/',
-  '/upgrade/',
 ];
 
 interface Rule {

@@ -6,6 +6,7 @@ import { badInput } from '../../errors.ts';
 import { openStorage } from '../../storage/open.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
+import { parseRate } from '../../engine/throttle.ts';
 import { progressFor } from '../render.ts';
 import { str, strs } from '../values.ts';
 
@@ -41,6 +42,7 @@ Options:
   --no-default-excludes  keep wp-content/cache, wflogs and backup plugins' archives
   --no-config-files    leave wp-config.php and .htaccess out of the archive
   --level N            zstd level, 1-19 (default 3)
+  --limit-upload RATE  cap upload bandwidth, e.g. 10M (bytes per second; K, M, G)
   --data-dir DIR       node/site ids and temp dirs (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
   --temp-dir DIR       where the database dump is written (default DATA_DIR/tmp; $WPBACKUP_TEMP_DIR)
   --s3-config FILE     S3 settings as JSON (mode 0600) instead of the AWS_* variables
@@ -57,6 +59,7 @@ Exit codes: 0 done, 1 failed, 2 bad input, 3 done but some files were left out, 
     'no-default-excludes': { type: 'boolean' },
     'no-config-files': { type: 'boolean' },
     level: { type: 'string' },
+    'limit-upload': { type: 'string' },
     'data-dir': { type: 'string' },
     'temp-dir': { type: 'string' },
     's3-config': { type: 'string' },
@@ -87,6 +90,7 @@ Exit codes: 0 done, 1 failed, 2 bad input, 3 done but some files were left out, 
       defaultExcludes: v['no-default-excludes'] !== true,
       includeConfigFiles: v['no-config-files'] !== true,
       zstdLevel: level,
+      limitUploadBytesPerSec: str(v['limit-upload']) ? parseRate(str(v['limit-upload']) ?? '') : undefined,
       nice: v['no-nice'] === true ? 0 : 10,
       signal: ctx.signal,
       progress: progressFor(json, ctx.stdout, ctx.stderr),

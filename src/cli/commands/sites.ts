@@ -11,7 +11,7 @@ const DEFAULT_ROOTS = ['/var/www'];
 export const sitesScan: Command = {
   path: ['sites', 'scan'],
   summary: 'Find the WordPress sites on this server',
-  usage: 'sites scan [PATH...] [--json]',
+  usage: 'sites scan [PATH...] [--depth N] [--json]',
   help: `Looks for WordPress installs under each PATH (default /var/www) and reads each one's
 wp-config.php and version. Sites whose wp-config.php cannot be read are listed with the reason.
 

@@ -5,6 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { badInput, WpbError } from '../../errors.ts';
 import { startChild } from '../child.ts';
+import { DefinerFilter } from '../definer-filter.ts';
 import { classifyDbError, findProgram, query, sqlString, type DbTarget } from '../mysql.ts';
 
 // Stage backup_db: a consistent dump (one transaction, rows streamed) into the run's temp
@@ -60,7 +61,7 @@ export async function dumpDatabase(dir: string, defaultsFile: string, db: DbTarg
   const out = child.proc.stdout;
   if (!out) throw new Error('mysqldump has no stdout');
   try {
-    await Promise.all([pipeline(out, count, createWriteStream(path, { mode: 0o600 })), child.done]);
+    await Promise.all([pipeline(out, new DefinerFilter(), count, createWriteStream(path, { mode: 0o600 })), child.done]);
   } catch (err) {
     child.kill();
     if (opts.signal?.aborted) throw err;

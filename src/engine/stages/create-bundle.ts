@@ -3,6 +3,7 @@ import { stopped, WpbError } from '../../errors.ts';
 import type { PendingUpload, PutResult, Storage } from '../../storage/storage.ts';
 import { startChild } from '../child.ts';
 import { tarStream, type TarSource, type TarStats } from '../tar-stream.ts';
+import { Throttle } from '../throttle.ts';
 
 // Stages create_bundle and upload_remote, run as one pipe: tar (read in place) -> zstd -T0
 // -> a streamed upload. The upload runs while the bundle is made; what is left after the
@@ -16,6 +17,8 @@ export interface BundleOptions {
   zstdLevel: number;
   nice?: number;
   sizeHint?: number;
+  /** Upload bandwidth cap in bytes per second. */
+  limitBytesPerSec?: number;
   signal?: AbortSignal;
   onTarBytes?: (n: number) => void;
   onStoredBytes?: (n: number) => void;
@@ -43,7 +46,8 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     const bundled = Promise.all([pipeline(tar.stream, stdin, { signal: inner.signal }), zstd.done])
       .then(() => o.onBundled?.(tar.stats))
       .catch(fail);
-    const put = o.storage.put(o.key, stdout, { signal: inner.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }).catch(fail);
+    const body = o.limitBytesPerSec ? stdout.pipe(new Throttle(o.limitBytesPerSec)) : stdout;
+    const put = o.storage.put(o.key, body, { signal: inner.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }).catch(fail);
     const results = await Promise.allSettled([bundled, put]);
     const putResult = results[1].status === 'fulfilled' ? results[1].value : undefined;
     if (putResult && (firstError !== undefined || o.signal?.aborted)) {
