@@ -102,14 +102,16 @@ export async function runBackup(o: BackupOptions): Promise<BackupResult> {
     if (err instanceof WpbError) err.stage ??= ctx.stage;
     throw err;
   } finally {
+    const outcome = ctx.tracker.current.stage_detail;
     enterStage(ctx, 'cleanup', 'Removing temp files');
     await runDir?.remove();
-    finish(ctx, failure);
+    finish(ctx, failure, outcome);
   }
 }
 
-function finish(ctx: Ctx, failure: unknown): void {
-  if (failure === undefined) return ctx.tracker.finish('completed', ctx.tracker.current.stage_detail, null);
+/** The last event: status, and for a success the stored archive, since cleanup said nothing new. */
+function finish(ctx: Ctx, failure: unknown, outcome: string): void {
+  if (failure === undefined) return ctx.tracker.finish('completed', `${outcome}; temp files removed`, null);
   const kind = ctx.signal?.aborted ? 'stopped' : kindOf(failure);
   const msg = describe(failure);
   if (kind === 'stopped') ctx.tracker.finish('stopped', 'Stopped; temp files removed', null);
