@@ -1,13 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { WpbError, badInput, failure, stopped, throwIfStopped } from '../errors.ts';
+import { HashTap } from '../hash-tap.ts';
+import { checkExpiry, compareKeys, validateKey, validatePrefix } from './keys.ts';
 import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from './storage.ts';
 
 // A directory as storage. An object is written to a hidden temp file next to its final
@@ -19,7 +20,6 @@ export type LocalSigner = (key: string, expiresInSeconds: number) => string | Pr
 
 const TEMP_PREFIX = '.wpb-upload-';
 const TEMP_NAME = /^\.wpb-upload-[0-9a-f]{16}\.tmp$/;
-const MAX_KEY_BYTES = 1024;
 
 export class LocalStorage implements Storage {
   readonly location: string;
@@ -178,20 +178,11 @@ export class LocalStorage implements Storage {
 
 /** Copies body into file while hashing, then fsyncs; reports bytes handed to the file. */
 async function writeAndSync(body: Readable, file: FileHandle, opts: PutOptions): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      opts.onProgress?.(size);
-      done(null, chunk);
-    },
-  });
+  const tap = new HashTap(opts.onProgress);
   // flush: true makes the stream fsync before closing the file.
   const out = file.createWriteStream({ flush: true, highWaterMark: 1024 * 1024 });
   await pipeline(body, tap, out, { signal: opts.signal });
-  return { size, sha256: hash.digest('hex') };
+  return { size: tap.bytes, sha256: tap.sha256() };
 }
 
 /** Makes the rename durable; some filesystems cannot fsync a directory, which is fine. */
@@ -208,39 +199,6 @@ async function syncDir(dir: string): Promise<void> {
 
 function tempName(): string {
   return `${TEMP_PREFIX}${randomBytes(8).toString('hex')}.tmp`;
-}
-
-/**
- * Throws bad_input unless key is a relative '/'-separated key without empty, '.' or '..'
- * segments or control characters. Shared by every backend so keys behave the same everywhere.
- */
-export function validateKey(key: string): void {
-  const bad = (why: string): WpbError => badInput(`Invalid storage key ${JSON.stringify(key)}: ${why}`, 'Use a relative key like "site/2024-01-01.tar.zst"');
-  if (typeof key !== 'string' || key === '') throw bad('it is empty');
-  if (key.startsWith('/')) throw bad('it must not be absolute');
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(key)) throw bad('it must not contain control characters');
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw bad(`it is longer than ${MAX_KEY_BYTES} bytes`);
-  for (const segment of key.split('/')) {
-    if (segment === '') throw bad('it must not contain empty segments');
-    if (segment === '.' || segment === '..') throw bad(`it must not contain "${segment}" segments`);
-  }
-}
-
-/** A list prefix may end in '/' or mid-name; it is valid when a key extending it can be. */
-export function validatePrefix(prefix: string): void {
-  if (prefix !== '') validateKey(`${prefix}x`);
-}
-
-/** Keys sort by their UTF-8 bytes, the order S3 lists in. */
-export function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
-export function checkExpiry(seconds: number): void {
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 604_800) {
-    throw badInput(`URL expiry of ${seconds} seconds is out of range`, 'Use 1 second to 7 days (604800)');
-  }
 }
 
 function isMissing(err: unknown): boolean {

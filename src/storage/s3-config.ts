@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badInput } from '../errors.ts';
-import { validateKey } from './local.ts';
+import { validateKey } from './keys.ts';
 import type { S3StorageOptions } from './s3.ts';
 
 // Where S3 settings come from: the standard AWS variables, or a JSON file named by an

@@ -7,15 +7,7 @@ import { after, describe, test } from 'node:test';
 import { WpbError } from '../../src/errors.ts';
 import { parsePhpLiterals, tokenize, type PhpDefinition } from '../../src/wordpress/php-literal.ts';
 
-const hasPhp = (() => {
-  try {
-    execFileSync('php', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
+// php-cli is installed by scripts/test-services.sh (npm test): these tests never skip.
 const dir = mkdtempSync(join(tmpdir(), 'wpb-php-literal-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -59,7 +51,7 @@ function assertSameAsPhp(exprs: string[]): void {
   });
 }
 
-describe('strings compared with PHP', { skip: !hasPhp && 'php-cli is not installed' }, () => {
+describe('strings compared with PHP', () => {
   test('single-quoted: only \\\\ and \\\' are escapes', () => {
     assertSameAsPhp([
       `'plain'`,

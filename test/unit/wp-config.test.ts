@@ -7,15 +7,7 @@ import { after, describe, test } from 'node:test';
 import { WpbError } from '../../src/errors.ts';
 import { findWpConfig, parseDbHost, parseWpConfig, readWpConfig } from '../../src/wordpress/wp-config.ts';
 
-const hasPhp = (() => {
-  try {
-    execFileSync('php', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
+// php-cli is installed by scripts/test-services.sh (npm test): these tests never skip.
 const root = mkdtempSync(join(tmpdir(), 'wpb-wp-config-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let dirCount = 0;
@@ -96,7 +88,7 @@ function assertBadInput(fn: () => Promise<unknown> | unknown, message: RegExp, h
   return assert.rejects(async () => fn(), check);
 }
 
-describe('passwords agree byte for byte with PHP', { skip: !hasPhp && 'php-cli is not installed' }, () => {
+describe('passwords agree byte for byte with PHP', () => {
   const passwords: [string, string][] = [
     ['single quote', `'it\\'s'`],
     ['double quotes', `'say "hi"'`],
@@ -170,7 +162,7 @@ describe('DB_HOST', () => {
     '',
   ];
 
-  test('parseDbHost agrees with WordPress parse_db_host() run by PHP', { skip: !hasPhp && 'php-cli is not installed' }, () => {
+  test('parseDbHost agrees with WordPress parse_db_host() run by PHP', () => {
     const code = `${PARSE_DB_HOST_PHP}\n$o = []; foreach (json_decode($argv[1]) as $h) { $r = parse_db_host($h); $o[] = $r ? [$r[0], $r[1], $r[2]] : false; } echo json_encode($o);`;
     const php = JSON.parse(execFileSync('php', ['-r', code, '--', JSON.stringify(forms)], { encoding: 'utf8' })) as [string, number | null, string | null][];
     forms.forEach((raw, i) => {
@@ -191,7 +183,7 @@ describe('DB_HOST', () => {
     assert.deepEqual(parseDbHost('db.example.com:3306'), { raw: 'db.example.com:3306', host: 'db.example.com', port: 3306 });
   });
 
-  test('every form read from a wp-config.php is what PHP sees', { skip: !hasPhp && 'php-cli is not installed' }, async () => {
+  test('every form read from a wp-config.php is what PHP sees', async () => {
     for (const raw of forms) {
       const dir = site({ 'wp-config.php': wpConfig(dbLines(`'pw'`, `'${raw}'`)), 'wp-settings.php': '<?php\n' });
       const cfg = await readWpConfig(dir);

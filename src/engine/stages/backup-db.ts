@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { badInput, WpbError } from '../../errors.ts';
+import { HashTap } from '../../hash-tap.ts';
 import { startChild } from '../child.ts';
 import { DefinerFilter } from '../definer-filter.ts';
 import { classifyDbError, findProgram, query, sqlString, type DbTarget } from '../mysql.ts';
@@ -48,16 +47,7 @@ export async function dumpDatabase(dir: string, defaultsFile: string, db: DbTarg
   const path = join(dir, 'database.sql');
   // '--' ends the options, so a database named like '-e' cannot be read as one.
   const child = startChild(dump, [`--defaults-extra-file=${defaultsFile}`, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, stdio: ['ignore', 'pipe', 'pipe'] });
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      opts.onBytes?.(bytes);
-      cb(null, chunk);
-    },
-  });
+  const count = new HashTap(opts.onBytes);
   const out = child.proc.stdout;
   if (!out) throw new Error('mysqldump has no stdout');
   try {
@@ -67,5 +57,5 @@ export async function dumpDatabase(dir: string, defaultsFile: string, db: DbTarg
     if (opts.signal?.aborted) throw err;
     throw diskFull(err, dir) ?? (err instanceof WpbError && err.kind !== 'failed' ? err : classifyDbError(child.stderrTail(), db, err));
   }
-  return { path, bytes, sha256: hash.digest('hex'), tool: dump.split('/').pop() ?? 'mysqldump' };
+  return { path, bytes: count.bytes, sha256: count.sha256(), tool: dump.split('/').pop() ?? 'mysqldump' };
 }

@@ -1,0 +1,150 @@
+import type { ContenderResult } from './contenders.ts';
+import type { BenchSite } from './site-gen.ts';
+
+// Turns the measurements into the figures table, the ratios against the targets, and JSON.
+
+const MB = 1e6;
+/** Files wpbackup keeps next to the dump (owner.json, client.cnf, node.json, sites.json): a block each. */
+const BOOKKEEPING_BYTES = 64 * 1024;
+
+export interface Row {
+  name: string;
+  label: string;
+  wallS: number;
+  mbPerS: number;
+  cpuS: number;
+  userS: number;
+  sysS: number;
+  /** Largest single process: its peak RSS and name. */
+  peakRssMB: number;
+  peakRssProc: string;
+  /** The contender's own top process (ours: the wpbackup node process). */
+  mainRssMB: number | null;
+  peakTreeRssMB: number;
+  peakExtraDiskMB: number;
+  archiveMB: number | null;
+  minioCpuS: number | null;
+  mariadbCpuS: number | null;
+  cache: string;
+}
+
+export interface Target {
+  what: string;
+  value: string;
+  target: string;
+  met: boolean | null;
+}
+
+export interface Summary {
+  siteDataBytes: number;
+  dumpBytes: number;
+  rows: Row[];
+  floor: { wallS: number; boundBy: string } | null;
+  targets: Target[];
+  stages: Record<string, Record<string, number>>;
+  steps: Record<string, { label: string; wallS: number; cpuS: number; maxRssMB: number }[]>;
+  procs: Record<string, { name: string; step: string; role: string; peakRssMB: number }[]>;
+}
+
+function row(r: ContenderResult, siteDataBytes: number): Row {
+  const m = r.m;
+  const top = m.procs[0];
+  const main = m.procs.find((p) => p.role === 'main' && (r.name !== 'ours' || p.step === 'wpbackup backup'));
+  const mainRss = r.name === 'ours' ? m.procs.filter((p) => p.role === 'main').reduce((mx, p) => Math.max(mx, p.peakRssKiB), 0) : main?.peakRssKiB;
+  return {
+    name: r.name, label: r.label, wallS: m.wallS, mbPerS: siteDataBytes / MB / m.wallS, cpuS: m.cpuS, userS: m.userS, sysS: m.sysS,
+    peakRssMB: (m.peakProcRssKiB * 1024) / MB, peakRssProc: top?.name ?? '?',
+    mainRssMB: mainRss === undefined ? null : (mainRss * 1024) / MB,
+    peakTreeRssMB: (m.peakTreeRssKiB * 1024) / MB, peakExtraDiskMB: m.peakExtraDiskBytes / MB,
+    archiveMB: r.archiveBytes === null ? null : r.archiveBytes / MB, minioCpuS: r.serverCpu.minioS, mariadbCpuS: r.serverCpu.mariadbS, cache: r.cache,
+  };
+}
+
+export function summarize(results: Record<string, ContenderResult>, site: BenchSite): Summary {
+  const ours = results.ours;
+  const spec = results.spec;
+  const dumpBytes = ours?.dumpBytes ?? spec?.dumpBytes ?? site.sqlBytes;
+  const siteDataBytes = dumpBytes + site.wpContentBytes;
+  const rows = Object.values(results).map((r) => row(r, siteDataBytes));
+  const fc = results['floor-cpu'];
+  const fn = results['floor-net'];
+  const floor = fc && fn ? { wallS: Math.max(fc.m.wallS, fn.m.wallS), boundBy: fc.m.wallS >= fn.m.wallS ? 'floor (i) read+compress' : 'floor (ii) upload' } : null;
+  const targets: Target[] = [];
+  if (ours && floor) {
+    const x = ours.m.wallS / floor.wallS;
+    targets.push({ what: 'ours / floor wall time', value: x.toFixed(2), target: '<= 1.20', met: x <= 1.2 });
+  }
+  if (ours && spec) {
+    const saved = 1 - ours.m.wallS / spec.m.wallS;
+    targets.push({ what: 'ours vs spec pipeline: wall time saved', value: `${(saved * 100).toFixed(1)}%`, target: '>= 25%', met: saved >= 0.25 });
+  }
+  if (ours) {
+    const extra = ours.m.peakExtraDiskBytes;
+    targets.push({ what: 'ours peak extra disk / DB dump size', value: `${(extra / dumpBytes).toFixed(3)} (${(extra / MB).toFixed(1)} MB vs ${(dumpBytes / MB).toFixed(1)} MB)`, target: '<= 1 (+64 KiB of run files)', met: extra <= dumpBytes + BOOKKEEPING_BYTES });
+    const r = rows.find((x) => x.name === 'ours');
+    const rss = r?.mainRssMB ?? null;
+    targets.push({ what: 'ours peak RSS (wpbackup node process)', value: rss === null ? '?' : `${rss.toFixed(1)} MB`, target: '< 200 MB', met: rss === null ? null : rss < 200 });
+  }
+  const stages = Object.fromEntries(Object.values(results).map((r) => [r.name, r.stages]));
+  const steps = Object.fromEntries(Object.values(results).map((r) => [r.name, r.m.steps.map((s) => ({ label: s.label, wallS: s.wallS, cpuS: s.userS + s.sysS, maxRssMB: (s.maxRssKiB * 1024) / MB }))]));
+  const procs = Object.fromEntries(Object.values(results).map((r) => [r.name, r.m.procs.slice(0, 12).map((p) => ({ name: p.name, step: p.step, role: p.role, peakRssMB: (p.peakRssKiB * 1024) / MB }))]));
+  return { siteDataBytes, dumpBytes, rows, floor, targets, stages, steps, procs };
+}
+
+function table(head: string[], body: string[][], rightFrom = 1): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i >= rightFrom ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(fmt)].join('\n') + '\n';
+}
+
+const f1 = (n: number | null): string => (n === null ? '-' : n.toFixed(1));
+
+export interface ReportInput {
+  command: string;
+  site: BenchSite;
+  summary: Summary;
+  runs: number;
+  env: Record<string, string | number>;
+  siteReused: boolean;
+}
+
+export function formatReport(i: ReportInput): string {
+  const s = i.summary;
+  const short: Record<string, string> = { ours: 'ours (wpbackup CLI)', spec: 'spec pipeline', 'floor-cpu': 'floor (i) dump+tar|zstd', 'floor-net': 'floor (ii) upload only' };
+  const body = s.rows.map((r) => [
+    short[r.name] ?? r.name, r.wallS.toFixed(1), r.mbPerS.toFixed(1), `${r.cpuS.toFixed(1)} (${r.userS.toFixed(1)}+${r.sysS.toFixed(1)})`,
+    `${r.peakRssMB.toFixed(1)} ${r.peakRssProc}`, f1(r.mainRssMB), f1(r.peakTreeRssMB), f1(r.peakExtraDiskMB), f1(r.archiveMB), f1(r.minioCpuS), f1(r.mariadbCpuS),
+  ]);
+  if (s.floor) body.push([`floor = max(i, ii)`, s.floor.wallS.toFixed(1), (s.siteDataBytes / MB / s.floor.wallS).toFixed(1), '', '', '', '', '', '', '', '']);
+  const out: string[] = [];
+  out.push(`\nwpbackup benchmark: ${i.command}\n`);
+  out.push(`site ${i.site.key}${i.siteReused ? ' (kept from an earlier run)' : ''}: DB dump ${(s.dumpBytes / MB).toFixed(1)} MB + wp-content ${(i.site.wpContentBytes / MB).toFixed(1)} MB in ${i.site.wpContentFiles} files = ${(s.siteDataBytes / MB).toFixed(1)} MB of site data\n`);
+  out.push(`machine: ${i.env.cpus} CPUs (${i.env.cpuModel}), ${i.env.memGiB} GiB, Linux ${i.env.kernel}, node ${i.env.node}, ${i.env.zstd}; MinIO on 127.0.0.1, same disk\n`);
+  out.push(`page cache before each contender: ${s.rows[0]?.cache === 'dropped' ? 'dropped (sync; echo 3 > /proc/sys/vm/drop_caches)' : 'warmed by one untimed read of the site and one dump'}${i.runs > 1 ? `; median of ${i.runs} runs by wall time` : ''}\n\n`);
+  out.push(table(['contender', 'wall s', 'MB/s', 'CPU s (usr+sys)', 'peak RSS MB (proc)', 'main RSS MB', 'tree RSS MB', 'extra disk MB', 'archive MB', 'MinIO CPU s', 'MariaDB CPU s'], body));
+  out.push('\nMB = 10^6 bytes. MB/s = site data (DB dump + wp-content) / wall time. CPU = user+sys of the contender\'s process tree\n');
+  out.push('(GNU time rusage, children included); MinIO\'s and MariaDB\'s CPU is not in it and is shown apart. Peak RSS: the largest\n');
+  out.push('single process (VmHWM sampled every 100 ms and GNU time); main = the contender\'s own top process (ours: the wpbackup\n');
+  out.push('node process); tree = the largest sum of VmRSS over the tree at one sample. Extra disk: peak growth, sampled every\n');
+  out.push('100 ms, of the allocated size of the dirs the contender writes to (ours: its --data-dir; spec: its temp dir); MinIO\'s\n');
+  out.push('data dir is elsewhere and not counted.\n\n');
+  out.push(table(['target', 'value', 'target', 'met'], s.targets.map((t) => [t.what, t.value, t.target, t.met === null ? '?' : t.met ? 'yes' : 'NO']), 99));
+  if (s.floor) out.push(`(the floor is bound by ${s.floor.boundBy})\n`);
+  out.push('\nsteps and stages (seconds):\n');
+  for (const [name, steps] of Object.entries(s.steps)) {
+    if (name === 'ours') {
+      const st = s.stages.ours ?? {};
+      const names = Object.keys(st);
+      const parts = names.map((k, j) => {
+        const next = names[j + 1];
+        return next ? `${k} ${((st[next] as number) - (st[k] as number)).toFixed(1)}` : '';
+      }).filter(Boolean);
+      out.push(`  ${short[name]}: ${parts.join(', ')}  (starts at ${(st[names[0] as string] ?? 0).toFixed(1)} s)\n`);
+    } else {
+      out.push(`  ${short[name] ?? name}: ${steps.map((x) => `${x.label} ${x.wallS.toFixed(1)} (cpu ${x.cpuS.toFixed(1)})`).join(', ')}\n`);
+    }
+  }
+  const ours = s.procs.ours;
+  if (ours) out.push(`\nours, peak RSS per process: ${ours.map((p) => `${p.name} ${p.peakRssMB.toFixed(1)}`).join(', ')}\n`);
+  return out.join('');
+}
