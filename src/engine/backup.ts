@@ -1,10 +1,11 @@
 import { describe, kindOf, throwIfStopped, WpbError } from '../errors.ts';
 import type { PendingUpload, Storage } from '../storage/storage.ts';
+import { join } from 'node:path';
 import { archiveFileName, archiveKey } from './archive-name.ts';
 import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
 import { query, sqlIdent, writeDefaultsFile } from './mysql.ts';
-import { formatBytes, NullProgress, type Progress, type Stage } from './progress.ts';
+import { formatBytes, NullProgress, STAGES, type Progress, type Stage } from './progress.ts';
 import { cleanOrphans, createRunDir, type OrphanReport, type RunDir } from './run-dir.ts';
 import { defaultSiteName, loadSite, type SiteInfo } from './site.ts';
 import { dumpDatabase, estimateDbBytes, type DumpResult } from './stages/backup-db.ts';
@@ -118,93 +119,141 @@ function finish(ctx: Ctx, failure: unknown, outcome: string): void {
   else ctx.tracker.finish('failed', 'Failed; temp files removed', msg);
 }
 
+/** Stages are reported in the spec's order even though the dump and wp-content stream at once. */
+class StageClock {
+  private readonly ctx: Ctx;
+  readonly done = { dump: false, tree: false, bundle: false };
+  constructor(ctx: Ctx) {
+    this.ctx = ctx;
+  }
+  advance(detail: (stage: Stage) => string): void {
+    const want: Stage = !this.done.dump ? 'backup_db' : !this.done.tree ? 'backup_files' : !this.done.bundle ? 'create_bundle' : 'upload_remote';
+    for (let i = STAGES.indexOf(this.ctx.stage) + 1; i <= STAGES.indexOf(want); i++) {
+      const stage = STAGES[i] as Stage;
+      enterStage(this.ctx, stage, detail(stage));
+    }
+  }
+}
+
 async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
   const { o, tracker, signal } = ctx;
   const defaults = await writeDefaultsFile(runDir.path, site.db);
   const dbEstimate = await estimateDbBytes(defaults, site.db, signal);
   const urls = await siteUrls(defaults, site, signal);
-  tracker.detail(`Dumping database ${site.db.name}`, true);
-  const dump = await dumpDatabase(runDir.path, defaults, site.db, {
-    signal,
-    nice: o.nice,
-    onBytes: (n) => {
-      tracker.bytes(n, Math.max(dbEstimate, n) * 2);
-      tracker.detail(`Dumping database ${site.db.name} (${formatBytes(n)})`);
-    },
-  });
-  tracker.detail(`Database dumped (${formatBytes(dump.bytes)})`, true);
-
-  enterStage(ctx, 'backup_files', 'Scanning wp-content');
   const patterns = [...(o.defaultExcludes === false ? [] : DEFAULT_EXCLUDES), ...(o.excludes ?? [])];
   const matcher = new ExcludeMatcher(patterns);
   const totals = await measureTree(site.wpContent, matcher, signal);
-  tracker.detail(`wp-content: ${totals.files} files, ${formatBytes(totals.bytes)}${totals.excluded.length ? `, ${totals.excluded.length} excluded paths` : ''}`, true);
-  return bundle(ctx, site, { dump, matcher, patterns, filesBytes: totals.bytes, urls, runDir, orphans });
-}
-
-interface BundleInput {
-  dump: DumpResult;
-  matcher: ExcludeMatcher;
-  patterns: string[];
-  filesBytes: number;
-  urls: { siteurl: string | null; home: string | null };
-  runDir: RunDir;
-  orphans: OrphanReport;
-}
-
-async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
-  const { o, tracker, signal } = ctx;
   const now = o.now?.() ?? new Date();
-  const siteName = o.siteName ?? defaultSiteName(b.urls.siteurl, site.path);
+  const siteName = o.siteName ?? defaultSiteName(urls.siteurl, site.path);
   const siteUuid = typeof o.siteUuid === 'string' ? o.siteUuid : o.siteUuid(site.path);
   const fileName = archiveFileName(siteName, now);
   const key = archiveKey(o.nodeUuid, siteUuid, fileName);
-  const configFiles = o.includeConfigFiles === false ? [] : [{ name: 'wp-config.php', path: site.config.file }, ...(site.htaccess ? [{ name: '.htaccess', path: site.htaccess }] : [])];
+
+  const clock = new StageClock(ctx);
+  const bytes = { dumped: 0, dumpTotal: Math.max(dbEstimate, 1), tarred: 0, stored: 0 };
+  const total = (): number => bytes.dumpTotal * 2 + totals.bytes;
+  const show = (force = false): void => {
+    tracker.bytes(bytes.dumped + bytes.tarred, total());
+    const lead = ctx.stage === 'backup_db' ? `Dumping database ${site.db.name} (${formatBytes(bytes.dumped)})` : ctx.stage === 'backup_files' ? `Reading wp-content (${formatBytes(bytes.tarred)} of ${formatBytes(totals.bytes)})` : `Adding database.sql and manifest.json`;
+    tracker.detail(`${lead}; uploaded ${formatBytes(bytes.stored)}`, force);
+  };
+  tracker.detail(`Dumping database ${site.db.name} while wp-content (${totals.files} files, ${formatBytes(totals.bytes)}) streams`, true);
+  const dump = dumpDatabase(runDir.path, defaults, site.db, { signal, nice: o.nice, onBytes: (n) => ((bytes.dumped = n), show()) });
+  // Observed at once so a failure is never unhandled; the bundle awaits it before database.sql.
+  dump.catch(() => {});
+  const dumped = dump.then((d) => {
+    bytes.dumped = bytes.dumpTotal = d.bytes;
+    tracker.detail(`Database dumped (${formatBytes(d.bytes)})`, true);
+    clock.done.dump = true;
+    clock.advance(() => `Reading wp-content (${formatBytes(bytes.tarred)} of ${formatBytes(totals.bytes)})`);
+    return d;
+  });
+  // A failed dump stops the wp-content stream at once, and its error is the one reported.
+  const dumpFailed = new AbortController();
+  dumped.catch(() => dumpFailed.abort());
+  const b: BundleInput = { dump: dumped, patterns, urls, runDir, orphans, siteName, siteUuid, fileName, key, now };
+  const sources: TarSource[] = [
+    { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher },
+    { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped },
+    ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c })),
+  ];
+  const hooks: BundleHooks = {
+    signal: signal ? AbortSignal.any([signal, dumpFailed.signal]) : dumpFailed.signal,
+    sources,
+    total: total(),
+    onTarBytes: (n) => ((bytes.tarred += n), show()),
+    onStoredBytes: (n) => ((bytes.stored = n), show()),
+    onSourceDone: (name) => {
+      if (name !== 'wp-content') return;
+      clock.done.tree = true;
+      clock.advance(() => 'Adding database.sql and manifest.json');
+    },
+    onBundled: () => {
+      clock.done.bundle = true;
+      clock.advance(() => `Bundle complete; finishing the upload to ${o.storage.location}`);
+    },
+  };
+  try {
+    return await bundle(ctx, site, b, hooks);
+  } catch (err) {
+    if (dumpFailed.signal.aborted && !signal?.aborted) throw await dumped.then(() => err, (dumpErr: unknown) => dumpErr);
+    throw err;
+  }
+}
+
+function configFiles(o: BackupOptions, site: SiteInfo): { name: string; path: string }[] {
+  if (o.includeConfigFiles === false) return [];
+  return [{ name: 'wp-config.php', path: site.config.file }, ...(site.htaccess ? [{ name: '.htaccess', path: site.htaccess }] : [])];
+}
+
+interface BundleInput {
+  dump: Promise<DumpResult>;
+  patterns: string[];
+  urls: { siteurl: string | null; home: string | null };
+  runDir: RunDir;
+  orphans: OrphanReport;
+  siteName: string;
+  siteUuid: string;
+  fileName: string;
+  key: string;
+  now: Date;
+}
+
+interface BundleHooks {
+  signal: AbortSignal;
+  sources: TarSource[];
+  total: number;
+  onTarBytes: (n: number) => void;
+  onStoredBytes: (n: number) => void;
+  onSourceDone: (name: string) => void;
+  onBundled: () => void;
+}
+
+async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
+  const { o, tracker } = ctx;
   let manifest: Manifest | undefined;
-  const makeManifest = (stats: TarStats): Buffer => {
-    manifest = buildManifest({ siteName, siteUuid, site, b, now, stats, configFiles: configFiles.map((c) => c.name), nodeUuid: o.nodeUuid });
+  const makeManifest = async (stats: TarStats): Promise<Buffer> => {
+    manifest = buildManifest({ ...b, site, dump: await b.dump, stats, configFiles: configFiles(o, site).map((c) => c.name), nodeUuid: o.nodeUuid });
     return Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
   };
-  const sources: TarSource[] = [
-    { kind: 'file', name: 'database.sql', path: b.dump.path },
-    { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher: b.matcher },
-    ...configFiles.map((c) => ({ kind: 'file' as const, ...c })),
-    { kind: 'generated', name: 'manifest.json', data: makeManifest },
-  ];
-  const dumpDone = b.dump.bytes;
-  const total = dumpDone * 2 + b.filesBytes;
-  let tarred = 0;
-  let stored = 0;
-  const show = (): void => {
-    tracker.bytes(dumpDone + tarred, total);
-    tracker.detail(`Bundled ${formatBytes(tarred)} of ${formatBytes(total - dumpDone)}, uploaded ${formatBytes(stored)}`);
-  };
-  enterStage(ctx, 'create_bundle', `Bundling to ${fileName} and uploading as it is made`);
   const { put } = await bundleAndUpload({
     storage: o.storage,
-    key,
-    sources,
+    key: b.key,
+    sources: [...h.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }],
     zstdLevel: o.zstdLevel ?? 3,
     nice: o.nice,
-    sizeHint: total,
+    sizeHint: h.total,
     limitBytesPerSec: o.limitUploadBytesPerSec,
-    signal,
-    onTarBytes: (n) => {
-      tarred += n;
-      show();
-    },
-    onStoredBytes: (n) => {
-      stored = n;
-      show();
-    },
+    signal: h.signal,
+    onTarBytes: h.onTarBytes,
+    onStoredBytes: h.onStoredBytes,
+    onSourceDone: h.onSourceDone,
     onUploadStarted: (p) => b.runDir.recordUpload({ ...p, destination: o.destination }),
-    onBundled: () => {
-      enterStage(ctx, 'upload_remote', `Bundle complete; finishing the upload to ${o.storage.location}`);
-    },
+    onBundled: h.onBundled,
   });
   if (!manifest) throw new WpbError('failed', 'The archive was stored without its manifest');
-  tracker.detail(`Uploaded and verified ${fileName} (${formatBytes(put.size)})`, true);
-  return { key, location: `${o.storage.location.replace(/\/$/, '')}/${key}`, fileName, size: put.size, sha256: put.sha256, manifest, orphans: b.orphans };
+  tracker.detail(`Uploaded and verified ${b.fileName} (${formatBytes(put.size)})`, true);
+  return { key: b.key, location: `${o.storage.location.replace(/\/$/, '')}/${b.key}`, fileName: b.fileName, size: put.size, sha256: put.sha256, manifest, orphans: b.orphans };
 }
 
 interface ManifestInput {
@@ -212,7 +261,9 @@ interface ManifestInput {
   siteUuid: string;
   nodeUuid: string;
   site: SiteInfo;
-  b: BundleInput;
+  dump: DumpResult;
+  patterns: string[];
+  urls: { siteurl: string | null; home: string | null };
   now: Date;
   stats: TarStats;
   configFiles: string[];
@@ -224,9 +275,9 @@ function buildManifest(m: ManifestInput): Manifest {
     format: MANIFEST_FORMAT,
     tool: { name: 'wpbackup', version: toolVersion() },
     created_at: m.now.toISOString(),
-    site: { name: m.siteName, uuid: m.siteUuid, node_uuid: m.nodeUuid, path: m.site.path, siteurl: m.b.urls.siteurl, home: m.b.urls.home, wp_version: m.site.wpVersion, table_prefix: c.tablePrefix, db_name: c.dbName, charset: c.charset, collate: c.collate },
-    database: { file: 'database.sql', bytes: m.b.dump.bytes, sha256: m.b.dump.sha256, dump_tool: m.b.dump.tool },
-    wp_content: wpContentSummary(m.stats, m.b.patterns),
+    site: { name: m.siteName, uuid: m.siteUuid, node_uuid: m.nodeUuid, path: m.site.path, siteurl: m.urls.siteurl, home: m.urls.home, wp_version: m.site.wpVersion, table_prefix: c.tablePrefix, db_name: c.dbName, charset: c.charset, collate: c.collate },
+    database: { file: 'database.sql', bytes: m.dump.bytes, sha256: m.dump.sha256, dump_tool: m.dump.tool },
+    wp_content: wpContentSummary(m.stats, m.patterns),
     config_files: m.configFiles,
   };
 }

@@ -1,19 +1,21 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import { entryHeader, END_OF_ARCHIVE, padding, type TarEntry } from './tar-header.ts';
+import type { Writable } from 'node:stream';
+import { BufferPool, PooledWriter } from './buffer-pool.ts';
 import type { ExcludeMatcher } from './excludes.ts';
 import { groupName, userName } from './owners.ts';
+import { entryHeader, END_OF_ARCHIVE, padding, type TarEntry } from './tar-header.ts';
 import { walkTree, type WalkItem, type WalkProblem } from './walk.ts';
 
-// Builds one tar stream from files read in place: nothing is copied anywhere first. A file
-// that cannot be opened is reported and left out; one that shrinks while read is padded so
-// the archive stays valid, and reported.
+// Writes one tar archive from files read in place: nothing is copied anywhere first, and
+// file data moves through a few reused buffers. A file that cannot be opened is reported
+// and left out; one that shrinks while read is padded so the archive stays valid.
 
 export type TarSource =
-  | { kind: 'file'; name: string; path: string }
+  /** One file stored under `name`; `ready` is awaited first (the dump still being written). */
+  | { kind: 'file'; name: string; path: string; ready?: Promise<unknown> }
   | { kind: 'tree'; name: string; root: string; matcher: ExcludeMatcher }
-  /** Made when the stream reaches it, so it can describe everything before it. */
-  | { kind: 'generated'; name: string; data: (soFar: TarStats) => Buffer };
+  /** Made when the writer reaches it, so it can describe everything before it. */
+  | { kind: 'generated'; name: string; data: (soFar: TarStats) => Buffer | Promise<Buffer> };
 
 export interface TarStats {
   files: number;
@@ -27,7 +29,26 @@ export interface TarStats {
   excluded: number;
 }
 
+export interface TarOptions {
+  signal?: AbortSignal;
+  /** Content bytes read so far, for progress. */
+  onBytes?: (n: number) => void;
+  /** Called as each source is finished. */
+  onSourceDone?: (name: string) => void;
+}
+
 const CHUNK = 1 << 20;
+const POOL = 4;
+
+export function emptyTarStats(): TarStats {
+  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, unreadable: [], skipped: [], changed: [], excluded: 0 };
+}
+
+interface Ctx {
+  w: PooledWriter;
+  pool: BufferPool;
+  opts: TarOptions;
+}
 
 function entryFor(item: WalkItem, name: string, size: number): TarEntry {
   const st = item.stats;
@@ -36,26 +57,35 @@ function entryFor(item: WalkItem, name: string, size: number): TarEntry {
   return { name, type: item.type, size, mode: Number(st.mode), uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs: st.mtimeNs, linkname: item.linkname };
 }
 
-async function* fileContent(fh: FileHandle, size: number, rel: string, stats: TarStats): AsyncGenerator<Buffer> {
+/** Streams exactly `size` bytes of the file; zero-fills what it cannot read. */
+async function copyContent(c: Ctx, fh: FileHandle, size: number, name: string, stats: TarStats): Promise<void> {
   let left = size;
-  try {
-    while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      left -= bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+  let readError: unknown;
+  while (left > 0) {
+    c.opts.signal?.throwIfAborted();
+    const buf = await c.pool.take();
+    let n = 0;
+    try {
+      n = (await fh.read(buf, 0, Math.min(buf.length, left), null)).bytesRead;
+    } catch (err) {
+      readError = err;
     }
-  } catch (err) {
-    stats.unreadable.push({ rel, reason: `read failed part-way (${(err as NodeJS.ErrnoException).code ?? String(err)}); stored zero-filled` });
+    if (n === 0) {
+      c.pool.give(buf);
+      break;
+    }
+    left -= n;
+    c.opts.onBytes?.(n);
+    // Write errors (zstd gone) propagate: only read errors make a file "unreadable".
+    await c.w.write(n === buf.length ? buf : buf.subarray(0, n), () => c.pool.give(buf));
   }
-  if (left > 0) {
-    if (!stats.unreadable.some((p) => p.rel === rel)) stats.changed.push({ rel, reason: `shrank by ${left} bytes while read; zero-filled` });
-    for (; left > 0; left -= Math.min(left, CHUNK)) yield Buffer.alloc(Math.min(left, CHUNK));
-  }
+  if (left === 0) return;
+  if (readError) stats.unreadable.push({ rel: name, reason: `read failed part-way (${(readError as NodeJS.ErrnoException).code ?? String(readError)}); stored zero-filled` });
+  else stats.changed.push({ rel: name, reason: `shrank by ${left} bytes while read; zero-filled` });
+  for (; left > 0; left -= Math.min(left, CHUNK)) await c.w.write(Buffer.alloc(Math.min(left, CHUNK)));
 }
 
-async function* fileEntry(item: WalkItem, name: string, stats: TarStats, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+async function fileEntry(c: Ctx, item: WalkItem, name: string, stats: TarStats): Promise<void> {
   let fh: FileHandle;
   try {
     fh = await open(item.abs, 'r');
@@ -67,12 +97,10 @@ async function* fileEntry(item: WalkItem, name: string, stats: TarStats, onBytes
   try {
     // The size at open time is what the header promises; the walk's may be stale.
     const size = (await fh.stat()).size;
-    yield entryHeader(entryFor(item, name, size));
-    for await (const chunk of fileContent(fh, size, name, stats)) {
-      onBytes(chunk.length);
-      yield chunk;
-    }
-    yield padding(size);
+    await c.w.write(entryHeader(entryFor(item, name, size)));
+    await copyContent(c, fh, size, name, stats);
+    const pad = padding(size);
+    if (pad.length) await c.w.write(pad);
     stats.files++;
     stats.bytes += size;
   } finally {
@@ -80,55 +108,52 @@ async function* fileEntry(item: WalkItem, name: string, stats: TarStats, onBytes
   }
 }
 
-async function* treeEntries(src: Extract<TarSource, { kind: 'tree' }>, stats: TarStats, onBytes: (n: number) => void, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function treeEntries(c: Ctx, src: Extract<TarSource, { kind: 'tree' }>, stats: TarStats): Promise<void> {
   const hooks = { onExcluded: () => void stats.excluded++, onSkipped: (p: WalkProblem) => void stats.skipped.push({ ...p, rel: `${src.name}/${p.rel}` }) };
   for await (const item of walkTree(src.root, src.matcher, hooks)) {
-    signal?.throwIfAborted();
+    c.opts.signal?.throwIfAborted();
     const name = item.rel ? `${src.name}/${item.rel}` : src.name;
     if (item.type === 'file') {
-      yield* fileEntry(item, name, stats, onBytes);
+      await fileEntry(c, item, name, stats);
       continue;
     }
-    yield entryHeader(entryFor(item, name, 0));
+    await c.w.write(entryHeader(entryFor(item, name, 0)));
     if (item.type === 'dir') stats.dirs++;
     else stats.symlinks++;
   }
 }
 
-async function* generatedEntry(name: string, data: Buffer): AsyncGenerator<Buffer> {
-  const now = BigInt(Date.now()) * 1_000_000n;
+async function generatedEntry(c: Ctx, name: string, data: Buffer): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  yield entryHeader({ name, type: 'file', size: data.length, mode: 0o644, uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs: now });
-  yield data;
-  yield padding(data.length);
+  const mtimeNs = BigInt(Date.now()) * 1_000_000n;
+  await c.w.write(entryHeader({ name, type: 'file', size: data.length, mode: 0o644, uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs }));
+  await c.w.write(Buffer.concat([data, padding(data.length)]));
 }
 
-async function* archive(sources: TarSource[], stats: TarStats, onBytes: (n: number) => void, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  for (const src of sources) {
-    signal?.throwIfAborted();
-    if (src.kind === 'tree') yield* treeEntries(src, stats, onBytes, signal);
-    else if (src.kind === 'generated') yield* generatedEntry(src.name, src.data(stats));
-    else {
-      // Followed, not stored as a link: Debian's wp-config.php is a symlink into /etc.
-      const st = await stat(src.path, { bigint: true });
-      // Counts describe wp-content only; problems with any file are reported all the same.
-      const own = emptyTarStats();
-      yield* fileEntry({ rel: src.name, abs: src.path, type: 'file', stats: st }, src.name, own, onBytes);
-      stats.unreadable.push(...own.unreadable);
-      stats.changed.push(...own.changed);
-    }
-  }
-  yield END_OF_ARCHIVE;
+async function singleFile(c: Ctx, src: Extract<TarSource, { kind: 'file' }>, stats: TarStats): Promise<void> {
+  await src.ready;
+  // Followed, not stored as a link: Debian's wp-config.php is a symlink into /etc.
+  const st = await stat(src.path, { bigint: true });
+  // Counts describe wp-content only; problems with any file are reported all the same.
+  const own = emptyTarStats();
+  await fileEntry(c, { rel: src.name, abs: src.path, type: 'file', stats: st }, src.name, own);
+  stats.unreadable.push(...own.unreadable);
+  stats.changed.push(...own.changed);
 }
 
-export function emptyTarStats(): TarStats {
-  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, unreadable: [], skipped: [], changed: [], excluded: 0 };
-}
-
-/** A byte stream of the archive; `stats` fills in as it is read. */
-export function tarStream(sources: TarSource[], opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): { stream: Readable; stats: TarStats } {
+/** Writes the archive to `out` and ends it; resolves with what went in. */
+export async function writeTar(sources: TarSource[], out: Writable, opts: TarOptions = {}): Promise<TarStats> {
   const stats = emptyTarStats();
-  const stream = Readable.from(archive(sources, stats, opts.onBytes ?? (() => {}), opts.signal), { objectMode: false, highWaterMark: CHUNK });
-  return { stream, stats };
+  const c: Ctx = { w: new PooledWriter(out, opts.signal), pool: new BufferPool(POOL, CHUNK), opts };
+  for (const src of sources) {
+    opts.signal?.throwIfAborted();
+    if (src.kind === 'tree') await treeEntries(c, src, stats);
+    else if (src.kind === 'generated') await generatedEntry(c, src.name, await src.data(stats));
+    else await singleFile(c, src, stats);
+    opts.onSourceDone?.(src.name);
+  }
+  await c.w.write(END_OF_ARCHIVE);
+  await c.w.end();
+  return stats;
 }

@@ -1,0 +1,121 @@
+// The permission model, as data: every action, the resource it is about, and what each kind of principal may
+// do with it. authorize() only reads MATRIX, so a test (and the HTTP route matrix test) can walk the same table.
+
+export const ROLES = ['super_admin', 'node_admin', 'site_admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type Principal =
+  | { kind: 'user'; userId: string; role: Role; nodeIds: ReadonlySet<string>; siteIds: ReadonlySet<string> }
+  | { kind: 'node'; nodeId: string };
+
+/** What an action is about, i.e. which ids a route must put in the resource it passes to authorize(). */
+export type Scope = 'site' | 'node' | 'global';
+
+/** Every action with its scope. A site-scoped resource carries the site's nodeId too (from the database). */
+export const ACTIONS = {
+  'site.read': 'site',
+  'site.write': 'site', // create (resource: the node only), edit
+  'site.backup': 'site', // start a backup
+  'site.stop': 'site', // stop a running backup
+  'site.delete': 'site',
+  'backup.read': 'site',
+  'backup.download': 'site',
+  'backup.delete': 'site',
+  'daemon.reset': 'site', // reset a stuck backup to idle and clean its temp files
+  'node.read': 'node',
+  'node.write': 'node', // create (resource: none, so super_admin only), edit, delete
+  'node.join_code': 'node',
+  'agent.poll': 'node',
+  'agent.report': 'node', // about the node itself or one of its sites
+  'storage.read': 'global',
+  'storage.write': 'global',
+  'user.manage': 'global',
+  'audit.read': 'global',
+} as const satisfies Record<string, Scope>;
+export type Action = keyof typeof ACTIONS;
+export const ACTION_NAMES = Object.keys(ACTIONS) as Action[];
+
+/** any: whatever the resource; own: only resources in the principal's nodes/sites (see owns()); none: never. */
+export type Grant = 'any' | 'own' | 'none';
+export type Subject = Role | 'node';
+export type Decision = 'allow' | 'forbidden';
+
+const AGENT: Action[] = ['agent.poll', 'agent.report'];
+const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download'];
+const NODE_ADMIN_OWN: Action[] = [
+  ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'node.read', 'node.write', 'node.join_code',
+];
+
+// Agent actions are for agents alone, super_admin included: they act as "this node", and a user is no node.
+const GRANTS: Record<Subject, { any: Action[]; own: Action[] }> = {
+  super_admin: { any: ACTION_NAMES.filter((a) => !AGENT.includes(a)), own: [] },
+  node_admin: { any: ['storage.read'], own: NODE_ADMIN_OWN },
+  site_admin: { any: [], own: SITE_VIEWER },
+  node: { any: [], own: AGENT },
+};
+
+function expand(g: { any: Action[]; own: Action[] }): Readonly<Record<Action, Grant>> {
+  const row = Object.fromEntries(ACTION_NAMES.map((a) => [a, g.any.includes(a) ? 'any' : g.own.includes(a) ? 'own' : 'none']));
+  return Object.freeze(row as Record<Action, Grant>);
+}
+
+/** The whole matrix: MATRIX[subject][action]. */
+export const MATRIX: Readonly<Record<Subject, Readonly<Record<Action, Grant>>>> = Object.freeze({
+  super_admin: expand(GRANTS.super_admin),
+  node_admin: expand(GRANTS.node_admin),
+  site_admin: expand(GRANTS.site_admin),
+  node: expand(GRANTS.node),
+});
+
+/**
+ * Ids of the thing acted on. They must come from the database (the site's real node), never from the request,
+ * or a caller could claim a foreign site sits on their node. A missing id counts as "not yours".
+ */
+export interface Resource {
+  nodeId?: string;
+  siteId?: string;
+}
+
+export function isAction(s: string): s is Action {
+  return Object.hasOwn(ACTIONS, s);
+}
+
+export function isRole(s: string): s is Role {
+  return (ROLES as readonly string[]).includes(s);
+}
+
+export function subjectOf(p: Principal): Subject {
+  return p.kind === 'node' ? 'node' : p.role;
+}
+
+/** node_admin and agents own what is on their nodes; site_admin owns their sites. */
+function owns(p: Principal, r: Resource): boolean {
+  if (p.kind === 'node') return !!r.nodeId && r.nodeId === p.nodeId;
+  if (p.role === 'node_admin') return !!r.nodeId && p.nodeIds.has(r.nodeId);
+  if (p.role === 'site_admin') return !!r.siteId && p.siteIds.has(r.siteId);
+  return false;
+}
+
+function grantFor(p: Principal, action: Action): Grant {
+  // Routes may hand us strings from elsewhere: an unknown role or action is refused, not crashed on.
+  const subject = subjectOf(p);
+  return Object.hasOwn(MATRIX, subject) && isAction(action) ? MATRIX[subject][action] : 'none';
+}
+
+export function authorize(p: Principal, action: Action, resource: Resource): Decision {
+  const grant = grantFor(p, action);
+  if (grant === 'any') return 'allow';
+  return grant === 'own' && owns(p, resource) ? 'allow' : 'forbidden';
+}
+
+/** Which sites a principal may list (site.read), as a filter a query can use: site.node_id IN nodeIds OR id IN siteIds. */
+export type SiteFilter = { all: true } | { all: false; nodeIds: string[]; siteIds: string[] };
+
+export function siteFilter(p: Principal): SiteFilter {
+  const grant = grantFor(p, 'site.read');
+  if (grant === 'any') return { all: true };
+  if (grant === 'none' || p.kind === 'node') return { all: false, nodeIds: [], siteIds: [] };
+  return p.role === 'node_admin'
+    ? { all: false, nodeIds: [...p.nodeIds], siteIds: [] }
+    : { all: false, nodeIds: [], siteIds: [...p.siteIds] };
+}
