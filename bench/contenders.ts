@@ -190,7 +190,7 @@ export async function runOurs(ctx: BenchContext): Promise<ContenderResult> {
       let t0 = 0;
       const step: Step = {
         label: 'wpbackup backup',
-        argv: [process.execPath, join(REPO, 'src/cli/main.ts'), 'backup', '--site', ctx.site.dir, '--to', `s3://${bucket}/bench`, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
+        argv: [join(REPO, 'bin/wpbackup.js'), 'backup', '--site', ctx.site.dir, '--to', `s3://${bucket}/bench`, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
         env: s3Env(ctx.s3),
         cwd: REPO,
         onLine: (line, at) => {

@@ -239,6 +239,7 @@ async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks):
   const { put } = await bundleAndUpload({
     storage: o.storage,
     key: b.key,
+    workDir: b.runDir.path,
     sources: [...h.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }],
     zstdLevel: o.zstdLevel ?? 3,
     nice: o.nice,

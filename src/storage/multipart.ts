@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WpbError, badInput, failure, stopped } from '../errors.ts';
+import { canReadInto, type ReadInto } from '../fd-readable.ts';
 
 // Chops a stream into parts and uploads a few at a time through a PartSink. The sink hides
 // who signs the requests: S3 credentials today, presigned part URLs handed out by the
@@ -126,6 +127,7 @@ class MultipartUpload {
 
   /** Fills one part buffer at a time; startPart blocks while the window is full (backpressure). */
   private async readParts(): Promise<void> {
+    if (canReadInto(this.body)) return this.readPartsDirect(this.body);
     let part = this.buffer();
     let filled = 0;
     for await (const chunk of this.body as AsyncIterable<Buffer | string>) {
@@ -144,6 +146,26 @@ class MultipartUpload {
       this.throwIfFailed();
     }
     // An empty body still becomes one (empty) part, so the object exists.
+    if (filled > 0 || this.partCount === 0) await this.startPart(part.subarray(0, filled));
+  }
+
+  /** The same, reading straight into the part buffers: no per-chunk buffers, no copies. */
+  private async readPartsDirect(body: ReadInto): Promise<void> {
+    let part = this.buffer();
+    let filled = 0;
+    for (;;) {
+      this.throwIfFailed();
+      const n = await body.readInto(part, filled, this.partSize - filled);
+      if (n === 0) break;
+      this.hash.update(part.subarray(filled, filled + n));
+      this.size += n;
+      filled += n;
+      if (filled < this.partSize) continue;
+      await this.startPart(part);
+      part = this.buffer();
+      filled = 0;
+    }
+    this.throwIfFailed();
     if (filled > 0 || this.partCount === 0) await this.startPart(part.subarray(0, filled));
   }
 

@@ -1,6 +1,8 @@
 import { stopped, WpbError } from '../../errors.ts';
 import type { PendingUpload, PutResult, Storage } from '../../storage/storage.ts';
-import { startChild } from '../child.ts';
+import { join } from 'node:path';
+import { openFifo } from '../../fd-readable.ts';
+import { startChild, type Child } from '../child.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
 
@@ -11,6 +13,8 @@ import { Throttle } from '../throttle.ts';
 export interface BundleOptions {
   storage: Storage;
   key: string;
+  /** The run's temp dir, for the FIFO zstd writes into. */
+  workDir: string;
   sources: TarSource[];
   zstdLevel: number;
   nice?: number;
@@ -33,15 +37,25 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
   const stopAll = (): void => inner.abort();
   o.signal?.addEventListener('abort', stopAll, { once: true });
   let firstError: unknown;
+  const cleanups: (() => void)[] = [];
   const fail = (err: unknown): never => {
     firstError ??= err;
     inner.abort();
     throw err;
   };
   try {
-    const zstd = startChild('zstd', ['-T0', '-q', '-c', `-${o.zstdLevel}`], { signal: inner.signal, nice: o.nice });
-    const { stdin, stdout } = zstd.proc;
-    if (!stdin || !stdout) throw new Error('zstd has no pipes');
+    // zstd writes into a FIFO the uploader reads straight into its part buffers.
+    const fifo = await openFifo(join(o.workDir, 'zstd.out'));
+    cleanups.push(() => fifo.reader.destroy());
+    let zstd: Child;
+    try {
+      zstd = startChild('zstd', ['-T0', '-q', '-c', `-${o.zstdLevel}`], { signal: inner.signal, nice: o.nice, stdio: ['pipe', fifo.writeFd, 'pipe'] });
+    } finally {
+      fifo.closeWriter();
+    }
+    const stdin = zstd.proc.stdin;
+    const stdout = fifo.reader;
+    if (!stdin) throw new Error('zstd has no stdin');
     const tar = writeTar(o.sources, stdin, { signal: inner.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
     const bundled = Promise.all([tar, zstd.done])
       .then(([stats]) => {
@@ -63,5 +77,6 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     return { put: putResult, stats: b.value };
   } finally {
     o.signal?.removeEventListener('abort', stopAll);
+    for (const c of cleanups) c();
   }
 }

@@ -1,0 +1,134 @@
+import { ConflictError, isConflict } from './errors.ts';
+import { ACTIVE_STATES, JOB_COLUMNS, LEASED_STATES, insertJob, toJob } from './job-rows.ts';
+import type { JobRow, JobType } from './job-rows.ts';
+import { expireLeases, finishJob, requestCancel, resetSite } from './job-endings.ts';
+import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
+import type { Raw, RepoContext } from './rows.ts';
+
+export type { JobRow, JobState, JobType } from './job-rows.ts';
+export type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
+
+// The job queue. A job is queued for a site's node, claimed by that node's agent under a
+// lease it renews by heartbeats, and ends done, failed or cancelled. Everything that must be
+// atomic across server processes is one statement or one transaction:
+// - one live job per site and type: the partial unique index jobs_one_active;
+// - a claim hands a job to one agent: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
+//   LOCKED) on PostgreSQL, the same statement in a BEGIN IMMEDIATE transaction on SQLite.
+
+export class JobsRepo {
+  readonly #ctx: RepoContext;
+
+  constructor(ctx: RepoContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Queues a backup and marks the site running, together. A ConflictError ('active_job')
+   * when the site already has a backup queued or running, however many callers race;
+   * a NotFoundError for an unknown site.
+   */
+  async enqueueBackup(siteId: string, opts: { storageId?: string } = {}): Promise<JobRow> {
+    const now = this.#ctx.now();
+    try {
+      return await this.#ctx.db.transaction(async (tx) => {
+        const job = await insertJob(tx, { type: 'backup', siteId, storageId: opts.storageId, now });
+        await tx.exec(
+          `UPDATE sites SET status = 'running', progress = 0, stage = NULL, stage_detail = 'Queued', error = NULL,
+           started_at = ?, finished_at = NULL, current_job_id = ?, updated_at = ? WHERE id = ?`,
+          [now, job.id, now, siteId],
+        );
+        return job;
+      });
+    } catch (err) {
+      if (isConflict(err, 'duplicate')) throw new ConflictError('active_job', `Site ${siteId} already has a backup queued or running`, err);
+      throw err;
+    }
+  }
+
+  /** Queues a clean-up job for the site's agent, or returns the one already queued. */
+  async enqueueReset(siteId: string): Promise<JobRow> {
+    return this.#ctx.db.transaction((tx) => insertJob(tx, { type: 'reset', siteId, now: this.#ctx.now(), orExisting: true }));
+  }
+
+  async get(id: string): Promise<JobRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`, [id]);
+    return row && toJob(row);
+  }
+
+  async activeForSite(siteId: string, type: JobType = 'backup'): Promise<JobRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE site_id = ? AND type = ? AND state IN ${ACTIVE_STATES}`, [siteId, type]);
+    return row && toJob(row);
+  }
+
+  async listForSite(siteId: string, limit = 20): Promise<JobRow[]> {
+    const rows = await this.#ctx.db.query<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE site_id = ? ORDER BY created_at DESC, id LIMIT ?`, [siteId, limit]);
+    return rows.map(toJob);
+  }
+
+  /** The node's oldest queued job, now claimed by it until now + leaseMs; undefined when none. */
+  async claimNext(nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
+    const now = this.#ctx.now();
+    const lock = this.#ctx.db.dialect === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
+    const sql = `UPDATE jobs SET state = 'claimed', claimed_by = ?, lease_until = ?, attempt = attempt + 1, updated_at = ?
+      WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE node_id = ? AND state = 'queued' ORDER BY created_at, id LIMIT 1 ${lock})
+      RETURNING ${JOB_COLUMNS}`;
+    const params = [nodeId, now + leaseMs, now, nodeId];
+    // One statement is atomic on PostgreSQL; SQLite gets it inside BEGIN IMMEDIATE, so it
+    // holds the write lock from the read to the write even against another process.
+    const row =
+      this.#ctx.db.dialect === 'postgres' ? await this.#ctx.db.get<Raw>(sql, params) : await this.#ctx.db.transaction((tx) => tx.get<Raw>(sql, params));
+    return row && toJob(row);
+  }
+
+  /** The agent started work on a job it claimed. */
+  async markRunning(jobId: string, nodeId: string): Promise<boolean> {
+    const sql = `UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
+    return (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
+  }
+
+  /**
+   * Renews the lease of a job the node holds. undefined means it holds it no longer
+   * (expired, reset, finished): the agent stops. cancelRequested asks it to stop too.
+   */
+  async heartbeat(jobId: string, nodeId: string, leaseMs: number): Promise<{ cancelRequested: boolean; leaseUntil: number } | undefined> {
+    const now = this.#ctx.now();
+    const row = await this.#ctx.db.get<Raw>(
+      `UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND state IN ${LEASED_STATES} RETURNING ${JOB_COLUMNS}`,
+      [now + leaseMs, now, jobId, nodeId],
+    );
+    if (!row) return undefined;
+    const job = toJob(row);
+    return { cancelRequested: job.cancelRequested, leaseUntil: job.leaseUntil ?? now + leaseMs };
+  }
+
+  /** Same as heartbeat. */
+  extendLease(jobId: string, nodeId: string, leaseMs: number): Promise<{ cancelRequested: boolean; leaseUntil: number } | undefined> {
+    return this.heartbeat(jobId, nodeId, leaseMs);
+  }
+
+  /** Records the multipart upload the server created for the job, so it can abort it later. */
+  async setUpload(jobId: string, nodeId: string, u: { storageId: string; uploadKey: string; uploadId: string }): Promise<boolean> {
+    const sql = `UPDATE jobs SET storage_id = ?, upload_key = ?, upload_id = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND state IN ${LEASED_STATES}`;
+    return (await this.#ctx.db.exec(sql, [u.storageId, u.uploadKey, u.uploadId, this.#ctx.now(), jobId, nodeId])) === 1;
+  }
+
+  /** The agent's last word on a job; the site's state follows. undefined if the node no longer holds it. */
+  finish(jobId: string, nodeId: string, outcome: JobOutcome): Promise<JobRow | undefined> {
+    return finishJob(this.#ctx, jobId, nodeId, outcome);
+  }
+
+  /** The stop endpoint: a queued backup is cancelled at once, a running one is asked to stop. */
+  requestCancel(siteId: string): Promise<CancelResult | undefined> {
+    return requestCancel(this.#ctx, siteId);
+  }
+
+  /** The reset endpoint: cancels the site's backup jobs, idles the site, queues a clean-up job. */
+  resetSite(siteId: string): Promise<ResetResult> {
+    return resetSite(this.#ctx, siteId);
+  }
+
+  /** Fails every job whose lease ran out before now, and its site; each is returned to one caller only. */
+  expireLeases(now: number = this.#ctx.now()): Promise<JobRow[]> {
+    return expireLeases(this.#ctx, now);
+  }
+}

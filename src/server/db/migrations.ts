@@ -1,0 +1,169 @@
+// The schema's history, oldest first. Written once for both databases, in the subset they
+// share: TEXT uuids, BIGINT epoch milliseconds (UTC) for every timestamp, INTEGER 0/1 for
+// booleans, TEXT for JSON and for encrypted blobs (base64). An applied migration is never
+// edited (its checksum is recorded and checked): add a new one instead. A migration that
+// truly cannot be portable may give { sqlite, postgres } instead of one string.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string | { sqlite: string; postgres: string };
+}
+
+const ACTIVE = `state IN ('queued', 'claimed', 'running')`;
+
+const initial = `
+CREATE TABLE nodes (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'active', 'disabled')),
+  last_seen BIGINT,
+  quota_bytes BIGINT CHECK (quota_bytes >= 0),
+  node_key_hash TEXT UNIQUE,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  email TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('super_admin', 'node_admin', 'site_admin')),
+  created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX users_email_ci ON users (lower(email));
+
+CREATE TABLE storage_providers (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL CHECK (type IN ('local', 's3')),
+  root_path TEXT,
+  endpoint TEXT,
+  bucket TEXT,
+  region TEXT,
+  path_style INTEGER NOT NULL DEFAULT 0 CHECK (path_style IN (0, 1)),
+  prefix TEXT NOT NULL DEFAULT '',
+  credentials_enc TEXT,
+  is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+  created_at BIGINT NOT NULL,
+  CHECK (type <> 'local' OR root_path IS NOT NULL),
+  CHECK (type <> 's3' OR bucket IS NOT NULL)
+);
+-- At most one default provider, enforced by the database rather than by care.
+CREATE UNIQUE INDEX storage_providers_one_default ON storage_providers (is_default) WHERE is_default = 1;
+
+-- current_job_id and last_backup_id have no foreign key: jobs and backups refer to sites, and
+-- a cycle of foreign keys cannot be created portably. The repositories keep them consistent.
+CREATE TABLE sites (
+  id TEXT PRIMARY KEY,
+  node_id TEXT NOT NULL REFERENCES nodes (id),
+  name TEXT NOT NULL,
+  wp_path TEXT NOT NULL,
+  db_name TEXT,
+  excludes TEXT NOT NULL DEFAULT '[]',
+  quota_bytes BIGINT CHECK (quota_bytes >= 0),
+  schedule_cron TEXT,
+  retention_count INTEGER CHECK (retention_count > 0),
+  status TEXT NOT NULL DEFAULT 'idle' CHECK (status IN ('idle', 'running', 'completed', 'failed', 'stopped')),
+  progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+  stage TEXT,
+  stage_detail TEXT,
+  error TEXT,
+  started_at BIGINT,
+  finished_at BIGINT,
+  current_job_id TEXT,
+  last_backup_id TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+-- Also the index for "sites of a node" (its leading column).
+CREATE UNIQUE INDEX sites_node_path ON sites (node_id, wp_path);
+
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  type TEXT NOT NULL CHECK (type IN ('backup', 'reset')),
+  site_id TEXT NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+  node_id TEXT NOT NULL REFERENCES nodes (id),
+  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'claimed', 'running', 'done', 'failed', 'cancelled')),
+  claimed_by TEXT REFERENCES nodes (id) ON DELETE SET NULL,
+  lease_until BIGINT,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  storage_id TEXT REFERENCES storage_providers (id) ON DELETE SET NULL,
+  upload_key TEXT,
+  upload_id TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+  error TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+-- The race guard: one live job of each type per site, whoever inserts it.
+CREATE UNIQUE INDEX jobs_one_active ON jobs (site_id, type) WHERE ${ACTIVE};
+CREATE INDEX jobs_site_state ON jobs (site_id, state);
+CREATE INDEX jobs_queue ON jobs (node_id, state, created_at);
+CREATE INDEX jobs_claimed_by ON jobs (claimed_by);
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE ${ACTIVE};
+
+CREATE TABLE backups (
+  id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites (id),
+  storage_id TEXT NOT NULL REFERENCES storage_providers (id),
+  job_id TEXT,
+  key TEXT NOT NULL,
+  filename TEXT NOT NULL,
+  size BIGINT CHECK (size >= 0),
+  sha256 TEXT,
+  status TEXT NOT NULL CHECK (status IN ('uploading', 'completed', 'failed', 'deleting')),
+  created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX backups_storage_key ON backups (storage_id, key);
+CREATE INDEX backups_site_created ON backups (site_id, created_at);
+
+CREATE TABLE user_nodes (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  node_id TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+  PRIMARY KEY (user_id, node_id)
+);
+CREATE INDEX user_nodes_node ON user_nodes (node_id);
+
+CREATE TABLE user_sites (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  site_id TEXT NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
+  PRIMARY KEY (user_id, site_id)
+);
+CREATE INDEX user_sites_site ON user_sites (site_id);
+
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL CHECK (kind IN ('session', 'api')),
+  name TEXT,
+  expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT
+);
+CREATE INDEX tokens_user ON tokens (user_id);
+
+CREATE TABLE join_codes (
+  code_hash TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  used_by_node TEXT REFERENCES nodes (id) ON DELETE SET NULL,
+  created_by TEXT REFERENCES users (id) ON DELETE SET NULL,
+  created_at BIGINT NOT NULL
+);
+
+-- No foreign keys: the log outlives the users, nodes and sites it mentions.
+CREATE TABLE audit_log (
+  id TEXT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  user_id TEXT,
+  node_id TEXT,
+  action TEXT NOT NULL,
+  target_type TEXT,
+  target_id TEXT,
+  detail TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: initial }];

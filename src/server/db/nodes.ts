@@ -1,0 +1,102 @@
+import { assignments, newId, num, numOrNull, str } from './rows.ts';
+import type { Raw, RepoContext } from './rows.ts';
+
+// Web servers running an agent. A node joins as pending or active; the hash of its node key
+// is how its requests are recognised (the key itself is shown once and never stored).
+
+export type NodeStatus = 'pending' | 'active' | 'disabled';
+
+export interface NodeRow {
+  id: string;
+  hostname: string;
+  status: NodeStatus;
+  lastSeen: number | null;
+  quotaBytes: number | null;
+  hasKey: boolean;
+  createdAt: number;
+}
+
+export interface NewNode {
+  hostname: string;
+  status?: NodeStatus;
+  quotaBytes?: number | null;
+  nodeKeyHash?: string;
+}
+
+export interface NodePatch {
+  hostname?: string;
+  status?: NodeStatus;
+  quotaBytes?: number | null;
+}
+
+const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, created_at';
+
+function toNode(r: Raw): NodeRow {
+  return {
+    id: str(r.id),
+    hostname: str(r.hostname),
+    status: r.status as NodeStatus,
+    lastSeen: numOrNull(r.last_seen),
+    quotaBytes: numOrNull(r.quota_bytes),
+    hasKey: Boolean(r.has_key),
+    createdAt: num(r.created_at),
+  };
+}
+
+export class NodesRepo {
+  readonly #ctx: RepoContext;
+
+  constructor(ctx: RepoContext) {
+    this.#ctx = ctx;
+  }
+
+  async create(n: NewNode): Promise<NodeRow> {
+    const row = await this.#ctx.db.get<Raw>(
+      `INSERT INTO nodes (id, hostname, status, quota_bytes, node_key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
+      [newId(), n.hostname, n.status ?? 'pending', n.quotaBytes, n.nodeKeyHash, this.#ctx.now()],
+    );
+    return toNode(row as Raw);
+  }
+
+  async get(id: string): Promise<NodeRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE id = ?`, [id]);
+    return row && toNode(row);
+  }
+
+  async list(): Promise<NodeRow[]> {
+    return (await this.#ctx.db.query<Raw>(`SELECT ${COLUMNS} FROM nodes ORDER BY hostname, id`)).map(toNode);
+  }
+
+  /** The node whose key hashes to keyHash: how an agent's request is authenticated. */
+  async findByKeyHash(keyHash: string): Promise<NodeRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE node_key_hash = ?`, [keyHash]);
+    return row && toNode(row);
+  }
+
+  async update(id: string, patch: NodePatch): Promise<NodeRow | undefined> {
+    const set = assignments(patch, { hostname: 'hostname', status: 'status', quotaBytes: 'quota_bytes' });
+    if (set.sql === '') return this.get(id);
+    const row = await this.#ctx.db.get<Raw>(`UPDATE nodes SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]);
+    return row && toNode(row);
+  }
+
+  /** Replaces the node key (enrollment, rotation); the old key stops working at once. */
+  async setKeyHash(id: string, keyHash: string): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE nodes SET node_key_hash = ? WHERE id = ?', [keyHash, id])) === 1;
+  }
+
+  /**
+   * Records that the node was heard from. Writes only when last_seen is older than minGapMs,
+   * so agents polling every second do not turn every request into a write.
+   */
+  async touch(id: string, minGapMs = 5000): Promise<boolean> {
+    const now = this.#ctx.now();
+    const sql = 'UPDATE nodes SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)';
+    return (await this.#ctx.db.exec(sql, [now, id, now - minGapMs])) === 1;
+  }
+
+  /** Refused with a ConflictError ('reference') while sites still belong to the node. */
+  async remove(id: string): Promise<boolean> {
+    return (await this.#ctx.db.exec('DELETE FROM nodes WHERE id = ?', [id])) === 1;
+  }
+}

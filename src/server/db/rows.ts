@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import type { Param, Queryable } from './db.ts';
+
+// Small pieces every repository uses. Timestamps are epoch milliseconds (UTC) throughout;
+// the API turns them into ISO-8601 strings.
+
+export interface RepoContext {
+  db: Queryable;
+  /** The clock, replaceable in tests. */
+  now: () => number;
+}
+
+export const newId = (): string => randomUUID();
+
+/** Rows come back with snake_case keys and driver types; mappers read them through this. */
+export type Raw = Record<string, unknown>;
+
+export function str(v: unknown): string {
+  return String(v);
+}
+
+export function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+export function num(v: unknown): number {
+  return Number(v);
+}
+
+export function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+/** INTEGER 0/1 on both databases. */
+export function bool(v: unknown): boolean {
+  return v === 1 || v === true || v === '1';
+}
+
+export function json<T>(v: unknown, fallback: T): T {
+  if (typeof v !== 'string' || v === '') return fallback;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * "a = ?, b = ?" for the fields of a patch that are present (null clears a column, undefined
+ * leaves it alone), with their values. columns maps patch keys to column names.
+ */
+export function assignments<K extends string>(patch: Partial<Record<K, Param>>, columns: Record<K, string>): { sql: string; params: Param[] } {
+  const sets: string[] = [];
+  const params: Param[] = [];
+  for (const key of Object.keys(columns) as K[]) {
+    if (!(key in patch) || patch[key] === undefined) continue;
+    sets.push(`${columns[key]} = ?`);
+    params.push(patch[key]);
+  }
+  return { sql: sets.join(', '), params };
+}
+
