@@ -73,7 +73,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): S3Settings {
   const secretAccessKey = nonEmpty(env.AWS_SECRET_ACCESS_KEY);
   if (!accessKeyId || !secretAccessKey) {
     const missing = [accessKeyId ? '' : 'AWS_ACCESS_KEY_ID', secretAccessKey ? '' : 'AWS_SECRET_ACCESS_KEY'].filter(Boolean).join(' and ');
-    throw badInput(`No S3 credentials: ${missing} is not set`, 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a JSON config file in WPBACKUP_S3_CONFIG');
+    throw badInput(`No S3 credentials: ${missing} ${missing.includes(" and ") ? "are" : "is"} not set`, 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a JSON config file in WPBACKUP_S3_CONFIG');
   }
   const sessionToken = nonEmpty(env.AWS_SESSION_TOKEN);
   return {

@@ -15,6 +15,8 @@ export interface BackupRow {
   key: string;
   filename: string;
   size: number | null;
+  /** Bytes that went into the archive (dump plus files), when the agent reported them. */
+  sourceBytes: number | null;
   sha256: string | null;
   status: BackupStatus;
   createdAt: number;
@@ -28,7 +30,7 @@ export interface NewBackup {
   filename: string;
 }
 
-const COLUMNS = 'id, site_id, storage_id, job_id, key, filename, size, sha256, status, created_at';
+const COLUMNS = 'id, site_id, storage_id, job_id, key, filename, size, source_bytes, sha256, status, created_at';
 
 function toBackup(r: Raw): BackupRow {
   return {
@@ -39,6 +41,7 @@ function toBackup(r: Raw): BackupRow {
     key: str(r.key),
     filename: str(r.filename),
     size: numOrNull(r.size),
+    sourceBytes: numOrNull(r.source_bytes),
     sha256: strOrNull(r.sha256),
     status: r.status as BackupStatus,
     createdAt: num(r.created_at),
@@ -60,10 +63,10 @@ export class BackupsRepo {
     return toBackup(row as Raw);
   }
 
-  async complete(id: string, r: { size: number; sha256: string }): Promise<BackupRow | undefined> {
+  async complete(id: string, r: { size: number; sha256: string; sourceBytes?: number | null }): Promise<BackupRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(
-      `UPDATE backups SET status = 'completed', size = ?, sha256 = ? WHERE id = ? AND status = 'uploading' RETURNING ${COLUMNS}`,
-      [r.size, r.sha256, id],
+      `UPDATE backups SET status = 'completed', size = ?, sha256 = ?, source_bytes = ? WHERE id = ? AND status = 'uploading' RETURNING ${COLUMNS}`,
+      [r.size, r.sha256, r.sourceBytes, id],
     );
     return row && toBackup(row);
   }
@@ -120,5 +123,16 @@ export class BackupsRepo {
       [nodeId],
     );
     return num(row?.bytes);
+  }
+
+  /**
+   * Archive bytes per source byte over completed backups (of one site, or of all): the quota
+   * estimate for a site without a backup yet is its size times this. undefined when unknown.
+   */
+  async compressionRatio(siteId?: string): Promise<number | undefined> {
+    const where = `status = 'completed' AND size IS NOT NULL AND source_bytes > 0${siteId === undefined ? '' : ' AND site_id = ?'}`;
+    const row = await this.#ctx.db.get<Raw>(`SELECT SUM(size) AS packed, SUM(source_bytes) AS source FROM backups WHERE ${where}`, siteId === undefined ? [] : [siteId]);
+    const [packed, source] = [Number(row?.packed ?? 0), Number(row?.source ?? 0)];
+    return source > 0 ? packed / source : undefined;
   }
 }

@@ -25,6 +25,12 @@ export interface Queryable {
    * transaction handle, it nests as a savepoint.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * The same database, for writes whose last few may be lost if the database server crashes
+   * (progress reports, last-seen times): PostgreSQL does not wait for the WAL flush on them.
+   * SQLite (synchronous=NORMAL in WAL mode) and transaction handles return themselves.
+   */
+  readonly relaxed: Queryable;
 }
 
 export interface Db extends Queryable {

@@ -3,13 +3,18 @@ import { ACTIVE_STATES, JOB_COLUMNS, LEASED_STATES, insertJob, toJob } from './j
 import type { JobRow, JobType } from './job-rows.ts';
 import { expireLeases, finishJob, requestCancel, resetSite } from './job-endings.ts';
 import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
+import { reportProgress } from './job-report.ts';
+import type { ReportReply } from './job-report.ts';
 import type { Raw, RepoContext } from './rows.ts';
+import type { Progress } from './sites.ts';
 
 export type { JobRow, JobState, JobType } from './job-rows.ts';
 export type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
+export type { ReportReply } from './job-report.ts';
 
 // The job queue. A job is queued for a site's node, claimed by that node's agent under a
-// lease it renews by heartbeats, and ends done, failed or cancelled. Everything that must be
+// lease it renews with each progress report (report) or heartbeat, and ends done, failed or
+// cancelled (job-endings.ts). Everything that must be
 // atomic across server processes is one statement or one transaction:
 // - one live job per site and type: the partial unique index jobs_one_active;
 // - a claim hands a job to one agent: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
@@ -65,12 +70,15 @@ export class JobsRepo {
     return rows.map(toJob);
   }
 
-  /** The node's oldest queued job, now claimed by it until now + leaseMs; undefined when none. */
+  /**
+   * The node's oldest queued job, now claimed by it until now + leaseMs; undefined when none.
+   * Clean-up (reset) jobs go first, so they never run after a backup queued behind them.
+   */
   async claimNext(nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
     const now = this.#ctx.now();
     const lock = this.#ctx.db.dialect === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
     const sql = `UPDATE jobs SET state = 'claimed', claimed_by = ?, lease_until = ?, attempt = attempt + 1, updated_at = ?
-      WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE node_id = ? AND state = 'queued' ORDER BY created_at, id LIMIT 1 ${lock})
+      WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE node_id = ? AND state = 'queued' ORDER BY CASE WHEN type = 'reset' THEN 0 ELSE 1 END, created_at, id LIMIT 1 ${lock})
       RETURNING ${JOB_COLUMNS}`;
     const params = [nodeId, now + leaseMs, now, nodeId];
     // One statement is atomic on PostgreSQL; SQLite gets it inside BEGIN IMMEDIATE, so it
@@ -104,6 +112,14 @@ export class JobsRepo {
   /** Same as heartbeat. */
   extendLease(jobId: string, nodeId: string, leaseMs: number): Promise<{ cancelRequested: boolean; leaseUntil: number } | undefined> {
     return this.heartbeat(jobId, nodeId, leaseMs);
+  }
+
+  /**
+   * The progress endpoint's one call: writes the site's progress and renews the lease (a
+   * claimed job becomes running). undefined: the job is no longer this node's to run, stop.
+   */
+  report(jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
+    return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p);
   }
 
   /** Records the multipart upload the server created for the job, so it can abort it later. */

@@ -51,6 +51,7 @@ CREATE TABLE storage_providers (
 -- At most one default provider, enforced by the database rather than by care.
 CREATE UNIQUE INDEX storage_providers_one_default ON storage_providers (is_default) WHERE is_default = 1;
 
+-- size_bytes: the site's database and wp-content as last measured, for the quota estimate.
 -- current_job_id and last_backup_id have no foreign key: jobs and backups refer to sites, and
 -- a cycle of foreign keys cannot be created portably. The repositories keep them consistent.
 CREATE TABLE sites (
@@ -61,6 +62,7 @@ CREATE TABLE sites (
   db_name TEXT,
   excludes TEXT NOT NULL DEFAULT '[]',
   quota_bytes BIGINT CHECK (quota_bytes >= 0),
+  size_bytes BIGINT CHECK (size_bytes >= 0),
   schedule_cron TEXT,
   retention_count INTEGER CHECK (retention_count > 0),
   status TEXT NOT NULL DEFAULT 'idle' CHECK (status IN ('idle', 'running', 'completed', 'failed', 'stopped')),
@@ -102,6 +104,7 @@ CREATE INDEX jobs_queue ON jobs (node_id, state, created_at);
 CREATE INDEX jobs_claimed_by ON jobs (claimed_by);
 CREATE INDEX jobs_lease ON jobs (lease_until) WHERE ${ACTIVE};
 
+-- source_bytes: what went into the archive, so size / source_bytes is the compression ratio.
 CREATE TABLE backups (
   id TEXT PRIMARY KEY,
   site_id TEXT NOT NULL REFERENCES sites (id),
@@ -110,6 +113,7 @@ CREATE TABLE backups (
   key TEXT NOT NULL,
   filename TEXT NOT NULL,
   size BIGINT CHECK (size >= 0),
+  source_bytes BIGINT CHECK (source_bytes >= 0),
   sha256 TEXT,
   status TEXT NOT NULL CHECK (status IN ('uploading', 'completed', 'failed', 'deleting')),
   created_at BIGINT NOT NULL

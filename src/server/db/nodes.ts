@@ -92,7 +92,7 @@ export class NodesRepo {
   async touch(id: string, minGapMs = 5000): Promise<boolean> {
     const now = this.#ctx.now();
     const sql = 'UPDATE nodes SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)';
-    return (await this.#ctx.db.exec(sql, [now, id, now - minGapMs])) === 1;
+    return (await this.#ctx.db.relaxed.exec(sql, [now, id, now - minGapMs])) === 1;
   }
 
   /** Refused with a ConflictError ('reference') while sites still belong to the node. */

@@ -27,6 +27,8 @@ export interface SiteRow extends BackupState {
   dbName: string | null;
   excludes: string[];
   quotaBytes: number | null;
+  /** Database plus wp-content as last measured; null until an agent reports it. */
+  sizeBytes: number | null;
   scheduleCron: string | null;
   retentionCount: number | null;
   createdAt: number;
@@ -40,6 +42,7 @@ export interface NewSite {
   dbName?: string | null;
   excludes?: string[];
   quotaBytes?: number | null;
+  sizeBytes?: number | null;
   scheduleCron?: string | null;
   retentionCount?: number | null;
 }
@@ -57,11 +60,12 @@ export interface SiteFilter {
   /** Only sites this user is assigned, directly or through their node. */
   visibleTo?: string;
   limit?: number;
+  /** Only with limit. */
   offset?: number;
 }
 
 const STATE_COLUMNS = 'status, progress, stage, stage_detail, error, started_at, finished_at, current_job_id, last_backup_id';
-const COLUMNS = `id, node_id, name, wp_path, db_name, excludes, quota_bytes, schedule_cron, retention_count, created_at, updated_at, ${STATE_COLUMNS}`;
+const COLUMNS = `id, node_id, name, wp_path, db_name, excludes, quota_bytes, size_bytes, schedule_cron, retention_count, created_at, updated_at, ${STATE_COLUMNS}`;
 
 function toState(r: Raw): BackupState {
   return {
@@ -86,12 +90,17 @@ function toSite(r: Raw): SiteRow {
     dbName: strOrNull(r.db_name),
     excludes: json<string[]>(r.excludes, []),
     quotaBytes: numOrNull(r.quota_bytes),
+    sizeBytes: numOrNull(r.size_bytes),
     scheduleCron: strOrNull(r.schedule_cron),
     retentionCount: numOrNull(r.retention_count),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
     ...toState(r),
   };
+}
+
+export function checkProgress(progress: number): void {
+  if (!Number.isInteger(progress) || progress < 0 || progress > 100) throw badInput(`Progress ${progress} is not a whole number from 0 to 100`);
 }
 
 export class SitesRepo {
@@ -105,9 +114,9 @@ export class SitesRepo {
   async create(s: NewSite): Promise<SiteRow> {
     const now = this.#ctx.now();
     const row = await this.#ctx.db.get<Raw>(
-      `INSERT INTO sites (id, node_id, name, wp_path, db_name, excludes, quota_bytes, schedule_cron, retention_count, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
-      [newId(), s.nodeId, s.name, s.wpPath, s.dbName, JSON.stringify(s.excludes ?? []), s.quotaBytes, s.scheduleCron, s.retentionCount, now, now],
+      `INSERT INTO sites (id, node_id, name, wp_path, db_name, excludes, quota_bytes, size_bytes, schedule_cron, retention_count, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
+      [newId(), s.nodeId, s.name, s.wpPath, s.dbName, JSON.stringify(s.excludes ?? []), s.quotaBytes, s.sizeBytes, s.scheduleCron, s.retentionCount, now, now],
     );
     return toSite(row as Raw);
   }
@@ -128,15 +137,15 @@ export class SitesRepo {
       where.push('(id IN (SELECT site_id FROM user_sites WHERE user_id = ?) OR node_id IN (SELECT node_id FROM user_nodes WHERE user_id = ?))');
       params.push(f.visibleTo, f.visibleTo);
     }
-    const sql = `SELECT ${COLUMNS} FROM sites ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name, id LIMIT ? OFFSET ?`;
-    const rows = await this.#ctx.db.query<Raw>(sql, [...params, f.limit ?? 1_000_000, f.offset ?? 0]);
-    return rows.map(toSite);
+    if (f.limit !== undefined) params.push(f.limit, f.offset ?? 0);
+    const sql = `SELECT ${COLUMNS} FROM sites ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name, id ${f.limit !== undefined ? 'LIMIT ? OFFSET ?' : ''}`;
+    return (await this.#ctx.db.query<Raw>(sql, params)).map(toSite);
   }
 
   async update(id: string, patch: SitePatch): Promise<SiteRow | undefined> {
     const values = { ...patch, excludes: patch.excludes && JSON.stringify(patch.excludes), updatedAt: this.#ctx.now() };
     const set = assignments(values, {
-      name: 'name', wpPath: 'wp_path', dbName: 'db_name', excludes: 'excludes', quotaBytes: 'quota_bytes',
+      name: 'name', wpPath: 'wp_path', dbName: 'db_name', excludes: 'excludes', quotaBytes: 'quota_bytes', sizeBytes: 'size_bytes',
       scheduleCron: 'schedule_cron', retentionCount: 'retention_count', updatedAt: 'updated_at',
     });
     const row = await this.#ctx.db.get<Raw>(`UPDATE sites SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]);
@@ -157,11 +166,12 @@ export class SitesRepo {
   /**
    * An agent's progress report, in one UPDATE. It lands only while jobId is the site's
    * running job; undefined tells the agent the job is no longer its to report (reset,
-   * expired). cancelRequested is how a stop reaches the agent: on the reply.
+   * expired). cancelRequested is how a stop reaches the agent: on the reply. A relaxed write:
+   * a database crash may lose the last report, and the next one replaces it anyway.
    */
   async updateProgress(siteId: string, jobId: string, p: Progress): Promise<{ cancelRequested: boolean } | undefined> {
-    if (!Number.isInteger(p.progress) || p.progress < 0 || p.progress > 100) throw badInput(`Progress ${p.progress} is not a whole number from 0 to 100`);
-    const row = await this.#ctx.db.get<Raw>(
+    checkProgress(p.progress);
+    const row = await this.#ctx.db.relaxed.get<Raw>(
       `UPDATE sites SET progress = ?, stage = ?, stage_detail = ?, updated_at = ?
        WHERE id = ? AND current_job_id = ? AND status = 'running'
        RETURNING (SELECT cancel_requested FROM jobs WHERE jobs.id = sites.current_job_id) AS cancel_requested`,

@@ -47,6 +47,7 @@ interface TxState {
 export class SqliteDb implements Db {
   readonly dialect = 'sqlite' as const;
   readonly location: string;
+  readonly relaxed: Queryable = this;
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   readonly #turns = new Turns();
@@ -163,6 +164,7 @@ export class SqliteDb implements Db {
 /** A handle valid only while its transaction is open. */
 class SqliteTx implements Queryable {
   readonly dialect = 'sqlite' as const;
+  readonly relaxed: Queryable = this;
   readonly #db: SqliteDb;
   readonly #state: TxState;
   readonly #depth: number;

@@ -121,5 +121,4 @@ export class UsersRepo {
   async isAssignedNode(userId: string, nodeId: string): Promise<boolean> {
     return (await this.#ctx.db.get<Raw>('SELECT 1 AS ok FROM user_nodes WHERE user_id = ? AND node_id = ?', [userId, nodeId])) !== undefined;
   }
-
 }

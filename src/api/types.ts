@@ -1,0 +1,175 @@
+// Request and response types shared by the server, the agent and the CLI: one definition
+// of every body that crosses the wire. Field names follow the spec (snake_case).
+
+import type { BackupStatus, Stage } from '../engine/progress.ts';
+
+/** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
+export interface ApiErrorBody {
+  error: {
+    /** Stable machine code, e.g. 'not_found', 'conflict', 'quota_exceeded', 'validation'. */
+    code: string;
+    /** One sentence naming the thing and the fix. */
+    message: string;
+    details?: unknown;
+  };
+}
+
+// ---- sites and live backup state (the spec's status fields) ----
+
+export interface BackupStatusBody {
+  site_id: string;
+  status: BackupStatus;
+  progress: number;
+  stage: Stage | null;
+  stage_detail: string | null;
+  error: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  /** Set when status is completed. */
+  backup_id: string | null;
+  job_id: string | null;
+}
+
+export interface Site {
+  id: string;
+  node_id: string;
+  name: string;
+  wp_path: string;
+  db_name: string | null;
+  excludes: string[];
+  quota_bytes: number | null;
+  created_at: string;
+  backup: BackupStatusBody;
+}
+
+export interface CreateSiteRequest {
+  node_id: string;
+  name: string;
+  wp_path: string;
+  excludes?: string[];
+  quota_bytes?: number | null;
+}
+
+export interface StartBackupResponse {
+  job_id: string;
+  site_id: string;
+  state: JobState;
+  created_at: string;
+}
+
+export type JobState = 'queued' | 'claimed' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface QuotaCheck {
+  can_proceed: boolean;
+  current_usage_bytes: number;
+  estimate_bytes: number;
+  /** 'last_backup' or 'site_size_x_ratio' (or 'none' when nothing is known yet). */
+  estimate_basis: 'last_backup' | 'site_size_x_ratio' | 'none';
+  projected_usage_bytes: number;
+  site_quota_bytes: number | null;
+  node_quota_bytes: number | null;
+  /** Which quotas the projection would exceed. */
+  exceeded: ('site' | 'node')[];
+}
+
+export interface Backup {
+  id: string;
+  site_id: string;
+  storage_id: string;
+  key: string;
+  filename: string;
+  size: number;
+  sha256: string;
+  status: 'completed';
+  created_at: string;
+}
+
+export interface DownloadResponse {
+  url: string;
+  expires_in_seconds: number;
+  filename: string;
+  size: number;
+  sha256: string;
+}
+
+// ---- auth ----
+
+export interface LoginRequest {
+  email: string;
+  password: string;
+}
+
+export interface LoginResponse {
+  token: string;
+  expires_at: string;
+}
+
+// ---- agents (node key as bearer token) ----
+
+export interface JoinRequest {
+  code: string;
+  hostname: string;
+}
+
+/** Returned once; the node key is never shown again by any endpoint. */
+export interface JoinResponse {
+  node_id: string;
+  node_key: string;
+}
+
+export interface AgentJob {
+  job_id: string;
+  type: 'backup' | 'reset';
+  site: { id: string; name: string; wp_path: string; excludes: string[] };
+  node_id: string;
+  /** The object key the server chose: <node_uuid>/<site_uuid>/<name>_<date>_<time>.tar.zst. */
+  key: string;
+  lease_seconds: number;
+}
+
+export interface PollResponse {
+  job: AgentJob | null;
+}
+
+/** The agent's progress report; the reply carries cancellation (stop/reset) and the new lease. */
+export interface ProgressReport {
+  status: BackupStatus;
+  progress: number;
+  stage: Stage | null;
+  stage_detail: string;
+  error: string | null;
+}
+
+export interface ProgressReply {
+  cancel: boolean;
+  lease_until: string;
+}
+
+/** Multipart upload through presigned part URLs: the agent never holds storage credentials. */
+export interface UploadStartResponse {
+  upload_id: string;
+}
+
+export interface PartUrlsRequest {
+  part_numbers: number[];
+}
+
+export interface PartUrlsResponse {
+  urls: Record<string, string>;
+}
+
+export interface UploadCompleteRequest {
+  parts: { part_number: number; etag: string }[];
+  size: number;
+  sha256: string;
+}
+
+export interface UploadCompleteResponse {
+  backup_id: string;
+}
+
+export interface FinishRequest {
+  status: 'completed' | 'failed' | 'stopped';
+  stage: Stage | null;
+  error: string | null;
+}

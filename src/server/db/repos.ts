@@ -1,0 +1,49 @@
+import { AuditRepo } from './audit.ts';
+import { BackupsRepo } from './backups.ts';
+import type { Queryable } from './db.ts';
+import { JobsRepo } from './jobs.ts';
+import { JoinCodesRepo } from './join-codes.ts';
+import { NodesRepo } from './nodes.ts';
+import type { RepoContext } from './rows.ts';
+import type { SecretBox } from './secrets.ts';
+import { SitesRepo } from './sites.ts';
+import { StorageProvidersRepo } from './storage-providers.ts';
+import { TokensRepo } from './tokens.ts';
+import { UsersRepo } from './users.ts';
+
+// Every repository over one Queryable. Over the Db for plain calls; inside a transaction,
+// over its handle, so several repositories' changes commit or roll back together:
+//   await db.transaction(async (tx) => { const r = createRepos(tx, opts); ... });
+
+export interface Repos {
+  nodes: NodesRepo;
+  joinCodes: JoinCodesRepo;
+  sites: SitesRepo;
+  jobs: JobsRepo;
+  backups: BackupsRepo;
+  users: UsersRepo;
+  tokens: TokensRepo;
+  storageProviders: StorageProvidersRepo;
+  audit: AuditRepo;
+}
+
+export interface RepoOptions {
+  secrets: SecretBox;
+  /** Epoch milliseconds; Date.now by default. */
+  now?: () => number;
+}
+
+export function createRepos(db: Queryable, opts: RepoOptions): Repos {
+  const ctx: RepoContext = { db, now: opts.now ?? Date.now };
+  return {
+    nodes: new NodesRepo(ctx),
+    joinCodes: new JoinCodesRepo(ctx),
+    sites: new SitesRepo(ctx),
+    jobs: new JobsRepo(ctx),
+    backups: new BackupsRepo(ctx),
+    users: new UsersRepo(ctx),
+    tokens: new TokensRepo(ctx),
+    storageProviders: new StorageProvidersRepo(ctx, opts.secrets),
+    audit: new AuditRepo(ctx),
+  };
+}

@@ -1,0 +1,101 @@
+import { newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import type { Raw, RepoContext } from './rows.ts';
+import type { Role, UserRow } from './users.ts';
+
+// Bearer tokens: login sessions and long-lived API tokens. Only a hash of each is stored;
+// a request is authenticated by hashing its token and looking the hash up (tokens_token_hash).
+
+export type TokenKind = 'session' | 'api';
+
+export interface TokenRow {
+  id: string;
+  userId: string;
+  kind: TokenKind;
+  name: string | null;
+  /** null: never expires (API tokens may). */
+  expiresAt: number | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface NewToken {
+  userId: string;
+  tokenHash: string;
+  kind: TokenKind;
+  name?: string | null;
+  expiresAt?: number | null;
+}
+
+const COLUMNS = 'id, user_id, kind, name, expires_at, created_at, last_used_at';
+
+function toToken(r: Raw): TokenRow {
+  return {
+    id: str(r.id),
+    userId: str(r.user_id),
+    kind: r.kind as TokenKind,
+    name: strOrNull(r.name),
+    expiresAt: numOrNull(r.expires_at),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+  };
+}
+
+export class TokensRepo {
+  readonly #ctx: RepoContext;
+
+  constructor(ctx: RepoContext) {
+    this.#ctx = ctx;
+  }
+
+  async create(t: NewToken): Promise<TokenRow> {
+    const row = await this.#ctx.db.get<Raw>(
+      `INSERT INTO tokens (id, user_id, token_hash, kind, name, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
+      [newId(), t.userId, t.tokenHash, t.kind, t.name, t.expiresAt, this.#ctx.now()],
+    );
+    return toToken(row as Raw);
+  }
+
+  /** The unexpired token with this hash and its user, in one indexed lookup: every request's path. */
+  async authenticate(tokenHash: string): Promise<{ token: TokenRow; user: UserRow } | undefined> {
+    const row = await this.#ctx.db.get<Raw>(
+      `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.created_at AS user_created_at
+       FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)`,
+      [tokenHash, this.#ctx.now()],
+    );
+    if (!row) return undefined;
+    const token = toToken(row);
+    return { token, user: { id: token.userId, email: str(row.email), role: row.role as Role, createdAt: num(row.user_created_at) } };
+  }
+
+  /** Records use, at most once per minGapMs, so authenticated reads do not all become writes. */
+  async touch(id: string, minGapMs = 60_000): Promise<boolean> {
+    const now = this.#ctx.now();
+    const sql = 'UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)';
+    return (await this.#ctx.db.relaxed.exec(sql, [now, id, now - minGapMs])) === 1;
+  }
+
+  async listForUser(userId: string): Promise<TokenRow[]> {
+    return (await this.#ctx.db.query<Raw>(`SELECT ${COLUMNS} FROM tokens WHERE user_id = ? ORDER BY created_at, id`, [userId])).map(toToken);
+  }
+
+  async get(id: string): Promise<TokenRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`, [id]);
+    return row && toToken(row);
+  }
+
+  /** With userId, only that user's token is revoked (someone else's id is "not found"). */
+  async revoke(id: string, userId?: string): Promise<boolean> {
+    const n = userId === undefined
+      ? await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ?', [id])
+      : await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ? AND user_id = ?', [id, userId]);
+    return n === 1;
+  }
+
+  async revokeByHash(tokenHash: string): Promise<boolean> {
+    return (await this.#ctx.db.exec('DELETE FROM tokens WHERE token_hash = ?', [tokenHash])) === 1;
+  }
+
+  async deleteExpired(): Promise<number> {
+    return this.#ctx.db.exec('DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?', [this.#ctx.now()]);
+  }
+}

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isConflict } from '../../../src/server/db/errors.ts';
+import { makeNode, makeSite, unique } from './suite.ts';
+import type { SuiteContext } from './suite.ts';
+
+export function fleetCases(ctx: SuiteContext): void {
+  describe('nodes', () => {
+    it('are created, found by key hash, updated, touched at most every few seconds and removed', async () => {
+      const { nodes } = ctx.repos;
+      const key = unique('keyhash');
+      const node = await nodes.create({ hostname: 'web1.example', nodeKeyHash: key });
+      assert.deepEqual(node, { id: node.id, hostname: 'web1.example', status: 'pending', lastSeen: null, quotaBytes: null, hasKey: true, createdAt: ctx.clock.t });
+      assert.equal((await nodes.findByKeyHash(key))?.id, node.id);
+      assert.equal(await nodes.findByKeyHash('other'), undefined);
+      assert.equal((await nodes.update(node.id, { status: 'active', quotaBytes: 5e9 }))?.quotaBytes, 5e9);
+      assert.equal((await nodes.update(node.id, { quotaBytes: null }))?.quotaBytes, null);
+      assert.equal(await nodes.touch(node.id), true);
+      assert.equal(await nodes.touch(node.id), false, 'a second touch within the gap writes nothing');
+      ctx.clock.advance(6000);
+      assert.equal(await nodes.touch(node.id), true);
+      assert.equal((await nodes.get(node.id))?.lastSeen, ctx.clock.t);
+      assert.ok((await nodes.list()).some((n) => n.id === node.id));
+      assert.equal(await nodes.remove(node.id), true);
+      assert.equal(await nodes.get(node.id), undefined);
+    });
+
+    it('cannot be removed while sites belong to them', async () => {
+      const site = await makeSite(ctx.repos);
+      await assert.rejects(ctx.repos.nodes.remove(site.nodeId), (e) => isConflict(e, 'reference'));
+    });
+  });
+
+  describe('sites', () => {
+    it('are created idle, listed by node and by assignment, updated and removed', async () => {
+      const { sites, users } = ctx.repos;
+      const node = await makeNode(ctx.repos);
+      const site = await sites.create({ nodeId: node.id, name: 'example.com', wpPath: '/var/www/example', dbName: 'wp', excludes: ['*.log'], retentionCount: 7 });
+      assert.equal(site.status, 'idle');
+      assert.deepEqual(site.excludes, ['*.log']);
+      assert.equal(site.retentionCount, 7);
+      const other = await makeSite(ctx.repos, node.id);
+      assert.deepEqual((await sites.list({ nodeId: node.id })).map((s) => s.id).sort(), [site.id, other.id].sort());
+      await assert.rejects(sites.create({ nodeId: node.id, name: 'again', wpPath: '/var/www/example' }), (e) => isConflict(e, 'duplicate'));
+
+      const user = await users.create({ email: `${unique('u')}@x.test`, passwordHash: 'h', role: 'site_admin' });
+      await users.assignSite(user.id, site.id);
+      assert.deepEqual((await sites.list({ visibleTo: user.id })).map((s) => s.id), [site.id]);
+
+      const updated = await sites.update(site.id, { excludes: ['cache/'], quotaBytes: 1000, sizeBytes: 5e9, scheduleCron: '0 3 * * *', dbName: null });
+      assert.deepEqual([updated?.excludes, updated?.quotaBytes, updated?.sizeBytes, updated?.scheduleCron, updated?.dbName], [['cache/'], 1000, 5e9, '0 3 * * *', null]);
+      assert.equal(await sites.remove(other.id), true);
+      assert.equal(await sites.get(other.id), undefined);
+      assert.equal(await sites.update(other.id, { name: 'gone' }), undefined);
+    });
+
+    it('take progress only from their running job, and reset to idle', async () => {
+      const { sites, jobs } = ctx.repos;
+      const site = await makeSite(ctx.repos);
+      const p = { progress: 10, stage: 'backup_db', stageDetail: 'Dumping' };
+      assert.equal(await sites.updateProgress(site.id, 'no-job', p), undefined);
+      const job = await jobs.enqueueBackup(site.id);
+      assert.deepEqual(await sites.updateProgress(site.id, job.id, p), { cancelRequested: false });
+      await assert.rejects(sites.updateProgress(site.id, job.id, { ...p, progress: 101 }), /0 to 100/);
+      const state = await sites.backupState(site.id);
+      assert.deepEqual(
+        { status: state?.status, progress: state?.progress, stage: state?.stage, detail: state?.stageDetail, job: state?.currentJobId },
+        { status: 'running', progress: 10, stage: 'backup_db', detail: 'Dumping', job: job.id },
+      );
+      assert.equal(await sites.resetToIdle(site.id), true);
+      const idle = await sites.backupState(site.id);
+      assert.deepEqual([idle?.status, idle?.progress, idle?.stage, idle?.currentJobId], ['idle', 0, null, null]);
+      assert.equal(await sites.updateProgress(site.id, job.id, p), undefined, 'a reset site takes no more reports from the old job');
+    });
+  });
+
+  describe('storage providers', () => {
+    it('keep credentials encrypted, return them only through credentials(), and have one default', async () => {
+      const { storageProviders: sp } = ctx.repos;
+      const creds = { accessKeyId: 'AKIA', secretAccessKey: 'very-secret' };
+      const s3 = await sp.create({ name: unique('s3'), type: 's3', bucket: 'b', endpoint: 'http://minio', region: 'us-east-1', pathStyle: true, credentials: creds, isDefault: true });
+      assert.equal(s3.hasCredentials, true);
+      assert.equal(s3.pathStyle, true);
+      assert.ok(!JSON.stringify(s3).includes('very-secret'));
+      const stored = await ctx.db.get<{ credentials_enc: string }>('SELECT credentials_enc FROM storage_providers WHERE id = ?', [s3.id]);
+      assert.ok(stored && !stored.credentials_enc.includes('very-secret'));
+      assert.deepEqual(await sp.credentials(s3.id), creds);
+
+      const local = await sp.create({ name: unique('local'), type: 'local', rootPath: '/srv/backups', isDefault: true });
+      assert.equal((await sp.getDefault())?.id, local.id);
+      assert.equal((await sp.get(s3.id))?.isDefault, false);
+      assert.equal(await sp.setDefault(s3.id), true);
+      assert.equal((await sp.getDefault())?.id, s3.id);
+      assert.equal((await sp.update(s3.id, { credentials: null }))?.hasCredentials, false);
+      assert.equal(await sp.credentials(s3.id), undefined);
+      await assert.rejects(sp.create({ name: local.name, type: 'local', rootPath: '/x' }), (e) => isConflict(e, 'duplicate'));
+    });
+
+    it('refuse a credentials blob moved to another row', async () => {
+      const { storageProviders: sp } = ctx.repos;
+      const a = await sp.create({ name: unique('a'), type: 's3', bucket: 'a', credentials: { accessKeyId: 'a', secretAccessKey: 'a' } });
+      const b = await sp.create({ name: unique('b'), type: 's3', bucket: 'b' });
+      await ctx.db.exec('UPDATE storage_providers SET credentials_enc = (SELECT credentials_enc FROM storage_providers WHERE id = ?) WHERE id = ?', [a.id, b.id]);
+      await assert.rejects(sp.credentials(b.id), /integrity check/);
+    });
+  });
+
+  describe('backups', () => {
+    it('go from uploading to completed, list newest first, count towards usage and are removed', async () => {
+      const { backups, sites, storageProviders } = ctx.repos;
+      const site = await makeSite(ctx.repos);
+      const store = await storageProviders.create({ name: unique('store'), type: 'local', rootPath: '/srv' });
+      const made = [];
+      for (const size of [100, 200, 300]) {
+        ctx.clock.advance(1000);
+        const b = await backups.create({ siteId: site.id, storageId: store.id, key: unique('k'), filename: 'f.tar.zst' });
+        assert.equal(b.status, 'uploading');
+        made.push(await backups.complete(b.id, { size, sha256: 'ab'.repeat(32), sourceBytes: size * 4 }));
+      }
+      assert.equal(await backups.complete(made[0]?.id ?? '', { size: 1, sha256: 'x' }), undefined, 'completes once');
+      assert.deepEqual((await backups.listBySite(site.id)).map((b) => b.size), [300, 200, 100]);
+      assert.deepEqual((await backups.listBySite(site.id, { limit: 1, before: made[2]?.createdAt })).map((b) => b.size), [200]);
+      assert.equal((await backups.latestCompleted(site.id))?.size, 300);
+      assert.equal(await backups.usageBySite(site.id), 600);
+      assert.equal(await backups.usageByNode(site.nodeId), 600);
+      assert.equal(await backups.compressionRatio(site.id), 0.25);
+      assert.equal(await backups.compressionRatio((await makeSite(ctx.repos)).id), undefined);
+      assert.ok((await backups.compressionRatio()) !== undefined);
+
+      const last = made[2]?.id ?? '';
+      await ctx.db.exec('UPDATE sites SET last_backup_id = ? WHERE id = ?', [last, site.id]);
+      await assert.rejects(sites.remove(site.id), (e) => isConflict(e, 'reference'), 'a site with backups is not removed');
+      await assert.rejects(storageProviders.remove(store.id), (e) => isConflict(e, 'reference'));
+      assert.equal((await backups.markDeleting(last))?.status, 'deleting');
+      assert.equal(await backups.remove(last), true);
+      assert.equal((await sites.get(site.id))?.lastBackupId, null);
+      assert.equal(await backups.usageBySite(site.id), 300);
+    });
+  });
+}
