@@ -1,0 +1,45 @@
+import { resolveDataDir } from '../../datadir.ts';
+import { badInput } from '../../errors.ts';
+import { startServer } from '../../server/start.ts';
+import type { Command } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { str } from '../values.ts';
+
+export const serverCommand: Command = {
+  path: ['server'],
+  summary: 'Run the control server: HTTP API, dashboard and job queue',
+  usage: 'server [--port 8080] [--host 127.0.0.1] [--data-dir DIR]',
+  help: `Keeps the fleet's state (SQLite in the data dir, or PostgreSQL when DATABASE_URL is set) and
+hands backup jobs to agents. API under /api/v1, OpenAPI at /api/openapi.json, docs at /api/docs.
+
+Options:
+  --port N             listen port (default $PORT or 8080)
+  --host ADDR          listen address (default 127.0.0.1; 0.0.0.0 to accept remote agents)
+  --public-url URL     the URL agents and download links use (default http://HOST:PORT)
+  --data-dir DIR       database, secret key, local backups (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
+
+DATABASE_URL=postgres://... shares one database between several server processes.
+WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'public-url': { type: 'string' },
+    'data-dir': { type: 'string' },
+  },
+  allowPositionals: false,
+  async run(v, _pos, ctx) {
+    const portText = str(v.port) ?? ctx.env.PORT ?? '8080';
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port must be a port number, not ${portText}`);
+    const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
+    const server = await startServer({ port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: false });
+    ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
+    ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
+    if ((await server.ctx.repos.users.count()) === 0) {
+      ctx.stdout.write(`  No users yet. Create the first admin (password read from stdin or prompted):\n    wpbackup users create --email you@example.com --role super_admin --data-dir ${dataDir}\n`);
+    }
+    await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await server.close();
+    return EXIT.ok;
+  },
+};

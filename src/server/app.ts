@@ -1,0 +1,54 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { toolVersion } from '../engine/manifest.ts';
+import { toApiError } from './api-error.ts';
+import type { ServerContext } from './context.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerAgentRoutes } from './routes/agent.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
+import { registerBackupRoutes } from './routes/backups.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerSiteRoutes } from './routes/sites.ts';
+
+// The HTTP API: /api/v1, the OpenAPI document at /api/openapi.json, its docs page at
+// /api/docs, health at /healthz. Route modules register themselves through defineRoute.
+
+export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
+
+/** Route modules beyond the core; each file under routes/ adds itself to this list. */
+export const ROUTE_MODULES: RouteModule[] = [registerHealthRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes];
+
+export interface AppOptions {
+  /** Log one line per request (the server does; tests do not). */
+  logRequests?: boolean;
+  extraRoutes?: RouteModule[];
+}
+
+export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    bodyLimit: 1 << 20,
+    // Never log headers: they carry bearer tokens.
+    logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'] } : false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'wpbackup API', version: toolVersion(), description: 'Backups of WordPress sites across a fleet of servers.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body, internal } = toApiError(err);
+    if (internal) req.log.error({ err }, 'request failed');
+    void reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+  for (const mod of [...ROUTE_MODULES, ...(opts.extraRoutes ?? [])]) mod(app, ctx);
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

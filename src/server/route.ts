@@ -1,0 +1,87 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HTTPMethods } from 'fastify';
+import { authorize, type Action, type Principal, type Resource } from './auth/roles.ts';
+import { hashToken, parseBearer } from './auth/tokens.ts';
+import { forbidden, unauthorized } from './api-error.ts';
+import type { ServerContext } from './context.ts';
+
+// One handler shape for every route: it gets the request, the principal and the context,
+// and returns the response body (or { status, body }) or throws an ApiError.
+
+export type Auth = 'public' | 'user' | 'node' | 'any';
+
+export interface RouteRequest<B = unknown, P = Record<string, string>, Q = Record<string, string>> {
+  body: B;
+  params: P;
+  query: Q;
+  principal: Principal | undefined;
+  raw: FastifyRequest;
+  reply: FastifyReply;
+}
+
+export interface Replied<T> {
+  status: number;
+  body: T;
+}
+
+export interface RouteSpec<B, P, Q, R> {
+  method: HTTPMethods;
+  url: string;
+  auth: Auth;
+  summary: string;
+  tags?: string[];
+  schema?: Omit<FastifySchema, 'summary' | 'tags'>;
+  handler: (req: RouteRequest<B, P, Q>, ctx: ServerContext) => Promise<R | Replied<R>>;
+}
+
+export function replied<T>(status: number, body: T): Replied<T> {
+  return { status, body };
+}
+
+function isReplied(x: unknown): x is Replied<unknown> {
+  return typeof x === 'object' && x !== null && 'status' in x && 'body' in x && Object.keys(x).length === 2;
+}
+
+/** The caller behind a bearer token, or undefined. Session/API tokens are users; node keys are agents. */
+export async function principalOf(req: FastifyRequest, ctx: ServerContext): Promise<Principal | undefined> {
+  const cred = parseBearer(req.headers.authorization);
+  if (!cred) return undefined;
+  const hash = hashToken(cred.token);
+  if (cred.kind === 'node') {
+    const node = await ctx.repos.nodes.findByKeyHash(hash);
+    if (!node || node.status === 'disabled') return undefined;
+    await ctx.repos.nodes.touch(node.id);
+    return { kind: 'node', nodeId: node.id };
+  }
+  const found = await ctx.repos.tokens.authenticate(hash);
+  if (!found || found.token.kind !== cred.kind) return undefined;
+  void ctx.repos.tokens.touch(found.token.id);
+  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(found.user.id), ctx.repos.users.assignedSiteIds(found.user.id)]);
+  return { kind: 'user', userId: found.user.id, role: found.user.role, nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
+}
+
+/** Throws 403 unless the principal may do action on resource (ids from the database, never the request). */
+export function must(principal: Principal | undefined, action: Action, resource: Resource = {}): Principal {
+  if (!principal) throw unauthorized();
+  if (authorize(principal, action, resource) !== 'allow') throw forbidden();
+  return principal;
+}
+
+export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<string, string>, R = unknown>(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec<B, P, Q, R>): void {
+  app.route({
+    method: spec.method,
+    url: spec.url,
+    schema: { summary: spec.summary, tags: spec.tags, ...(spec.auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema },
+    handler: async (request, reply) => {
+      const principal = spec.auth === 'public' ? undefined : await principalOf(request, ctx);
+      if (spec.auth !== 'public') {
+        if (!principal) throw unauthorized();
+        if (spec.auth === 'user' && principal.kind !== 'user') throw forbidden('This endpoint is for users, not agents');
+        if (spec.auth === 'node' && principal.kind !== 'node') throw forbidden('This endpoint is for agents (node keys) only');
+      }
+      const out = await spec.handler({ body: request.body as B, params: request.params as P, query: request.query as Q, principal, raw: request, reply }, ctx);
+      if (reply.sent) return reply;
+      if (isReplied(out)) return reply.code(out.status).send(out.body);
+      return reply.send(out);
+    },
+  });
+}

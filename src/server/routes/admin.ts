@@ -1,0 +1,5 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../context.ts';
+
+// Placeholder: routes arrive here (see src/api/types.ts for the bodies).
+export function registerAdminRoutes(_app: FastifyInstance, _ctx: ServerContext): void {}

@@ -1,0 +1,77 @@
+import { hashPassword } from '../../src/server/auth/passwords.ts';
+import type { Dialect } from '../../src/server/db/db.ts';
+import { startServer, type RunningServer } from '../../src/server/start.ts';
+import { postgresTarget, sqliteTarget, type Target } from '../server/db/targets.ts';
+
+// A real server on a free port, on SQLite or on a fresh PostgreSQL database, with a
+// super_admin signed in. API suites run once per dialect: `for (const d of DIALECTS)`.
+
+export const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
+
+export interface ApiResponse {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read JSON bodies loosely
+  body: any;
+  headers: Headers;
+}
+
+export interface TestServer {
+  url: string;
+  server: RunningServer;
+  target: Target;
+  /** A super_admin's bearer token. */
+  adminToken: string;
+  /** fetch against the server, JSON in and out; token defaults to the admin's (null for none). */
+  api(method: string, path: string, opts?: { body?: unknown; token?: string | null; raw?: string; headers?: Record<string, string> }): Promise<ApiResponse>;
+  /** A user of that role (with password) signed in; returns its id and token. */
+  userWithRole(role: 'super_admin' | 'node_admin' | 'site_admin', email?: string): Promise<{ id: string; token: string; email: string }>;
+  close(): Promise<void>;
+}
+
+export const TEST_PASSWORD = 'correct horse battery staple 42';
+
+export async function startTestServer(dialect: Dialect, opts: { leaseMs?: number; pollWaitMs?: number } = {}): Promise<TestServer> {
+  const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
+  const server = await startServer({ port: 0, host: '127.0.0.1', dataDir: target.options.dataDir, databaseUrl: target.options.databaseUrl, leaseMs: opts.leaseMs, pollWaitMs: opts.pollWaitMs, env: {} });
+  const api: TestServer['api'] = async (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...o.headers };
+    const token = o.token === undefined ? t.adminToken : o.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let payload: string | undefined = o.raw;
+    if (o.body !== undefined) {
+      payload = JSON.stringify(o.body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(server.url + path, { method, headers, body: payload });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON (docs page, SSE)
+    }
+    return { status: res.status, body, headers: res.headers };
+  };
+  const hash = await hashPassword(TEST_PASSWORD);
+  let n = 0;
+  const userWithRole: TestServer['userWithRole'] = async (role, email = `${role}-${++n}@example.com`) => {
+    const user = await server.ctx.repos.users.create({ email, passwordHash: hash, role });
+    const res = await api('POST', '/api/v1/auth/login', { body: { email, password: TEST_PASSWORD }, token: null });
+    if (res.status !== 200) throw new Error(`login failed: ${JSON.stringify(res.body)}`);
+    return { id: user.id, token: res.body.token as string, email };
+  };
+  const t: TestServer = {
+    url: server.url,
+    server,
+    target,
+    adminToken: '',
+    api,
+    userWithRole,
+    close: async () => {
+      await server.close();
+      await target.cleanup();
+    },
+  };
+  t.adminToken = (await userWithRole('super_admin', 'admin@example.com')).token;
+  return t;
+}
