@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { services } from '../test/helpers/services.ts';
 import { REPO, runFloorCpu, runFloorNet, runOurs, runSpec, type BenchContext, type ContenderResult } from './contenders.ts';
@@ -30,9 +30,11 @@ Options:
   --keep          keep the generated site afterwards, so the next run with the same sizes reuses it
                   (a kept site of the same size is always reused; without --keep it is removed at the end)
   --regen         rebuild the site even if a kept one exists
-  --runs N        measure every contender N times (default 1); the table shows the median run
+  --runs N        measure every contender N times (default 1); the table shows each one's fastest run
+                  (others' work on the machine only slows a run down), the JSON has them all
   --only LIST     comma-separated subset of ours,spec,floor (default all)
   --ours-arg ARG  extra argument for wpbackup backup (repeatable), e.g. --ours-arg=--no-nice
+  --ours-repo DIR measure the wpbackup CLI of another checkout (DIR/src/cli/main.ts), e.g. a prototype
   --out FILE      where to write the JSON results (default bench/results/latest.json)
 `;
 
@@ -48,9 +50,17 @@ function toolVersion(argv: string[]): string {
   return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '?';
 }
 
-function median(results: ContenderResult[]): ContenderResult {
-  const sorted = [...results].sort((a, b) => a.m.wallS - b.m.wallS);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as ContenderResult;
+/** The commit and uncommitted changes of the measured checkout, so a result can be traced back. */
+function gitState(dir: string): string {
+  const head = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return dir;
+  const dirty = spawnSync('git', ['-C', dir, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  return `${dir} @ ${head.stdout.trim()}${dirty.length ? ` + uncommitted: ${dirty.map((l) => l.slice(3)).join(', ')}` : ''}`;
+}
+
+/** The least disturbed run: other work on the machine only ever makes a run slower. */
+function best(results: ContenderResult[]): ContenderResult {
+  return [...results].sort((a, b) => a.m.wallS - b.m.wallS)[0] as ContenderResult;
 }
 
 async function main(): Promise<void> {
@@ -58,7 +68,7 @@ async function main(): Promise<void> {
     options: {
       'db-mb': { type: 'string' }, 'files-mb': { type: 'string' }, files: { type: 'string' },
       keep: { type: 'boolean' }, regen: { type: 'boolean' }, runs: { type: 'string' }, only: { type: 'string' },
-      'ours-arg': { type: 'string', multiple: true }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'ours-arg': { type: 'string', multiple: true }, 'ours-repo': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -82,7 +92,8 @@ async function main(): Promise<void> {
   const runId = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const work = join(BENCH_HOME, 'work', runId);
   mkdirSync(work, { recursive: true, mode: 0o700 });
-  const ctx: BenchContext = { site, work, s3: svc.minio, runId, oursArgs: v['ours-arg'] ?? [], log };
+  const oursRepo = resolve(v['ours-repo'] ?? REPO);
+  const ctx: BenchContext = { site, work, s3: svc.minio, runId, oursRepo, oursArgs: v['ours-arg'] ?? [], log };
   const all: Record<string, ContenderResult[]> = {};
   const add = (r: ContenderResult): void => void (all[r.name] ??= []).push(r);
   try {
@@ -113,13 +124,15 @@ async function main(): Promise<void> {
     }
   }
 
-  const chosen = Object.fromEntries(Object.entries(all).map(([k, rs]) => [k, median(rs)]));
-  const summary = summarize(chosen, site);
+  const chosen = Object.fromEntries(Object.entries(all).map(([k, rs]) => [k, best(rs)]));
+  const ranges = Object.fromEntries(Object.entries(all).map(([k, rs]) => [k, rs.map((r) => r.m.wallS)]));
+  const summary = summarize(chosen, site, cpus().length);
   const env = {
     cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version,
+    wpbackup: gitState(oursRepo),
     zstd: toolVersion(['zstd', '--version']).replace(/^\*+\s*|\s*\*+$/g, '').replace(/, by .*$/, ''), tar: toolVersion(['tar', '--version']), mysqldump: toolVersion(['mariadb-dump', '--version']),
   };
-  const report = formatReport({ command, site, summary, runs, env, siteReused: reused });
+  const report = formatReport({ command, site, summary, runs, env, siteReused: reused, ranges });
   process.stdout.write(report);
   mkdirSync(join(out, '..'), { recursive: true });
   const { dbPassword: _secret, ...siteInfo } = site;

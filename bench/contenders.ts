@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListMultipartUploadsCommand,
@@ -14,7 +14,8 @@ import { findPid, measure, processCpuSeconds, resetPageCache, type CacheMode, ty
 import type { BenchSite } from './site-gen.ts';
 
 // The contenders, each measured the same way against the same MinIO, each with a fresh bucket:
-//   ours       the wpbackup CLI: dump to the temp dir, then tar (in place) | zstd -T0 | multipart upload
+//   ours       the wpbackup CLI as shipped (bin/wpbackup.js): the dump to its temp dir, and one
+//              tar (files read in place) | zstd -T0 | multipart upload stream
 //   spec       the sequential pipeline: mysqldump to a file, cp -a wp-content, tar -I 'zstd -T0' to a
 //              file, upload the file with the SDK's Upload, delete the temp files
 //   floor-cpu  mysqldump > /dev/null, then tar -c wp-content | zstd -T0 > /dev/null
@@ -35,6 +36,8 @@ export interface BenchContext {
   work: string;
   s3: S3Settings;
   runId: string;
+  /** The wpbackup checkout whose CLI is measured as ours (default this repo). */
+  oursRepo: string;
   oursArgs: string[];
   log: (msg: string) => void;
 }
@@ -190,9 +193,10 @@ export async function runOurs(ctx: BenchContext): Promise<ContenderResult> {
       let t0 = 0;
       const step: Step = {
         label: 'wpbackup backup',
-        argv: [join(REPO, 'bin/wpbackup.js'), 'backup', '--site', ctx.site.dir, '--to', `s3://${bucket}/bench`, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
-        env: s3Env(ctx.s3),
-        cwd: REPO,
+        // The shipped launcher (with its node flags), on the same Node 24 as the bench.
+        argv: [join(ctx.oursRepo, 'bin/wpbackup.js'), 'backup', '--site', ctx.site.dir, '--to', `s3://${bucket}/bench`, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
+        env: { ...s3Env(ctx.s3), PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+        cwd: ctx.oursRepo,
         onLine: (line, at) => {
           if (!line.startsWith('{')) return;
           const e = JSON.parse(line) as { type: string; stage?: string | null; size?: number };

@@ -30,6 +30,8 @@ export interface ProcPeak {
   step: string;
   role: 'main' | 'child';
   peakRssKiB: number;
+  /** user+sys seconds at the last sample before it exited (so up to 100 ms short). */
+  cpuS: number;
 }
 
 export interface StepResult {
@@ -56,6 +58,10 @@ export interface Measurement {
   peakExtraDiskBytes: number;
   /** Peak growth of the filesystem's used bytes (statvfs): includes MinIO's own writes to the same disk. */
   peakFsGrowthBytes: number;
+  /** CPU the whole machine spent meanwhile (/proc/stat: user, nice, system, irq, softirq, steal). */
+  machineCpuS: number;
+  /** Of which steal: time the hypervisor gave to someone else. */
+  stealS: number;
   samples: number;
 }
 
@@ -129,14 +135,22 @@ function descendants(root: number, parents: Map<number, number>): number[] {
   return out;
 }
 
-function statusOf(pid: number): { name: string; hwm: number; rss: number } | undefined {
+function statusOf(pid: number): { name: string; hwm: number; rss: number; cpuS: number } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8');
     const field = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-    return { name: /^Name:\s+(.*)$/m.exec(text)?.[1] ?? '?', hwm: field('VmHWM'), rss: field('VmRSS') };
+    return { name: /^Name:\s+(.*)$/m.exec(text)?.[1] ?? '?', hwm: field('VmHWM'), rss: field('VmRSS'), cpuS: processCpuSeconds(pid) ?? 0 };
   } catch {
     return undefined;
   }
+}
+
+/** Busy and steal seconds of the whole machine so far. */
+function machineCpu(): { busy: number; steal: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const t = (i: number): number => f[i] ?? 0;
+  const hz = clockTicks();
+  return { busy: (t(0) + t(1) + t(2) + t(5) + t(6) + t(7)) / hz, steal: t(7) / hz };
 }
 
 class Sampler {
@@ -191,8 +205,11 @@ class Sampler {
           const key = `${pid}:${s.name}`;
           const main = parents.get(pid) === timePid;
           const prev = this.procs.get(key);
-          if (!prev) this.procs.set(key, { pid, name: s.name, step, role: main ? 'main' : 'child', peakRssKiB: s.hwm });
-          else prev.peakRssKiB = Math.max(prev.peakRssKiB, s.hwm);
+          if (!prev) this.procs.set(key, { pid, name: s.name, step, role: main ? 'main' : 'child', peakRssKiB: s.hwm, cpuS: s.cpuS });
+          else {
+            prev.peakRssKiB = Math.max(prev.peakRssKiB, s.hwm);
+            prev.cpuS = Math.max(prev.cpuS, s.cpuS);
+          }
         }
       }
       this.peakTreeRss = Math.max(this.peakTreeRss, treeRss);
@@ -242,6 +259,7 @@ export async function measure(steps: Step[], o: MeasureOptions): Promise<Measure
   const scratch = mkdtempSync(join(tmpdir(), 'wpb-bench-time-'));
   const sampler = new Sampler(o);
   const results: StepResult[] = [];
+  const cpu0 = machineCpu();
   const started = performance.now();
   sampler.start();
   try {
@@ -251,13 +269,15 @@ export async function measure(steps: Step[], o: MeasureOptions): Promise<Measure
     rmSync(scratch, { recursive: true, force: true });
   }
   const wallS = (performance.now() - started) / 1000;
+  const cpu1 = machineCpu();
   const userS = results.reduce((s, r) => s + r.userS, 0);
   const sysS = results.reduce((s, r) => s + r.sysS, 0);
   const procs = [...sampler.procs.values()].sort((a, b) => b.peakRssKiB - a.peakRssKiB);
   const peakProcRssKiB = Math.max(0, ...results.map((r) => r.maxRssKiB), ...procs.map((p) => p.peakRssKiB));
   return {
     wallS, userS, sysS, cpuS: userS + sysS, peakProcRssKiB, peakTreeRssKiB: sampler.peakTreeRss, procs, steps: results,
-    peakExtraDiskBytes: Math.max(0, sampler.peakDisk), peakFsGrowthBytes: Math.max(0, sampler.peakFs), samples: sampler.samples,
+    peakExtraDiskBytes: Math.max(0, sampler.peakDisk), peakFsGrowthBytes: Math.max(0, sampler.peakFs),
+    machineCpuS: cpu1.busy - cpu0.busy, stealS: cpu1.steal - cpu0.steal, samples: sampler.samples,
   };
 }
 
