@@ -138,11 +138,16 @@ class StageClock {
 async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
   const { o, tracker, signal } = ctx;
   const defaults = await writeDefaultsFile(runDir.path, site.db);
-  const dbEstimate = await estimateDbBytes(defaults, site.db, signal);
-  const urls = await siteUrls(defaults, site, signal);
+  // Two quick queries, which also check the credentials with a clear message before anything starts.
+  const [dbEstimate, urls] = await Promise.all([estimateDbBytes(defaults, site.db, signal), siteUrls(defaults, site, signal)]);
   const patterns = [...(o.defaultExcludes === false ? [] : DEFAULT_EXCLUDES), ...(o.excludes ?? [])];
   const matcher = new ExcludeMatcher(patterns);
-  const totals = await measureTree(site.wpContent, matcher, signal);
+  // Sizing wp-content only feeds the progress total, so it runs beside the stream, not before it.
+  const totals = { files: 0, bytes: 0 };
+  measureTree(site.wpContent, matcher, signal).then(
+    (t) => Object.assign(totals, t),
+    () => {},
+  );
   const now = o.now?.() ?? new Date();
   const siteName = o.siteName ?? defaultSiteName(urls.siteurl, site.path);
   const siteUuid = typeof o.siteUuid === 'string' ? o.siteUuid : o.siteUuid(site.path);
@@ -151,13 +156,13 @@ async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanR
 
   const clock = new StageClock(ctx);
   const bytes = { dumped: 0, dumpTotal: Math.max(dbEstimate, 1), tarred: 0, stored: 0 };
-  const total = (): number => bytes.dumpTotal * 2 + totals.bytes;
+  const total = (): number => bytes.dumpTotal * 2 + Math.max(totals.bytes, bytes.tarred);
   const show = (force = false): void => {
     tracker.bytes(bytes.dumped + bytes.tarred, total());
     const lead = ctx.stage === 'backup_db' ? `Dumping database ${site.db.name} (${formatBytes(bytes.dumped)})` : ctx.stage === 'backup_files' ? `Reading wp-content (${formatBytes(bytes.tarred)} of ${formatBytes(totals.bytes)})` : `Adding database.sql and manifest.json`;
     tracker.detail(`${lead}; uploaded ${formatBytes(bytes.stored)}`, force);
   };
-  tracker.detail(`Dumping database ${site.db.name} while wp-content (${totals.files} files, ${formatBytes(totals.bytes)}) streams`, true);
+  tracker.detail(`Dumping database ${site.db.name} while wp-content streams`, true);
   const dump = dumpDatabase(runDir.path, defaults, site.db, { signal, nice: o.nice, onBytes: (n) => ((bytes.dumped = n), show()) });
   // Observed at once so a failure is never unhandled; the bundle awaits it before database.sql.
   dump.catch(() => {});

@@ -1,6 +1,5 @@
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
-import { startServer } from '../../server/start.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { str } from '../values.ts';
@@ -32,6 +31,8 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port must be a port number, not ${portText}`);
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
+    // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
+    const { startServer } = await import('../../server/start.ts');
     const server = await startServer({ port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: false });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
