@@ -4,7 +4,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.ts';
-import { readWpConfig } from '../wordpress/wp-config.ts';
+import { readWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
 import { openArchive, type SourceOptions } from './archive-source.ts';
 import { startChild } from './child.ts';
 import { extractArchive } from './extract.ts';
@@ -39,9 +39,9 @@ export interface RestoreResult {
   warnings: string[];
 }
 
-async function targetDb(sitePath: string): Promise<DbTarget | undefined> {
+async function targetConfig(sitePath: string): Promise<WpConfig | undefined> {
   try {
-    return dbTarget(await readWpConfig(sitePath));
+    return await readWpConfig(sitePath);
   } catch (err) {
     if (kindOf(err) === 'bad_input' && !(await stat(join(sitePath, 'wp-config.php')).catch(() => undefined))) return undefined;
     throw err;
@@ -134,7 +134,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   let error: unknown;
   try {
     tracker.stage('download', `Checking ${sitePath}`);
-    let db = await targetDb(sitePath);
+    const target = await targetConfig(sitePath);
+    let db = target ? dbTarget(target) : undefined;
     staging = await makeStaging(sitePath);
     if (db) await refuseNonEmpty(staging, db, o.force);
     const src = await openArchive(o.archive, o);
@@ -152,6 +153,9 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     const dump = join(staging, 'database.sql');
     if ((await sha256File(dump)) !== manifest.database.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
     if (!(await exists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
+    if (target && target.tablePrefix !== manifest.site.table_prefix) {
+      warnings.push(`the site's wp-config.php uses $table_prefix '${target.tablePrefix}' but the backup's tables use '${manifest.site.table_prefix}': set $table_prefix = '${manifest.site.table_prefix}'; in wp-config.php`);
+    }
     if (!db) {
       db = dbTarget(await readWpConfig(staging));
       await refuseNonEmpty(staging, db, o.force);

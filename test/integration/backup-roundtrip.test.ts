@@ -137,6 +137,19 @@ describe('backup and restore round trip', () => {
     }
   });
 
+  it("warns when the target's table prefix differs from the backup's", async () => {
+    const dest = join(work, 'prefix');
+    const b = await backup(dest);
+    const target = await createRestoreTarget('other_');
+    try {
+      const r = await runCli(['restore', join(dest, b.key), '--site', target.dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`\\$table_prefix 'other_' but the backup's tables use '${site.tablePrefix}'`));
+    } finally {
+      await target.cleanup();
+    }
+  });
+
   it('reports an unreadable file, leaves it out, and exits 3', async () => {
     const dest = join(work, 'unreadable');
     const b = await backup(dest, [], withoutDacOverride([]));
