@@ -22,7 +22,7 @@
 
 # The theme is only a Recommends of wordpress, and recommends are not installed (see below).
 WPB_PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql wordpress wordpress-theme-twentytwentythree
-  zstd rsync chromium wget util-linux)
+  zstd rsync chromium wget util-linux curl jq)
 
 wpb_say() { printf '[services] %s\n' "$*"; }
 
