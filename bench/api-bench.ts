@@ -48,7 +48,8 @@ async function freePort(): Promise<number> {
 async function startServerProcess(dataDir: string, databaseUrl: string | undefined): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
   const env = { ...process.env, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', MAIN, 'server', '--port', String(port), '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const proc = spawn(process.execPath, ['--max-semi-space-size=2', ...prof, MAIN, 'server', '--port', String(port), '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { url, proc };

@@ -6,6 +6,7 @@ import type { ServerConfig, ServerContext } from './context.ts';
 import { openDb } from './db/open.ts';
 import { createRepos } from './db/repos.ts';
 import { openSecretBox } from './db/secrets.ts';
+import { startReaper } from './reaper.ts';
 
 // Opens the database (SQLite in the data dir, or PostgreSQL from DATABASE_URL), the secret
 // box, and the HTTP API. Shared by `wpbackup server` and the tests.
@@ -40,9 +41,12 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   const boundUrl = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   const ctx = await openContext({ ...o, publicUrl: o.publicUrl ?? boundUrl });
   const app = await buildApp(ctx, o);
+  // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
+  const reaper = startReaper(ctx);
   try {
     await app.listen({ port: o.port, host: o.host });
   } catch (err) {
+    await reaper.stop();
     await app.close();
     await ctx.db.close();
     throw err;
@@ -56,6 +60,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     ctx,
     url,
     close: async () => {
+      await reaper.stop();
       await app.close();
       await ctx.db.close();
     },

@@ -1,0 +1,69 @@
+import type { ServerContext } from './context.ts';
+
+// Site status changes, in process: a route that changes a site's backup state calls
+// siteEvents(ctx).publish(siteId), and every SSE stream watching that site re-reads the row
+// at once. Other server processes (and agents reporting to them) change rows too, so the SSE
+// route also polls the row about once a second and only emits when it differs from what it
+// last sent; publish() just makes changes made here show up without waiting for the poll.
+
+export type SiteListener = (siteId: string) => void;
+
+export class SiteEvents {
+  readonly #listeners = new Map<string, Set<SiteListener>>();
+  readonly #closers = new Set<() => void>();
+
+  /** Calls listener whenever siteId is published; returns the unsubscribe function. */
+  subscribe(siteId: string, listener: SiteListener): () => void {
+    let set = this.#listeners.get(siteId);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(siteId, set);
+    }
+    set.add(listener);
+    return () => {
+      const s = this.#listeners.get(siteId);
+      if (!s) return;
+      s.delete(listener);
+      if (s.size === 0) this.#listeners.delete(siteId);
+    };
+  }
+
+  /** Tells this process's watchers of siteId that its state changed. */
+  publish(siteId: string): void {
+    for (const listener of [...(this.#listeners.get(siteId) ?? [])]) {
+      try {
+        listener(siteId);
+      } catch {
+        // A broken stream must not stop the others.
+      }
+    }
+  }
+
+  /** How many watchers a site has (tests, metrics). */
+  watchers(siteId: string): number {
+    return this.#listeners.get(siteId)?.size ?? 0;
+  }
+
+  /** Registers a stream to end when the server closes; returns the deregistration. */
+  onClose(close: () => void): () => void {
+    this.#closers.add(close);
+    return () => this.#closers.delete(close);
+  }
+
+  /** Ends every open stream (the server is closing). */
+  closeAll(): void {
+    for (const close of [...this.#closers]) close();
+    this.#closers.clear();
+  }
+}
+
+const all = new WeakMap<ServerContext, SiteEvents>();
+
+export function siteEvents(ctx: ServerContext): SiteEvents {
+  let e = all.get(ctx);
+  if (!e) {
+    e = new SiteEvents();
+    all.set(ctx, e);
+  }
+  return e;
+}

@@ -1,0 +1,79 @@
+import type { ServerContext } from './context.ts';
+import type { JobRow } from './db/jobs.ts';
+import { siteEvents } from './events.ts';
+import { storageRegistry } from './storage-registry.ts';
+
+// Jobs whose agent stopped reporting: every few seconds, jobs.expireLeases() fails each job
+// whose lease ran out ("agent on <host> stopped reporting during <stage>") together with its
+// site, and the reaper aborts the multipart upload the job had started. Safe with several
+// servers: expireLeases() hands each expired job to exactly one caller (one UPDATE ...
+// RETURNING), so only one server aborts a given upload. Runs never overlap in one process.
+
+export interface ReaperOptions {
+  /** How often to look; 5 s by default. */
+  intervalMs?: number;
+  /** Where failures to abort an upload are reported; console.error by default. */
+  log?: (message: string, err?: unknown) => void;
+}
+
+export interface Reaper {
+  /** One pass now (waits for a pass already running first); returns the jobs it expired. */
+  runOnce(): Promise<JobRow[]>;
+  /** Stops the timer and waits for a pass in progress. */
+  stop(): Promise<void>;
+}
+
+/** One pass: expire, then abort each expired job's upload and tell SSE watchers. */
+export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = defaultLog): Promise<JobRow[]> {
+  const expired = await ctx.repos.jobs.expireLeases();
+  const registry = storageRegistry(ctx);
+  for (const job of expired) {
+    let aborted = false;
+    try {
+      aborted = await registry.abortUpload(job);
+    } catch (err) {
+      log(`Could not abort the upload of expired job ${job.id} (site ${job.siteId})`, err);
+    }
+    try {
+      await ctx.repos.audit.record({
+        nodeId: job.claimedBy, action: 'job.expired', targetType: 'job', targetId: job.id,
+        detail: { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted },
+      });
+    } catch (err) {
+      log(`Could not audit expired job ${job.id}`, err);
+    }
+    siteEvents(ctx).publish(job.siteId);
+  }
+  return expired;
+}
+
+/** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
+export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reaper {
+  const log = opts.log ?? defaultLog;
+  let running: Promise<JobRow[]> | undefined;
+  let stopped = false;
+  const runOnce = async (): Promise<JobRow[]> => {
+    while (running) await running.catch(() => undefined);
+    running = reapExpiredJobs(ctx, log).finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const timer = setInterval(() => {
+    if (stopped || running) return;
+    runOnce().catch((err: unknown) => log('Reaper pass failed', err));
+  }, opts.intervalMs ?? 5_000);
+  timer.unref();
+  return {
+    runOnce,
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+function defaultLog(message: string, err?: unknown): void {
+  console.error(`wpbackup reaper: ${message}${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`);
+}

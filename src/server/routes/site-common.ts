@@ -1,0 +1,99 @@
+import type { Backup, BackupStatusBody, Site } from '../../api/types.ts';
+import type { BackupStatus, Stage } from '../../engine/progress.ts';
+import { notFound } from '../api-error.ts';
+import type { Action, Principal } from '../auth/roles.ts';
+import type { ServerContext } from '../context.ts';
+import type { BackupRow } from '../db/backups.ts';
+import type { BackupState, SiteRow } from '../db/sites.ts';
+import { must } from '../route.ts';
+
+// What the site and backup routes share: schemas, loading a row and checking the caller may
+// act on it (ids from the database), and turning rows into the API's snake_case bodies.
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const uuid = { type: 'string', pattern: UUID_PATTERN } as const;
+
+export const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: uuid } } as const;
+export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+/** Query strings are strings (no type coercion): small whole numbers as digits. */
+export const digits = (max: number) => ({ type: 'string', pattern: `^[0-9]{1,${String(max).length}}$` }) as const;
+
+export interface IdParams {
+  id: string;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function statusBody(siteId: string, s: BackupState): BackupStatusBody {
+  return {
+    site_id: siteId,
+    status: s.status as BackupStatus,
+    progress: s.progress,
+    stage: s.stage as Stage | null,
+    stage_detail: s.stageDetail,
+    error: s.error,
+    started_at: iso(s.startedAt),
+    finished_at: iso(s.finishedAt),
+    backup_id: s.status === 'completed' ? s.lastBackupId : null,
+    job_id: s.currentJobId,
+  };
+}
+
+export function siteBody(s: SiteRow): Site {
+  return {
+    id: s.id,
+    node_id: s.nodeId,
+    name: s.name,
+    wp_path: s.wpPath,
+    db_name: s.dbName,
+    excludes: s.excludes,
+    quota_bytes: s.quotaBytes,
+    created_at: new Date(s.createdAt).toISOString(),
+    backup: statusBody(s.id, s),
+  };
+}
+
+export function backupBody(b: BackupRow): Backup {
+  return {
+    id: b.id,
+    site_id: b.siteId,
+    storage_id: b.storageId,
+    key: b.key,
+    filename: b.filename,
+    size: b.size ?? 0,
+    sha256: b.sha256 ?? '',
+    status: 'completed',
+    created_at: new Date(b.createdAt).toISOString(),
+  };
+}
+
+/**
+ * The site, after checking the caller may do action on it. An unknown id is 404 only for
+ * callers allowed that action on any site; to everyone else it is 403, like a foreign site,
+ * so ids cannot be probed.
+ */
+export async function siteFor(ctx: ServerContext, principal: Principal | undefined, action: Action, id: string): Promise<{ site: SiteRow; principal: Principal }> {
+  const site = await ctx.repos.sites.get(id);
+  if (!site) {
+    must(principal, action, {});
+    throw notFound('Site', id);
+  }
+  return { site, principal: must(principal, action, { siteId: site.id, nodeId: site.nodeId }) };
+}
+
+/** A completed backup and its site, after checking the caller may do action on that site. */
+export async function backupFor(
+  ctx: ServerContext, principal: Principal | undefined, action: Action, id: string,
+): Promise<{ backup: BackupRow; site: SiteRow; principal: Principal }> {
+  const backup = await ctx.repos.backups.get(id);
+  const site = backup && (await ctx.repos.sites.get(backup.siteId));
+  if (!backup || !site) {
+    must(principal, action, {});
+    throw notFound('Backup', id);
+  }
+  const p = must(principal, action, { siteId: site.id, nodeId: site.nodeId });
+  return { backup, site, principal: p };
+}
+
+export const userId = (p: Principal): string | null => (p.kind === 'user' ? p.userId : null);
+export const nodeIdOf = (p: Principal): string | null => (p.kind === 'node' ? p.nodeId : null);
