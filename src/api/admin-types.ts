@@ -1,0 +1,143 @@
+// Request and response bodies of the admin API: users, tokens, nodes, storage providers, audit.
+// snake_case like src/api/types.ts. No body here ever carries a password, a key hash or a
+// storage secret; the only secret that goes out is a token value, once, when it is created.
+
+export type UserRole = 'super_admin' | 'node_admin' | 'site_admin';
+
+export interface User {
+  id: string;
+  email: string;
+  role: UserRole;
+  node_ids: string[];
+  site_ids: string[];
+  created_at: string;
+}
+
+export interface CreateUserRequest {
+  email: string;
+  password: string;
+  role: UserRole;
+}
+
+/** A new password signs the user out everywhere (other than the caller's own session). */
+export interface UpdateUserRequest {
+  role?: UserRole;
+  password?: string;
+}
+
+export interface UserList {
+  users: User[];
+}
+
+/** GET /api/v1/auth/me */
+export type Me = User;
+
+export interface ApiToken {
+  id: string;
+  kind: 'session' | 'api';
+  name: string | null;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  /** True for the token this request was made with. */
+  current: boolean;
+}
+
+export interface TokenList {
+  tokens: ApiToken[];
+}
+
+export interface CreateTokenRequest {
+  name: string;
+  /** Omitted or null: the token lives until revoked. */
+  expires_in_days?: number | null;
+}
+
+/** The token value is shown here once and never again. */
+export interface CreateTokenResponse extends Omit<ApiToken, 'current'> {
+  token: string;
+}
+
+export type NodeStatus = 'pending' | 'active' | 'disabled';
+
+export interface Node {
+  id: string;
+  hostname: string;
+  status: NodeStatus;
+  last_seen: string | null;
+  quota_bytes: number | null;
+  /** Whether the node has enrolled (holds a node key); the key itself is never shown. */
+  has_key: boolean;
+  created_at: string;
+}
+
+export interface NodeList {
+  nodes: Node[];
+}
+
+export interface UpdateNodeRequest {
+  hostname?: string;
+  status?: 'active' | 'disabled';
+  quota_bytes?: number | null;
+}
+
+export interface JoinCodeResponse {
+  code: string;
+  expires_at: string;
+}
+
+export type StorageType = 'local' | 's3';
+
+export interface StorageProvider {
+  id: string;
+  name: string;
+  type: StorageType;
+  root_path: string | null;
+  endpoint: string | null;
+  bucket: string | null;
+  region: string | null;
+  prefix: string;
+  path_style: boolean;
+  is_default: boolean;
+  has_credentials: boolean;
+  /** The access key id of an s3 provider; the secret key is never returned. */
+  access_key_id: string | null;
+  created_at: string;
+}
+
+export interface StorageProviderList {
+  storage_providers: StorageProvider[];
+}
+
+export interface CreateStorageProviderRequest {
+  name: string;
+  type: StorageType;
+  root_path?: string;
+  endpoint?: string | null;
+  bucket?: string;
+  region?: string;
+  prefix?: string;
+  path_style?: boolean;
+  access_key_id?: string;
+  secret_access_key?: string;
+  is_default?: boolean;
+}
+
+export type UpdateStorageProviderRequest = Partial<Omit<CreateStorageProviderRequest, 'type'>>;
+
+export interface AuditEntryBody {
+  id: string;
+  at: string;
+  user_id: string | null;
+  node_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  detail: unknown;
+}
+
+export interface AuditPage {
+  entries: AuditEntryBody[];
+  /** Pass as ?before= for the next (older) page; null when this was the last. */
+  next_before: number | null;
+}

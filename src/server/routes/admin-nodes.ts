@@ -1,0 +1,121 @@
+import type { FastifyInstance } from 'fastify';
+import type { JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
+import { authorize } from '../auth/roles.ts';
+import { expiryFor, generateToken, hashToken } from '../auth/tokens.ts';
+import { notFound, unauthorized } from '../api-error.ts';
+import type { ServerContext } from '../context.ts';
+import type { NodeRow } from '../db/nodes.ts';
+import { defineRoute, must, replied } from '../route.ts';
+import { emptyBody, idParams, iso, userId } from './admin-common.ts';
+
+// Nodes (web servers running an agent): listed as far as the caller may see them, edited by
+// super_admin or the node's node_admin. Join codes make new nodes, so only super_admin gets them.
+// A node's key hash never leaves the database; has_key says whether it has enrolled.
+
+type IdP = { id: string };
+
+const HOSTNAME = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' } as const;
+
+export function nodeBody(n: NodeRow): Node {
+  return { id: n.id, hostname: n.hostname, status: n.status, last_seen: iso(n.lastSeen), quota_bytes: n.quotaBytes, has_key: n.hasKey, created_at: iso(n.createdAt) };
+}
+
+async function loadNode(ctx: ServerContext, id: string): Promise<NodeRow> {
+  const n = await ctx.repos.nodes.get(id);
+  if (!n) throw notFound('Node', id);
+  return n;
+}
+
+export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const tags = ['nodes'];
+
+  defineRoute<unknown, Record<string, string>, Record<string, string>, NodeList>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/nodes',
+    auth: 'user',
+    summary: 'The nodes you may see',
+    tags,
+    handler: async ({ principal }) => {
+      if (!principal) throw unauthorized();
+      // Each node is checked the way GET /nodes/{id} checks it, so the list never shows more than that would.
+      return { nodes: (await ctx.repos.nodes.list()).filter((n) => authorize(principal, 'node.read', { nodeId: n.id }) === 'allow').map(nodeBody) };
+    },
+  });
+
+  defineRoute<unknown, IdP, Record<string, string>, Node>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/nodes/:id',
+    auth: 'user',
+    summary: 'One node',
+    tags,
+    schema: { params: idParams('id') },
+    handler: async ({ params, principal }) => {
+      const node = await loadNode(ctx, params.id);
+      must(principal, 'node.read', { nodeId: node.id });
+      return nodeBody(node);
+    },
+  });
+
+  defineRoute<UpdateNodeRequest, IdP, Record<string, string>, Node>(app, ctx, {
+    method: 'PATCH',
+    url: '/api/v1/nodes/:id',
+    auth: 'user',
+    summary: "Change a node's hostname, status (active/disabled) or quota",
+    tags,
+    schema: {
+      params: idParams('id'),
+      body: {
+        type: 'object',
+        minProperties: 1,
+        additionalProperties: false,
+        properties: {
+          hostname: HOSTNAME,
+          status: { type: 'string', enum: ['active', 'disabled'] },
+          quota_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
+        },
+      },
+    },
+    handler: async ({ body, params, principal }) => {
+      const node = await loadNode(ctx, params.id);
+      const p = must(principal, 'node.write', { nodeId: node.id });
+      const updated = await ctx.repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
+      if (!updated) throw notFound('Node', node.id);
+      await ctx.repos.audit.record({ userId: userId(p), action: 'node.update', targetType: 'node', targetId: node.id, detail: { ...body } });
+      return nodeBody(updated);
+    },
+  });
+
+  defineRoute<unknown, IdP>(app, ctx, {
+    method: 'DELETE',
+    url: '/api/v1/nodes/:id',
+    auth: 'user',
+    summary: 'Remove a node (refused with 409 while it still has sites)',
+    tags,
+    schema: { params: idParams('id') },
+    handler: async ({ params, principal }) => {
+      const node = await loadNode(ctx, params.id);
+      const p = must(principal, 'node.write', { nodeId: node.id });
+      if (!(await ctx.repos.nodes.remove(node.id))) throw notFound('Node', node.id);
+      await ctx.repos.audit.record({ userId: userId(p), action: 'node.delete', targetType: 'node', targetId: node.id, detail: { hostname: node.hostname } });
+      return replied(204, undefined);
+    },
+  });
+
+  defineRoute<unknown, Record<string, string>, Record<string, string>, JoinCodeResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/nodes/join-codes',
+    auth: 'user',
+    summary: 'A one-time code (valid 1 h) a new agent joins with (super_admin)',
+    tags,
+    schema: { body: { ...emptyBody, nullable: true } },
+    handler: async ({ principal }) => {
+      // No node yet, so no resource: only a role allowed on any node passes.
+      const p = must(principal, 'node.join_code', {});
+      const code = generateToken('join');
+      const expires = expiryFor('join') as Date;
+      await ctx.repos.joinCodes.create({ codeHash: hashToken(code), expiresAt: expires.getTime(), createdBy: userId(p) });
+      await ctx.repos.audit.record({ userId: userId(p), action: 'node.join_code.create', targetType: 'join_code', detail: { expires_at: expires.toISOString() } });
+      return replied(201, { code, expires_at: expires.toISOString() });
+    },
+  });
+}

@@ -1,0 +1,207 @@
+import type { FastifyInstance } from 'fastify';
+import type { CreateUserRequest, Me, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
+import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
+import { conflict, invalid, notFound } from '../api-error.ts';
+import type { ServerContext } from '../context.ts';
+import type { UserRow } from '../db/users.ts';
+import { defineRoute, must, replied } from '../route.ts';
+import { currentTokenHash, EMAIL_SCHEMA, emptyBody, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+
+// Users (super_admin only, action user.manage), their node and site assignments, and the
+// caller's own account (/auth/me, /auth/logout). Passwords go in hashed and never come out.
+
+type IdP = { id: string };
+
+async function loadUser(ctx: ServerContext, id: string): Promise<UserRow> {
+  const u = await ctx.repos.users.get(id);
+  if (!u) throw notFound('User', id);
+  return u;
+}
+
+function checkPolicy(password: string, email: string): void {
+  const verdict = checkPasswordPolicy(password, email);
+  if (!verdict.ok) throw invalid(verdict.message);
+}
+
+/** Refuses to leave the server without a super_admin (demoting or deleting the last one). */
+async function keepOneSuperAdmin(ctx: ServerContext, u: UserRow): Promise<void> {
+  if (u.role === 'super_admin' && (await ctx.repos.users.count('super_admin')) <= 1) {
+    throw conflict('This is the last super_admin; make another user super_admin first');
+  }
+}
+
+export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const tags = ['users'];
+
+  defineRoute<unknown, Record<string, string>, Record<string, string>, UserList>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/users',
+    auth: 'user',
+    summary: 'List users with their assignments (super_admin)',
+    tags,
+    handler: async ({ principal }) => {
+      must(principal, 'user.manage');
+      const users = await ctx.repos.users.list();
+      return { users: await Promise.all(users.map((u) => userBody(ctx.repos, u))) };
+    },
+  });
+
+  defineRoute<CreateUserRequest, Record<string, string>, Record<string, string>, User>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/users',
+    auth: 'user',
+    summary: 'Create a user (super_admin); the password must meet the policy',
+    tags,
+    schema: {
+      body: {
+        type: 'object',
+        required: ['email', 'password', 'role'],
+        additionalProperties: false,
+        properties: { email: EMAIL_SCHEMA, password: PASSWORD_SCHEMA, role: ROLE_SCHEMA },
+      },
+    },
+    handler: async ({ body, principal }) => {
+      const me = must(principal, 'user.manage');
+      checkPolicy(body.password, body.email);
+      if (await ctx.repos.users.getByEmail(body.email)) throw conflict(`A user with email ${body.email.trim().toLowerCase()} already exists`);
+      const user = await ctx.repos.users.create({ email: body.email, passwordHash: await hashPassword(body.password), role: body.role });
+      await ctx.repos.audit.record({ userId: userId(me), action: 'user.create', targetType: 'user', targetId: user.id, detail: { email: user.email, role: user.role } });
+      return replied(201, await userBody(ctx.repos, user));
+    },
+  });
+
+  defineRoute<unknown, IdP, Record<string, string>, User>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/users/:id',
+    auth: 'user',
+    summary: 'One user with their assignments (super_admin)',
+    tags,
+    schema: { params: idParams('id') },
+    handler: async ({ params, principal }) => {
+      must(principal, 'user.manage');
+      return userBody(ctx.repos, await loadUser(ctx, params.id));
+    },
+  });
+
+  defineRoute<UpdateUserRequest, IdP, Record<string, string>, User>(app, ctx, {
+    method: 'PATCH',
+    url: '/api/v1/users/:id',
+    auth: 'user',
+    summary: "Change a user's role or password (super_admin); a new password signs them out",
+    tags,
+    schema: {
+      params: idParams('id'),
+      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA } },
+    },
+    handler: async ({ body, params, principal, raw }) => {
+      const me = must(principal, 'user.manage');
+      const user = await loadUser(ctx, params.id);
+      if (body.password !== undefined) checkPolicy(body.password, user.email);
+      if (body.role !== undefined && body.role !== user.role) await keepOneSuperAdmin(ctx, user);
+      const changed: string[] = [];
+      if (body.role !== undefined && body.role !== user.role) {
+        await ctx.repos.users.setRole(user.id, body.role);
+        changed.push('role');
+      }
+      if (body.password !== undefined) {
+        await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.password));
+        changed.push('password');
+        // Sign them out everywhere but the session making this call (an admin changing their own password).
+        const hash = currentTokenHash(raw);
+        const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token.id;
+        for (const t of await ctx.repos.tokens.listForUser(user.id)) {
+          if (t.kind === 'session' && t.id !== current) await ctx.repos.tokens.revoke(t.id);
+        }
+      }
+      await ctx.repos.audit.record({ userId: userId(me), action: 'user.update', targetType: 'user', targetId: user.id, detail: { changed, role: body.role ?? user.role } });
+      return userBody(ctx.repos, await loadUser(ctx, user.id));
+    },
+  });
+
+  defineRoute<unknown, IdP>(app, ctx, {
+    method: 'DELETE',
+    url: '/api/v1/users/:id',
+    auth: 'user',
+    summary: 'Delete a user with their tokens and assignments (super_admin)',
+    tags,
+    schema: { params: idParams('id') },
+    handler: async ({ params, principal }) => {
+      const me = must(principal, 'user.manage');
+      const user = await loadUser(ctx, params.id);
+      if (user.id === userId(me)) throw conflict('You cannot delete your own account; another super_admin can');
+      await keepOneSuperAdmin(ctx, user);
+      await ctx.repos.users.remove(user.id);
+      await ctx.repos.audit.record({ userId: userId(me), action: 'user.delete', targetType: 'user', targetId: user.id, detail: { email: user.email, role: user.role } });
+      return replied(204, undefined);
+    },
+  });
+
+  for (const kind of ['node', 'site'] as const) {
+    const param = `${kind}_id`;
+    const url = `/api/v1/users/:id/${kind}s/:${param}`;
+    const what = kind === 'node' ? 'Node' : 'Site';
+    const exists = async (id: string): Promise<boolean> => (kind === 'node' ? ctx.repos.nodes.get(id) : ctx.repos.sites.get(id)).then((r) => r !== undefined);
+
+    defineRoute<unknown, Record<string, string>, Record<string, string>, User>(app, ctx, {
+      method: 'PUT',
+      url,
+      auth: 'user',
+      summary: `Assign a ${kind} to a user (super_admin)`,
+      tags,
+      schema: { params: idParams('id', param) },
+      handler: async ({ params, principal }) => {
+        const me = must(principal, 'user.manage');
+        const user = await loadUser(ctx, params.id ?? '');
+        const target = params[param] ?? '';
+        if (!(await exists(target))) throw notFound(what, target);
+        if (kind === 'node') await ctx.repos.users.assignNode(user.id, target);
+        else await ctx.repos.users.assignSite(user.id, target);
+        await ctx.repos.audit.record({ userId: userId(me), action: `user.assign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
+        return userBody(ctx.repos, user);
+      },
+    });
+
+    defineRoute<unknown, Record<string, string>>(app, ctx, {
+      method: 'DELETE',
+      url,
+      auth: 'user',
+      summary: `Take a ${kind} away from a user (super_admin)`,
+      tags,
+      schema: { params: idParams('id', param) },
+      handler: async ({ params, principal }) => {
+        const me = must(principal, 'user.manage');
+        const user = await loadUser(ctx, params.id ?? '');
+        const target = params[param] ?? '';
+        if (!(await exists(target))) throw notFound(what, target);
+        const removed = kind === 'node' ? await ctx.repos.users.unassignNode(user.id, target) : await ctx.repos.users.unassignSite(user.id, target);
+        if (removed) await ctx.repos.audit.record({ userId: userId(me), action: `user.unassign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
+        return replied(204, undefined);
+      },
+    });
+  }
+
+  defineRoute<unknown, Record<string, string>, Record<string, string>, Me>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/auth/me',
+    auth: 'user',
+    summary: 'The signed-in user, with their role and assignments',
+    tags: ['auth'],
+    handler: async ({ principal }) => userBody(ctx.repos, await loadUser(ctx, userId(principal))),
+  });
+
+  defineRoute(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/auth/logout',
+    auth: 'user',
+    summary: 'Revoke the token this request is made with',
+    tags: ['auth'],
+    schema: { body: { ...emptyBody, nullable: true } },
+    handler: async ({ principal, raw }) => {
+      const id = userId(principal);
+      const hash = currentTokenHash(raw);
+      if (hash !== undefined) await ctx.repos.tokens.revokeByHash(hash);
+      await ctx.repos.audit.record({ userId: id, action: 'auth.logout', targetType: 'user', targetId: id });
+      return replied(204, undefined);
+    },
+  });
+}
