@@ -41,6 +41,23 @@ function isReplied(x: unknown): x is Replied<unknown> {
   return typeof x === 'object' && x !== null && 'status' in x && 'body' in x && Object.keys(x).length === 2;
 }
 
+/**
+ * "Last used" bookkeeping without a write per request: each process writes at most once per
+ * gap per id (the repository also refuses writes inside the gap, across processes).
+ */
+const lastTouch = new Map<string, number>();
+const TOUCH_KEYS_MAX = 100_000;
+
+function shouldTouch(id: string, gapMs: number): boolean {
+  const now = Date.now();
+  if (now - (lastTouch.get(id) ?? 0) < gapMs) return false;
+  if (lastTouch.size >= TOUCH_KEYS_MAX) lastTouch.clear();
+  lastTouch.set(id, now);
+  return true;
+}
+
+const NO_IDS: ReadonlySet<string> = new Set();
+
 /** The caller behind a bearer token, or undefined. Session/API tokens are users; node keys are agents. */
 export async function principalOf(req: FastifyRequest, ctx: ServerContext): Promise<Principal | undefined> {
   const cred = parseBearer(req.headers.authorization);
@@ -49,14 +66,17 @@ export async function principalOf(req: FastifyRequest, ctx: ServerContext): Prom
   if (cred.kind === 'node') {
     const node = await ctx.repos.nodes.findByKeyHash(hash);
     if (!node || node.status === 'disabled') return undefined;
-    await ctx.repos.nodes.touch(node.id);
+    if (shouldTouch(node.id, 5_000)) void ctx.repos.nodes.touch(node.id).catch(() => {});
     return { kind: 'node', nodeId: node.id };
   }
   const found = await ctx.repos.tokens.authenticate(hash);
   if (!found || found.token.kind !== cred.kind) return undefined;
-  void ctx.repos.tokens.touch(found.token.id);
-  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(found.user.id), ctx.repos.users.assignedSiteIds(found.user.id)]);
-  return { kind: 'user', userId: found.user.id, role: found.user.role, nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
+  if (shouldTouch(found.token.id, 60_000)) void ctx.repos.tokens.touch(found.token.id).catch(() => {});
+  const { user } = found;
+  // A super_admin's assignments change nothing, so skip two queries on the busiest path.
+  if (user.role === 'super_admin') return { kind: 'user', userId: user.id, role: user.role, nodeIds: NO_IDS, siteIds: NO_IDS };
+  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(user.id), ctx.repos.users.assignedSiteIds(user.id)]);
+  return { kind: 'user', userId: user.id, role: user.role, nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
 }
 
 /** Throws 403 unless the principal may do action on resource (ids from the database, never the request). */
