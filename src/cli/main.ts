@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { toolVersion } from '../engine/manifest.ts';
 import { badInput, describe, kindOf, WpbError } from '../errors.ts';
 import type { Command, CommandContext } from './command.ts';
+import { agentCommand } from './commands/agent.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
 import { restoreCommand } from './commands/restore.ts';
@@ -14,7 +15,7 @@ import { EXIT, exitCodeFor } from './exit-codes.ts';
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand];
+export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, agentCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));

@@ -1,7 +1,7 @@
 import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
 import { siteEvents } from './events.ts';
-import { storageRegistry } from './storage-registry.ts';
+import { abortJobUpload } from './agent-uploads.ts';
 
 // Jobs whose agent stopped reporting: every few seconds, jobs.expireLeases() fails each job
 // whose lease ran out ("agent on <host> stopped reporting during <stage>") together with its
@@ -26,14 +26,10 @@ export interface Reaper {
 /** One pass: expire, then abort each expired job's upload and tell SSE watchers. */
 export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = defaultLog): Promise<JobRow[]> {
   const expired = await ctx.repos.jobs.expireLeases();
-  const registry = storageRegistry(ctx);
   for (const job of expired) {
-    let aborted = false;
-    try {
-      aborted = await registry.abortUpload(job);
-    } catch (err) {
-      log(`Could not abort the upload of expired job ${job.id} (site ${job.siteId})`, err);
-    }
+    const err = await abortJobUpload(ctx, job);
+    if (err) log(`Could not abort the upload of expired job ${job.id} (site ${job.siteId})`, err);
+    const aborted = !err && job.uploadId !== null;
     try {
       await ctx.repos.audit.record({
         nodeId: job.claimedBy, action: 'job.expired', targetType: 'job', targetId: job.id,

@@ -1,5 +1,181 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
+import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport } from '../../api/types.ts';
+import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
+import { abortJobUpload, providerForJob, recordJobTarget } from '../agent-uploads.ts';
+import { ApiError, invalid } from '../api-error.ts';
+import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
+import type { JobRow } from '../db/jobs.ts';
+import { createRepos } from '../db/repos.ts';
+import { defineRoute } from '../route.ts';
+import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
+import { registerAgentUploadRoutes } from './agent-upload.ts';
 
-// Placeholder: routes arrive here (see src/api/types.ts for the bodies).
-export function registerAgentRoutes(_app: FastifyInstance, _ctx: ServerContext): void {}
+// The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
+// reply carries stop requests and renews the lease), upload through presigned part URLs
+// (agent-upload.ts), and finish. A node only ever sees and touches its own jobs.
+
+const joinSchema = {
+  body: {
+    type: 'object',
+    required: ['code', 'hostname'],
+    additionalProperties: false,
+    properties: { code: { type: 'string', minLength: 1, maxLength: 200 }, hostname: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[^\\u0000-\\u001f\\u007f]+$' } },
+  },
+} as const;
+
+const progressSchema = {
+  params: jobParams,
+  body: {
+    type: 'object',
+    required: ['status', 'progress', 'stage', 'stage_detail', 'error'],
+    additionalProperties: false,
+    properties: {
+      status: { type: 'string', enum: ['idle', 'running', 'completed', 'failed', 'stopped'] },
+      progress: { type: 'integer', minimum: 0, maximum: 100 },
+      stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
+      stage_detail: { type: 'string', maxLength: 2000 },
+      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
+    },
+  },
+} as const;
+
+const finishSchema = {
+  params: jobParams,
+  body: {
+    type: 'object',
+    required: ['status', 'stage', 'error'],
+    additionalProperties: false,
+    properties: {
+      status: { type: 'string', enum: ['completed', 'failed', 'stopped'] },
+      stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
+      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
+    },
+  },
+} as const;
+
+type Id = { id: string };
+type Q = Record<string, string>;
+
+export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  defineRoute<JoinRequest, Q, Q, JoinResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/join',
+    auth: 'public',
+    summary: 'Join the fleet with a one-time join code; returns the node key once',
+    tags: ['agent'],
+    schema: joinSchema,
+    handler: async ({ body }) => {
+      if (tokenKind(body.code) !== 'join') throw invalid('That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`');
+      const nodeKey = generateToken('node');
+      const node = await ctx.db.transaction(async (tx) => {
+        const repos = createRepos(tx, { secrets: ctx.secrets });
+        const created = await repos.nodes.create({ hostname: body.hostname.trim(), status: 'active', nodeKeyHash: hashToken(nodeKey) });
+        const used = await repos.joinCodes.consume(hashToken(body.code), created.id);
+        if (!used) throw new ApiError(403, 'invalid_join_code', 'This join code is unknown, already used or expired; ask an admin for a new one');
+        await repos.audit.record({ userId: used.createdBy, action: 'node.join', targetType: 'node', targetId: created.id });
+        return created;
+      });
+      return { node_id: node.id, node_key: nodeKey };
+    },
+  });
+
+  defineRoute<unknown, Q, Q, PollResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/poll',
+    auth: 'node',
+    summary: `Wait up to the server's poll time for this node's next job`,
+    tags: ['agent'],
+    handler: async ({ principal, reply }) => {
+      const nodeId = nodeIdOf(principal);
+      let gone = false;
+      reply.raw.once('close', () => (gone = true));
+      const deadline = Date.now() + ctx.config.pollWaitMs;
+      for (;;) {
+        const claimed = await ctx.repos.jobs.claimNext(nodeId, ctx.config.leaseMs);
+        if (claimed) {
+          const job = await toAgentJob(ctx, claimed, nodeId);
+          if (job) return { job };
+          continue;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0 || gone) return { job: null };
+        await sleep(Math.min(250, left));
+      }
+    },
+  });
+
+  defineRoute<ProgressReport, Id, Q, ProgressReply>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/progress',
+    auth: 'node',
+    summary: 'Report progress; renews the lease, and the reply says whether to stop',
+    tags: ['agent'],
+    schema: progressSchema,
+    handler: async ({ body, params, principal }) => {
+      const { job, nodeId } = await nodesJob(ctx, principal, params.id);
+      const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
+      if (!r) return { cancel: true, lease_until: new Date().toISOString() };
+      return { cancel: r.cancelRequested, lease_until: new Date(r.leaseUntil).toISOString() };
+    },
+  });
+
+  defineRoute<FinishRequest, Id, Q, { state: string }>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/finish',
+    auth: 'node',
+    summary: 'End a job: completed (after /upload/complete for backups), failed or stopped',
+    tags: ['agent'],
+    schema: finishSchema,
+    handler: async ({ body, params, principal }) => {
+      const { job, nodeId } = await leasedJob(ctx, principal, params.id);
+      const backup = job.type === 'backup' ? await completedBackupOf(ctx, job) : undefined;
+      let ended: JobRow | undefined;
+      if (body.status === 'completed') {
+        if (job.type === 'backup' && !backup) throw new ApiError(409, 'conflict', `Job ${job.id} has no completed upload; call /upload/complete first, or finish it as failed`);
+        ended = await ctx.repos.jobs.finish(job.id, nodeId, { state: 'done', backupId: backup?.id });
+      } else {
+        if (!backup) await abortJobUpload(ctx, job);
+        const where = body.stage ? ` (during ${body.stage})` : '';
+        ended =
+          body.status === 'failed'
+            ? await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `${body.error ?? 'The agent reported a failure'}${where}` })
+            : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
+      }
+      if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
+      return { state: ended.state };
+    },
+  });
+
+  registerAgentUploadRoutes(app, ctx);
+}
+
+/** The job as the agent sees it; for a backup, with the object key chosen now. undefined: failed instead. */
+async function toAgentJob(ctx: ServerContext, job: JobRow, nodeId: string): Promise<AgentJob | undefined> {
+  const site = await ctx.repos.sites.get(job.siteId);
+  if (!site) {
+    await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: 'The site was removed' });
+    return undefined;
+  }
+  let key = '';
+  if (job.type === 'backup') {
+    try {
+      const provider = await providerForJob(ctx, job);
+      key = archiveKey(job.nodeId, site.id, archiveFileName(site.name, new Date()));
+      await recordJobTarget(ctx, job, provider.id, key);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `The server could not prepare the backup: ${message}` });
+      return undefined;
+    }
+  }
+  return {
+    job_id: job.id,
+    type: job.type,
+    site: { id: site.id, name: site.name, wp_path: site.wpPath, excludes: site.excludes },
+    node_id: job.nodeId,
+    key,
+    lease_seconds: ctx.config.leaseMs / 1000,
+  };
+}

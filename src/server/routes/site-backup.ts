@@ -5,6 +5,7 @@ import type { ServerContext } from '../context.ts';
 import type { SiteRow } from '../db/sites.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute, replied } from '../route.ts';
+import { abortJobUpload } from '../agent-uploads.ts';
 import { storageRegistry } from '../storage-registry.ts';
 import { idParams, noQuery, siteFor, statusBody, userId, uuid, type IdParams } from './site-common.ts';
 
@@ -144,14 +145,11 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       const { site, principal: p } = await siteFor(ctx, principal, 'daemon.reset', params.site_id);
       const { cancelled, reset } = await ctx.repos.jobs.resetSite(site.id);
       let aborted = 0;
-      const registry = storageRegistry(ctx);
       for (const job of cancelled) {
-        try {
-          if (await registry.abortUpload(job)) aborted++;
-        } catch (err) {
-          // The reset itself stands; the upload is left for the bucket's lifecycle rules.
-          raw.log.warn({ err, jobId: job.id }, 'could not abort the upload of a reset job');
-        }
+        const err = await abortJobUpload(ctx, job);
+        // The reset itself stands; an upload that cannot be aborted is left to the bucket's lifecycle rules.
+        if (err) raw.log.warn({ err, jobId: job.id }, 'could not abort the upload of a reset job');
+        else if (job.uploadId) aborted++;
       }
       await ctx.repos.audit.record({
         userId: userId(p), action: 'daemon.backup.reset', targetType: 'site', targetId: site.id,

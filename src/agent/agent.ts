@@ -1,0 +1,171 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AgentJob, ProgressReport } from '../api/types.ts';
+import { runBackup } from '../engine/backup.ts';
+import type { Progress, ProgressEvent } from '../engine/progress.ts';
+import { cleanOrphans } from '../engine/run-dir.ts';
+import { describe, kindOf, WpbError } from '../errors.ts';
+import { backoffMs } from '../storage/multipart.ts';
+import { AgentHttpError, type AgentClient } from './client.ts';
+import { PresignedStorage, type PresignedStorageOptions } from './presigned-storage.ts';
+
+// The agent's loop: long-poll the server, run the job it hands out with the backup engine,
+// report progress (each stage change at once, otherwise a heartbeat every second, which also
+// renews the lease), and stop when a reply says cancel. One job at a time.
+
+export interface AgentOptions {
+  client: AgentClient;
+  dataDir: string;
+  signal: AbortSignal;
+  log?: (line: string) => void;
+  /** Progress report interval; at most 2 s so a short lease stays renewed. */
+  heartbeatMs?: number;
+  /** Nice value for the engine's children. */
+  nice?: number;
+  /** Return after one job (tests, cron-style runs). */
+  once?: boolean;
+  storage?: PresignedStorageOptions;
+}
+
+export function tempBaseOf(dataDir: string): string {
+  return join(dataDir, 'tmp');
+}
+
+/** Temp dirs of runs whose process is gone are removed; uploads are left to the server to abort. */
+export async function cleanOrphanedRuns(dataDir: string): Promise<number> {
+  const report = await cleanOrphans(tempBaseOf(dataDir), async () => {});
+  return report.removed.length;
+}
+
+export async function runAgent(o: AgentOptions): Promise<void> {
+  const log = o.log ?? (() => {});
+  const removed = await cleanOrphanedRuns(o.dataDir);
+  if (removed) log(`removed ${removed} temp dir(s) left by runs that did not finish`);
+  log(`agent polling ${o.client.server}`);
+  let failures = 0;
+  while (!o.signal.aborted) {
+    let job: AgentJob | null;
+    try {
+      job = (await o.client.poll(o.signal)).job;
+      failures = 0;
+    } catch (err) {
+      if (o.signal.aborted) break;
+      failures++;
+      log(`poll failed (${describe(err)}); retrying`);
+      if (err instanceof AgentHttpError && err.status === 401) log('the server does not know this node key: the node was removed or disabled; join again with a new code');
+      await sleep(backoffMs(failures, 1000, 30_000), undefined, { signal: o.signal }).catch(() => undefined);
+      continue;
+    }
+    if (!job) continue;
+    await runJob(o, job, log);
+    if (o.once) break;
+  }
+}
+
+export async function runJob(o: AgentOptions, job: AgentJob, log: (line: string) => void): Promise<void> {
+  if (job.type === 'reset') {
+    log(`job ${job.job_id}: reset of site ${job.site.name}`);
+    await cleanOrphanedRuns(o.dataDir).catch((err: unknown) => log(`reset: ${describe(err)}`));
+    await o.client.finish(job.job_id, { status: 'completed', stage: null, error: null }).catch((err: unknown) => log(`reset finish failed: ${describe(err)}`));
+    return;
+  }
+  log(`job ${job.job_id}: backup of ${job.site.name} (${job.site.wp_path}) to ${job.key}`);
+  const stop = new AbortController();
+  const onShutdown = (): void => stop.abort();
+  o.signal.addEventListener('abort', onShutdown, { once: true });
+  const reporter = new Reporter(o.client, job.job_id, Math.min(o.heartbeatMs ?? 1000, 2000), () => {
+    if (!stop.signal.aborted) log(`job ${job.job_id}: the server asked to stop`);
+    stop.abort();
+  });
+  const storage = new PresignedStorage(o.client, { jobId: job.job_id, key: job.key }, o.storage);
+  const at = timeOfKey(job.key);
+  try {
+    const result = await runBackup({
+      sitePath: job.site.wp_path, storage, destination: `agent:${o.client.server}`, storageFor: () => storage,
+      nodeUuid: job.node_id, siteUuid: job.site.id, siteName: job.site.name, excludes: job.site.excludes,
+      tempBase: tempBaseOf(o.dataDir), signal: stop.signal, progress: reporter, nice: o.nice, now: () => at,
+    });
+    await reporter.close();
+    await o.client.finish(job.job_id, { status: 'completed', stage: null, error: null });
+    log(`job ${job.job_id}: completed, ${result.size} bytes`);
+  } catch (err) {
+    await reporter.close();
+    const stopped = stop.signal.aborted || kindOf(err) === 'stopped';
+    const stage = (err instanceof WpbError ? err.stage : undefined) ?? reporter.stage;
+    log(`job ${job.job_id}: ${stopped ? 'stopped' : `failed: ${describe(err)}`}`);
+    await o.client
+      .finish(job.job_id, { status: stopped ? 'stopped' : 'failed', stage: (stage as ProgressReport['stage']) ?? null, error: stopped ? null : describe(err) })
+      .catch((e: unknown) => log(`job ${job.job_id}: could not tell the server (${describe(e)}); its lease will run out`));
+  } finally {
+    o.signal.removeEventListener('abort', onShutdown);
+  }
+}
+
+/** The time in a key's <name>_<YYYYMMDD>_<HHMMSS>.tar.zst, so the engine names the archive the same. */
+export function timeOfKey(key: string): Date {
+  const m = /_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})\.tar\.zst$/.exec(key);
+  if (!m) return new Date();
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  return new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+}
+
+/** Sends progress: every stage change in order, and the latest state on each heartbeat. */
+class Reporter implements Progress {
+  private readonly client: AgentClient;
+  private readonly jobId: string;
+  private readonly onCancel: () => void;
+  private readonly timer: NodeJS.Timeout;
+  private readonly queue: ProgressEvent[] = [];
+  private latest: ProgressEvent | undefined;
+  private lastStage: string | null | undefined;
+  private pump: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(client: AgentClient, jobId: string, intervalMs: number, onCancel: () => void) {
+    this.client = client;
+    this.jobId = jobId;
+    this.onCancel = onCancel;
+    this.timer = setInterval(() => this.enqueue(undefined), intervalMs);
+  }
+
+  get stage(): string | null | undefined {
+    return this.latest?.stage;
+  }
+
+  event(e: ProgressEvent): void {
+    this.latest = e;
+    if (e.stage !== this.lastStage || e.status !== 'running') {
+      this.lastStage = e.stage;
+      this.enqueue(e);
+    }
+  }
+
+  /** A snapshot to send in order, or (heartbeat) the latest state if nothing is waiting. */
+  private enqueue(e: ProgressEvent | undefined): void {
+    if (this.closed && e === undefined) return;
+    if (e) this.queue.push(e);
+    else if (this.queue.length === 0 && this.latest) this.queue.push(this.latest);
+    else if (!this.latest) return;
+    this.pump = this.pump.then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    const e = this.queue.shift();
+    if (!e) return;
+    const report: ProgressReport = { status: e.status, progress: Math.max(0, Math.min(100, Math.round(e.progress))), stage: e.stage, stage_detail: e.stage_detail.slice(0, 2000), error: e.error?.slice(0, 4000) ?? null };
+    try {
+      const reply = await this.client.progress(this.jobId, report);
+      if (reply.cancel) this.onCancel();
+    } catch (err) {
+      // The job is not ours any more (expired, reset, another node's): stop.
+      if (err instanceof AgentHttpError && [403, 404, 409].includes(err.status)) this.onCancel();
+    }
+  }
+
+  /** Stops the heartbeat and waits for the reports already queued. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.pump;
+  }
+}

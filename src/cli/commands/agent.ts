@@ -1,0 +1,76 @@
+import { runAgent } from '../../agent/agent.ts';
+import { AgentClient } from '../../agent/client.ts';
+import { ensureIdentity, identityPath } from '../../agent/identity.ts';
+import { resolveDataDir } from '../../datadir.ts';
+import { badInput } from '../../errors.ts';
+import type { Command, CommandContext } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { str } from '../values.ts';
+
+// wpbackup agent: joins a control server once with a one-time code, then runs the jobs the
+// server hands out. Only the agent's data dir holds the node key (0600).
+
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stdin) {
+    text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+    if (text.length > 1000) break;
+  }
+  return text.trim();
+}
+
+/** The join code from --join-code (or "-" for stdin) or WPBACKUP_JOIN_CODE; undefined when none. */
+async function joinCodeFrom(flag: string | undefined, env: NodeJS.ProcessEnv, stdin: NodeJS.ReadableStream): Promise<string | undefined> {
+  if (flag === '-') {
+    const code = await readStdin(stdin);
+    if (!code) throw badInput('--join-code - read nothing from stdin', 'Pipe the code in: echo "$CODE" | wpbackup agent --server URL --join-code -');
+    return code;
+  }
+  return flag ?? (env.WPBACKUP_JOIN_CODE?.trim() || undefined);
+}
+
+export const agentCommand: Command = {
+  path: ['agent'],
+  summary: 'Run the backup agent on a web server: join a control server once, then run its jobs',
+  usage: 'agent --server URL [--data-dir DIR] (first run: join code in WPBACKUP_JOIN_CODE or on stdin with --join-code -)',
+  help: `Runs backups the control server asks for, with the same engine as 'wpbackup backup', and
+uploads through URLs the server signs: the agent never holds storage credentials.
+
+First run, with a one-time join code from the server's admin:
+  WPBACKUP_JOIN_CODE=wpb_j_... wpbackup agent --server https://backup.example.com
+  echo "$CODE" | wpbackup agent --server https://backup.example.com --join-code -
+The node id and key are stored in DATA_DIR/agent.json (mode 0600); later runs need no code,
+and --server may be left out. Prefer the variable or stdin to --join-code CODE: anything on a
+command line is visible to every user of the machine (ps, /proc).
+
+Options:
+  --server URL         the control server (required on the first run)
+  --join-code CODE     a one-time join code; "-" reads it from stdin (else $WPBACKUP_JOIN_CODE)
+  --data-dir DIR       identity and temp dirs (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
+  --hostname NAME      the name the server shows for this node (default: the host name)
+  --once               exit after one job
+  --no-nice            run children at normal priority (default: nice 10)
+
+On start, temp dirs left by runs that were killed are removed; the server aborts their uploads.
+SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
+  options: {
+    server: { type: 'string' },
+    'join-code': { type: 'string' },
+    'data-dir': { type: 'string' },
+    hostname: { type: 'string' },
+    once: { type: 'boolean' },
+    'no-nice': { type: 'boolean' },
+  },
+  allowPositionals: false,
+  async run(v, _pos, ctx: CommandContext & { stdin?: NodeJS.ReadableStream }) {
+    const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
+    const joinCode = await joinCodeFrom(str(v['join-code']), ctx.env, ctx.stdin ?? process.stdin);
+    const { identity, joined } = await ensureIdentity({ dataDir, server: str(v.server), joinCode, hostname: str(v.hostname) });
+    const log = (line: string): void => void ctx.stdout.write(`${new Date().toISOString()} ${line}\n`);
+    if (joined) log(`joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);
+    else log(`node ${identity.node_id} of ${identity.server}`);
+    const client = new AgentClient(identity.server, identity.node_key);
+    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10 });
+    return EXIT.ok;
+  },
+};

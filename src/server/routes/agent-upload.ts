@@ -1,0 +1,199 @@
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { PartUrlsRequest, PartUrlsResponse, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse } from '../../api/types.ts';
+import { WpbError } from '../../errors.ts';
+import { PART_URL_SECONDS, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
+import { ApiError, toApiError } from '../api-error.ts';
+import type { ServerContext } from '../context.ts';
+import type { JobRow } from '../db/jobs.ts';
+import { defineRoute } from '../route.ts';
+import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
+
+// Multipart upload of a job's archive through presigned part URLs. The server creates,
+// completes and aborts the upload with its own credentials; the agent only PUTs parts.
+
+const MAX_PARTS = 10_000;
+
+const partsSchema = {
+  params: jobParams,
+  body: {
+    type: 'object',
+    required: ['part_numbers'],
+    additionalProperties: false,
+    properties: { part_numbers: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: MAX_PARTS } } },
+  },
+} as const;
+
+const completeSchema = {
+  params: jobParams,
+  body: {
+    type: 'object',
+    required: ['parts', 'size', 'sha256'],
+    additionalProperties: false,
+    properties: {
+      parts: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_PARTS,
+        items: {
+          type: 'object',
+          required: ['part_number', 'etag'],
+          additionalProperties: false,
+          properties: { part_number: { type: 'integer', minimum: 1, maximum: MAX_PARTS }, etag: { type: 'string', minLength: 1, maxLength: 200 } },
+        },
+      },
+      size: { type: 'integer', minimum: 0 },
+      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    },
+  },
+} as const;
+
+const emptyBody = { params: jobParams } as const;
+
+type Id = { id: string };
+type Q = Record<string, string>;
+
+async function withStorage<T>(ctx: ServerContext, job: JobRow, fn: (s: JobStorage) => Promise<T>): Promise<T> {
+  const s = await storageForJob(ctx, job);
+  try {
+    return await fn(s);
+  } finally {
+    s.close();
+  }
+}
+
+function backupJob(job: JobRow): { key: string } {
+  if (job.type !== 'backup') throw new ApiError(409, 'conflict', `Job ${job.id} is a ${job.type} job and uploads nothing`);
+  if (!job.uploadKey) throw new ApiError(409, 'conflict', `Job ${job.id} has no object key; poll for it again`);
+  return { key: job.uploadKey };
+}
+
+function started(job: JobRow): { key: string; uploadId: string } {
+  const { key } = backupJob(job);
+  if (!job.uploadId) throw new ApiError(409, 'conflict', `Job ${job.id} has no upload yet; call /upload/start first`);
+  return { key, uploadId: job.uploadId };
+}
+
+/** Storage refusing what it was sent (bad part, bad ETag) is the agent's mistake: 400. */
+function asClientError(err: unknown, what: string): unknown {
+  if (err instanceof ApiError) return err;
+  const status = (err as { cause?: { $metadata?: { httpStatusCode?: number } } })?.cause?.$metadata?.httpStatusCode;
+  if ((err instanceof WpbError && err.kind === 'bad_input') || status === 400) return new ApiError(400, 'validation', `${what}: ${(err as Error).message}`);
+  return err;
+}
+
+export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  defineRoute<unknown, Id, Q, UploadStartResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/upload/start',
+    auth: 'node',
+    summary: "Create the multipart upload for the job's archive",
+    tags: ['agent'],
+    schema: emptyBody,
+    handler: async ({ params, principal }) => {
+      const { job, nodeId } = await leasedJob(ctx, principal, params.id);
+      const { key } = backupJob(job);
+      return withStorage(ctx, job, async (s) => {
+        // A retried start replaces the first upload, which must not linger.
+        if (job.uploadId) await s.multipart.abort(key, job.uploadId).catch(() => undefined);
+        const uploadId = await s.multipart.create(key);
+        if (!(await ctx.repos.jobs.setUpload(job.id, nodeId, { storageId: s.provider.id, uploadKey: key, uploadId }))) {
+          await s.multipart.abort(key, uploadId).catch(() => undefined);
+          throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to run`);
+        }
+        return { upload_id: uploadId };
+      });
+    },
+  });
+
+  defineRoute<PartUrlsRequest, Id, Q, PartUrlsResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/upload/parts',
+    auth: 'node',
+    summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to',
+    tags: ['agent'],
+    schema: partsSchema,
+    handler: async ({ body, params, principal }) => {
+      const { job } = await leasedJob(ctx, principal, params.id);
+      const { key, uploadId } = started(job);
+      return withStorage(ctx, job, async (s) => ({ urls: await s.multipart.presignParts(key, uploadId, body.part_numbers, PART_URL_SECONDS) }));
+    },
+  });
+
+  defineRoute<UploadCompleteRequest, Id, Q, UploadCompleteResponse>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/upload/complete',
+    auth: 'node',
+    summary: 'Complete the upload; the stored size must match. Records the backup',
+    tags: ['agent'],
+    schema: completeSchema,
+    handler: async ({ body, params, principal }) => {
+      const { job } = await leasedJob(ctx, principal, params.id);
+      const done = await completedBackupOf(ctx, job);
+      if (done) return { backup_id: done.id }; // a retried complete whose first answer was lost
+      const { key, uploadId } = started(job);
+      const parts = body.parts.map((p) => ({ partNumber: p.part_number, etag: p.etag })).sort((a, b) => a.partNumber - b.partNumber);
+      if (parts.some((p, i) => i > 0 && parts[i - 1]?.partNumber === p.partNumber)) throw new ApiError(400, 'validation', 'Each part number may appear once');
+      return withStorage(ctx, job, async (s) => {
+        try {
+          await s.multipart.complete(key, uploadId, parts, { size: body.size, sha256: body.sha256 });
+        } catch (err) {
+          throw asClientError(err, 'The storage refused to complete the upload');
+        }
+        const head = await s.multipart.head(key);
+        if (!head || head.size !== body.size) {
+          await s.multipart.delete(key).catch(() => undefined);
+          throw new ApiError(400, 'size_mismatch', `The stored object holds ${head?.size ?? 'no'} bytes but ${body.size} were reported; it was removed, run the backup again`);
+        }
+        const filename = key.split('/').pop() ?? key;
+        const row = await ctx.repos.backups.create({ siteId: job.siteId, storageId: s.provider.id, jobId: job.id, key, filename });
+        await ctx.repos.backups.complete(row.id, { size: body.size, sha256: body.sha256 });
+        return { backup_id: row.id };
+      });
+    },
+  });
+
+  defineRoute<unknown, Id, Q, { aborted: boolean }>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/jobs/:id/upload/abort',
+    auth: 'node',
+    summary: 'Abort the incomplete upload of the job',
+    tags: ['agent'],
+    schema: emptyBody,
+    handler: async ({ params, principal }) => {
+      const { job } = await leasedJob(ctx, principal, params.id);
+      if (!job.uploadId || !job.uploadKey) return { aborted: false };
+      if (await completedBackupOf(ctx, job)) throw new ApiError(409, 'conflict', `Job ${job.id}'s upload is already complete`);
+      const { key, uploadId } = started(job);
+      await withStorage(ctx, job, (s) => s.multipart.abort(key, uploadId));
+      return { aborted: true };
+    },
+  });
+
+  // Part uploads for local storage providers: the URL's sealed token is the only credential.
+  void app.register(async (scope) => {
+    const passThrough = (_req: unknown, payload: Readable, done: (err: Error | null, body?: unknown) => void): void => done(null, payload);
+    scope.addContentTypeParser('application/octet-stream', passThrough);
+    scope.addContentTypeParser('*', passThrough);
+    scope.route<{ Params: { token: string; n: string } }>({
+      method: 'PUT',
+      url: '/api/v1/agent/uploads/:token/parts/:n',
+      schema: { hide: true },
+      handler: async (request, reply) => {
+        try {
+          const n = Number(request.params.n);
+          if (!/^\d{1,5}$/.test(request.params.n) || n < 1 || n > MAX_PARTS) throw new ApiError(400, 'validation', `Part number ${request.params.n} is not 1 to ${MAX_PARTS}`);
+          const token = await openPartToken(ctx, request.params.token, n);
+          const body = (request.body as Readable | undefined) ?? request.raw;
+          const etag = await storeLocalPart(ctx, token, body);
+          return reply.code(200).header('etag', etag).send({ etag });
+        } catch (err) {
+          (request.body as Readable | undefined)?.resume?.();
+          const { status, body, internal } = toApiError(err);
+          if (internal) request.log.error({ err }, 'storing a part failed');
+          return reply.code(status).header('connection', 'close').send(body);
+        }
+      },
+    });
+  });
+}
