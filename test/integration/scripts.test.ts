@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
+import { siteEvents } from '../../src/server/events.ts';
 import { MAIN, REPO } from '../helpers/cli.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -38,35 +40,39 @@ function allCmdlines(): string[] {
 
 const STAGES = ['backup_db', 'backup_files', 'create_bundle', 'upload_remote'] as const;
 
-describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', () => {
+describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { timeout: 60_000 }, () => {
   let t: TestServer;
   let env: NodeJS.ProcessEnv;
   let nodeId: string;
+  let nodeKey: string;
   before(async () => {
     t = await startTestServer('sqlite');
     const token = await t.api('POST', '/api/v1/tokens', { body: { name: 'scripts' } });
     assert.equal(token.status, 201, JSON.stringify(token.body));
     env = { WPBACKUP_URL: t.url, WPBACKUP_TOKEN: token.body.token, MONITOR_INTERVAL: '0.2' };
-    nodeId = (await t.server.ctx.repos.nodes.create({ hostname: 'web1.example.com', status: 'active' })).id;
+    nodeKey = generateToken('node');
+    nodeId = (await t.server.ctx.repos.nodes.create({ hostname: 'web1.example.com', status: 'active', nodeKeyHash: hashToken(nodeKey) })).id;
   });
   after(() => t.close());
 
   const newSite = async (name: string): Promise<string> => (await t.server.ctx.repos.sites.create({ nodeId, name, wpPath: `/var/www/${name}` })).id;
 
-  /** Plays the agent: claims the job, walks the stages, finishes. */
+  /**
+   * Plays the agent over the real agent routes: poll, one progress report per stage. The
+   * ending goes through the repository (a real agent ends a backup after uploading one).
+   */
   async function playAgent(outcome: 'done' | 'failed'): Promise<void> {
-    const repos = t.server.ctx.repos;
-    let job;
-    for (let i = 0; i < 100 && !job; i++) {
-      job = await repos.jobs.claimNext(nodeId, 60_000);
-      if (!job) await new Promise((r) => setTimeout(r, 50));
-    }
+    const poll = await t.api('POST', '/api/v1/agent/poll', { token: nodeKey, body: {} });
+    assert.equal(poll.status, 200, JSON.stringify(poll.body));
+    const job = poll.body.job as { job_id: string; site: { id: string } } | null;
     assert.ok(job, 'a job was queued');
     for (const [i, stage] of STAGES.entries()) {
-      await repos.jobs.report(job.id, nodeId, 60_000, { progress: 20 * (i + 1), stage, stageDetail: `in ${stage}` });
-      await new Promise((r) => setTimeout(r, 400));
+      const report = { status: 'running', progress: 20 * (i + 1), stage, stage_detail: `in ${stage}`, error: null };
+      assert.equal((await t.api('POST', `/api/v1/agent/jobs/${job.job_id}/progress`, { token: nodeKey, body: report })).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
     }
-    await repos.jobs.finish(job.id, nodeId, outcome === 'done' ? { state: 'done' } : { state: 'failed', error: 'mysqldump: disk full' });
+    await t.server.ctx.repos.jobs.finish(job.job_id, nodeId, outcome === 'done' ? { state: 'done' } : { state: 'failed', error: 'mysqldump: disk full' });
+    siteEvents(t.server.ctx).publish(job.site.id);
   }
 
   it('start_backup.sh starts once, refuses a second start, and never shows the token in ps', async () => {
@@ -83,6 +89,8 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', () =
     assert.match(r2.stderr, /409.*already/);
     assert.ok(seen.length > 0);
     assert.deepEqual(seen.filter((c) => c.includes(env.WPBACKUP_TOKEN as string)), []);
+    // Leave no queued job behind for the next test's simulated agent to pick up.
+    assert.equal((await t.api('POST', `/api/v1/sites/${site}/backup/stop`)).status, 200);
   });
 
   it('monitor_backup.sh prints each stage and exits 0 on completed, 1 on failed', async () => {

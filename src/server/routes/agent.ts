@@ -11,6 +11,7 @@ import { createRepos } from '../db/repos.ts';
 import { defineRoute } from '../route.ts';
 import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
+import { siteEvents } from '../events.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -116,6 +117,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
+      // Live views (SSE) see every report at once, not at their next poll of the row.
+      siteEvents(ctx).publish(job.siteId);
       if (!r) return { cancel: true, lease_until: new Date().toISOString() };
       return { cancel: r.cancelRequested, lease_until: new Date(r.leaseUntil).toISOString() };
     },
@@ -144,6 +147,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
             : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
       }
       if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
+      siteEvents(ctx).publish(job.siteId);
       return { state: ended.state };
     },
   });
