@@ -125,32 +125,12 @@ class MultipartUpload {
     }
   }
 
-  /** Fills one part buffer at a time; startPart blocks while the window is full (backpressure). */
+  /**
+   * Fills one part buffer at a time, reading straight into it when the body allows (no
+   * per-chunk buffers), else copying chunks in; startPart blocks while the window is full.
+   */
   private async readParts(): Promise<void> {
-    if (canReadInto(this.body)) return this.readPartsDirect(this.body);
-    let part = this.buffer();
-    let filled = 0;
-    for await (const chunk of this.body as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      this.hash.update(buf);
-      this.size += buf.length;
-      for (let offset = 0; offset < buf.length; ) {
-        const n = buf.copy(part, filled, offset);
-        filled += n;
-        offset += n;
-        if (filled < this.partSize) continue;
-        await this.startPart(part);
-        part = this.buffer();
-        filled = 0;
-      }
-      this.throwIfFailed();
-    }
-    // An empty body still becomes one (empty) part, so the object exists.
-    if (filled > 0 || this.partCount === 0) await this.startPart(part.subarray(0, filled));
-  }
-
-  /** The same, reading straight into the part buffers: no per-chunk buffers, no copies. */
-  private async readPartsDirect(body: ReadInto): Promise<void> {
+    const body = canReadInto(this.body) ? this.body : chunkReader(this.body);
     let part = this.buffer();
     let filled = 0;
     for (;;) {
@@ -166,6 +146,7 @@ class MultipartUpload {
       filled = 0;
     }
     this.throwIfFailed();
+    // An empty body still becomes one (empty) part, so the object exists.
     if (filled > 0 || this.partCount === 0) await this.startPart(part.subarray(0, filled));
   }
 
@@ -237,6 +218,24 @@ class MultipartUpload {
 }
 
 /** Body errors and the like become failures; a destroyed-by-us stream never gets here first. */
+/** readInto() over any stream: copies from its chunks, keeping what did not fit for the next call. */
+function chunkReader(body: Readable): ReadInto {
+  const chunks = (body as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  let rest: Buffer = Buffer.alloc(0);
+  return {
+    async readInto(buf, offset, length) {
+      while (rest.length === 0) {
+        const next = await chunks.next();
+        if (next.done) return 0;
+        rest = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      }
+      const n = rest.copy(buf, offset, 0, Math.min(length, rest.length));
+      rest = rest.subarray(n);
+      return n;
+    },
+  };
+}
+
 function toWpbError(err: unknown): WpbError {
   if (err instanceof WpbError) return err;
   if (err instanceof Error && err.name === 'AbortError') return stopped();

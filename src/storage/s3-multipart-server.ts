@@ -1,12 +1,13 @@
+import type { S3Client} from '@aws-sdk/client-s3';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
-  HeadObjectCommand, S3Client, UploadPartCommand,
+  HeadObjectCommand, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { failure, type WpbError } from '../errors.ts';
 import { checkExpiry, validateKey } from './keys.ts';
 import type { CompletedPart } from './multipart.ts';
-import { explainS3Error, type S3StorageOptions } from './s3.ts';
+import { explainS3Error, s3Client, type S3StorageOptions } from './s3.ts';
 
 // The control server's half of an upload through presigned part URLs: it creates the
 // multipart upload, signs one URL per part for the agent (which holds no credentials),
@@ -41,17 +42,8 @@ export class S3ServerMultipart implements ServerMultipart {
     this.prefix = prefix;
     this.location = `s3://${this.bucket}/${this.prefix}`.replace(/\/$/, '');
     this.where = opts.endpoint ? new URL(opts.endpoint).origin : `AWS S3 (${opts.region})`;
-    this.client = new S3Client({
-      region: opts.region,
-      endpoint: opts.endpoint,
-      ignoreConfiguredEndpointUrls: true,
-      forcePathStyle: opts.forcePathStyle,
-      credentials: opts.credentials,
-      maxAttempts: 3,
-      requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    // The server's calls are few and have no retry loop of their own: let the SDK retry twice.
+    this.client = s3Client(opts, 3);
   }
 
   async create(key: string): Promise<string> {

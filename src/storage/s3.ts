@@ -35,6 +35,23 @@ const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Requests that must not hang when the endpoint stops answering (HeadBucket, aborts). */
 const QUICK_TIMEOUT_MS = 10_000;
 
+/** The one way we build S3 clients, for the CLI's storage and for the server's multipart uploads. */
+export function s3Client(opts: S3StorageOptions, maxAttempts: number): S3Client {
+  return new S3Client({
+    region: opts.region,
+    endpoint: opts.endpoint,
+    // Our settings are the only source: no endpoint from the environment or ~/.aws.
+    ignoreConfiguredEndpointUrls: true,
+    forcePathStyle: opts.forcePathStyle,
+    credentials: opts.credentials,
+    maxAttempts,
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
+    // SigV4 payload signing for integrity: the newer default CRC headers trip some S3-compatible stores.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
 export class S3Storage implements Storage {
   readonly location: string;
   readonly bucket: string;
@@ -49,20 +66,8 @@ export class S3Storage implements Storage {
     if (this.prefix !== '' && !this.prefix.endsWith('/')) this.prefix += '/';
     this.location = `s3://${this.bucket}/${this.prefix}`.replace(/\/$/, '');
     if (opts.partSize !== undefined && opts.partSize < MIN_PART_SIZE) throw badInput(`S3 part size must be at least 5 MiB, not ${opts.partSize}`);
-    this.client = new S3Client({
-      region: opts.region,
-      endpoint: opts.endpoint,
-      // Our settings are the only source: no endpoint from the environment or ~/.aws.
-      ignoreConfiguredEndpointUrls: true,
-      forcePathStyle: opts.forcePathStyle,
-      credentials: opts.credentials,
-      // One SDK retry; the uploader retries parts itself with backoff.
-      maxAttempts: 2,
-      requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
-      // Plain MD5/SigV4 integrity: the newer default CRC headers trip some S3-compatible stores.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    // One SDK retry; the uploader retries parts itself with backoff.
+    this.client = s3Client(opts, 2);
   }
 
   /** The endpoint for messages: the URL without path, or "AWS S3 (region)". */

@@ -248,7 +248,7 @@ describe('S3 settings', () => {
   });
 
   it('names the missing credential variables', () => {
-    assert.throws(() => s3StorageOptions('s3://b-1', { env: {} }), { kind: 'bad_input', message: /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is not set/ });
+    assert.throws(() => s3StorageOptions('s3://b-1', { env: {} }), { kind: 'bad_input', message: /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set/ });
     assert.throws(() => s3StorageOptions('s3://b-1', { env: { AWS_ACCESS_KEY_ID: 'x' } }), { kind: 'bad_input', message: /AWS_SECRET_ACCESS_KEY is not set/ });
   });
 

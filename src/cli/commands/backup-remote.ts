@@ -16,8 +16,7 @@ const DONE = new Set(['completed', 'failed', 'stopped', 'idle']);
 async function siteId(api: ApiClient, ref: string | undefined): Promise<string> {
   if (!ref) throw badInput('Name the site: a site id or name', "List them with GET /api/v1/sites");
   if (UUID.test(ref)) return ref;
-  const sites = await api.json<Site[] | { sites: Site[] }>('GET', '/api/v1/sites');
-  const list = Array.isArray(sites) ? sites : sites.sites;
+  const list = (await api.json<{ sites: Site[] }>('GET', '/api/v1/sites')).sites;
   const found = list.filter((s) => s.name === ref);
   if (found.length !== 1) throw badInput(found.length ? `${found.length} sites are named ${ref}` : `No site named ${ref}`, 'Pass the site id instead');
   return (found[0] as Site).id;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
 import type { Command } from '../command.ts';
@@ -16,6 +17,7 @@ Options:
   --host ADDR          listen address (default 127.0.0.1; 0.0.0.0 to accept remote agents)
   --public-url URL     the URL agents and download links use (default http://HOST:PORT)
   --data-dir DIR       database, secret key, local backups (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
+  --no-local-agent     do not run an agent in this process (by default one backs up this machine's sites)
 
 DATABASE_URL=postgres://... shares one database between several server processes.
 WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
@@ -24,6 +26,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     host: { type: 'string' },
     'public-url': { type: 'string' },
     'data-dir': { type: 'string' },
+    'no-local-agent': { type: 'boolean' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx) {
@@ -39,7 +42,16 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     if ((await server.ctx.repos.users.count()) === 0) {
       ctx.stdout.write(`  No users yet. Create the first admin (password read from stdin or prompted):\n    wpbackup users create --email you@example.com --role super_admin --data-dir ${dataDir}\n`);
     }
+    const agentStop = new AbortController();
+    let localAgent: { nodeId: string; done: Promise<void> } | undefined;
+    if (v['no-local-agent'] !== true) {
+      const { startEmbeddedAgent } = await import('../../agent/embedded.ts');
+      localAgent = await startEmbeddedAgent({ serverUrl: server.url, dataDir: join(dataDir, 'agent'), joinCodes: server.ctx.repos.joinCodes, signal: agentStop.signal, log: (line) => ctx.stderr.write(`${line}\n`) });
+      ctx.stdout.write(`  Local agent: node ${localAgent.nodeId} backs up the sites on this machine\n`);
+    }
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+    agentStop.abort();
+    await localAgent?.done;
     await server.close();
     return EXIT.ok;
   },

@@ -16,7 +16,7 @@ export const DOWNLOAD_EXPIRES_SECONDS = 3600;
 const listQuery = { type: 'object', additionalProperties: false, properties: { limit: digits(1000), before: digits(1e15) } } as const;
 
 export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, IdParams, { limit?: string; before?: string }, Backup[]>(app, ctx, {
+  defineRoute<unknown, IdParams, { limit?: string; before?: string }, { backups: Backup[] }>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites/:id/backups',
     auth: 'user',
@@ -27,7 +27,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
       const { site } = await siteFor(ctx, principal, 'backup.read', params.id);
       const limit = Math.min(Number(query.limit ?? 100), 1000);
       const rows = await ctx.repos.backups.listBySite(site.id, { limit, before: query.before === undefined ? undefined : Number(query.before) });
-      return rows.filter((b) => b.status === 'completed').map(backupBody);
+      return { backups: rows.filter((b) => b.status === 'completed').map(backupBody) };
     },
   });
 

@@ -78,7 +78,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<unknown, Record<string, string>, { node_id?: string; limit?: string; offset?: string }, Site[]>(app, ctx, {
+  defineRoute<unknown, Record<string, string>, { node_id?: string; limit?: string; offset?: string }, { sites: Site[] }>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites',
     auth: 'user',
@@ -86,7 +86,8 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     tags: ['sites'],
     schema: { querystring: listQuery },
     // No single resource to check: siteFilter (the role matrix's site.read) narrows the list.
-    handler: async ({ query, principal }) => listVisible(ctx, principal, query),
+    // An envelope like every other list, so paging details can join it later.
+    handler: async ({ query, principal }) => ({ sites: await listVisible(ctx, principal, query) }),
   });
 
   defineRoute<unknown, IdParams, Record<string, string>, Site>(app, ctx, {

@@ -71,7 +71,7 @@ for (const dialect of DIALECTS) {
       assert.equal(got.body.quota_bytes, 1000);
       assert.equal(got.body.backup.status, 'idle');
       const list = await t.api('GET', `/api/v1/sites?node_id=${node.id}`);
-      assert.ok(list.body.some((s: { id: string }) => s.id === site.id));
+      assert.ok(list.body.sites.some((s: { id: string }) => s.id === site.id));
       const patched = await t.api('PATCH', `/api/v1/sites/${site.id}`, { body: { name: 'renamed.example.com', quota_bytes: null } });
       assert.equal(patched.status, 200);
       assert.equal(patched.body.name, 'renamed.example.com');
@@ -276,7 +276,7 @@ for (const dialect of DIALECTS) {
       const content = Buffer.from('local archive bytes '.repeat(100));
       const b = await addBackup(site.id, { size: content.length, body: content });
       const list = await t.api('GET', `/api/v1/sites/${site.id}/backups`);
-      assert.deepEqual(list.body.map((x: { id: string }) => x.id), [b.id]);
+      assert.deepEqual(list.body.backups.map((x: { id: string }) => x.id), [b.id]);
       const one = await t.api('GET', `/api/v1/backups/backups/${b.id}`);
       assert.equal(one.body.size, content.length);
       assert.equal(one.body.status, 'completed');
@@ -442,9 +442,9 @@ for (const dialect of DIALECTS) {
 
       assert.equal((await t.api('GET', `/api/v1/sites/${mine.id}`, as(siteAdmin.token))).status, 200);
       assert.equal((await t.api('GET', `/api/v1/sites/${mine.id}/backup/status`, as(siteAdmin.token))).status, 200);
-      const visible = (await t.api('GET', '/api/v1/sites', as(siteAdmin.token))).body.map((s: { id: string }) => s.id);
+      const visible = (await t.api('GET', '/api/v1/sites', as(siteAdmin.token))).body.sites.map((s: { id: string }) => s.id);
       assert.deepEqual(visible, [mine.id]);
-      assert.deepEqual((await t.api('GET', '/api/v1/sites', as(nodeAdmin.token))).body, []);
+      assert.deepEqual((await t.api('GET', '/api/v1/sites', as(nodeAdmin.token))).body.sites, []);
       const forbidden: [string, string, unknown?][] = [
         ['GET', `/api/v1/sites/${foreign.id}`], ['GET', `/api/v1/sites/${foreign.id}/backup/status`],
         ['POST', `/api/v1/sites/${foreign.id}/backup/start`], ['POST', `/api/v1/sites/${foreign.id}/backup/stop`],
