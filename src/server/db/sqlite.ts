@@ -7,6 +7,7 @@ import { inSavepoint, toDriverParams } from './db.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import { violationError } from './errors.ts';
 import type { Violation } from './errors.ts';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.ts';
 
 // The embedded database: one DatabaseSync connection per process, in WAL mode so readers
 // never wait for the writer. Statements run synchronously, so the only thing to serialize is
@@ -52,6 +53,7 @@ export class SqliteDb implements Db {
   readonly #statements = new Map<string, StatementSync>();
   readonly #turns = new Turns();
   readonly #scope = new AsyncLocalStorage<TxState>();
+  #checkpointer: Checkpointer | undefined;
 
   constructor(file: string) {
     this.location = file;
@@ -59,6 +61,11 @@ export class SqliteDb implements Db {
     if (file !== ':memory:') closeSync(openSync(file, 'a', 0o600));
     this.#db = new DatabaseSync(file, { enableForeignKeyConstraints: true, timeout: BUSY_TIMEOUT_MS });
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
+    if (file !== ':memory:') {
+      // Checkpoints happen in a worker thread, not inside a commit on the server's thread.
+      this.#db.exec('PRAGMA wal_autocheckpoint = 0');
+      this.#checkpointer = startCheckpointer(file);
+    }
   }
 
   query<T>(sql: string, params: readonly Param[] = []): Promise<T[]> {
@@ -100,6 +107,8 @@ export class SqliteDb implements Db {
 
   close(): Promise<void> {
     return this.#turns.take(async () => {
+      await this.#checkpointer?.stop();
+      this.#checkpointer = undefined;
       if (this.#db.isOpen) this.#db.close();
     });
   }
