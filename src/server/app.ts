@@ -20,16 +20,27 @@ export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 export const ROUTE_MODULES: RouteModule[] = [registerHealthRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes];
 
 export interface AppOptions {
-  /** Log one line per request (the server does; tests do not). */
+  /** Log one line per request (`wpbackup server --log-requests`). */
   logRequests?: boolean;
+  /** Where request logs go (stdout by default). */
+  logStream?: NodeJS.WritableStream;
   extraRoutes?: RouteModule[];
+}
+
+/** Download links and local part uploads carry a signed token in the path: it must not reach a log. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(\/api\/v1\/downloads\/)[^?#]+/, '$1[redacted]').replace(/^(\/api\/v1\/agent\/uploads\/)[^/?#]+/, '$1[redacted]');
+}
+
+function requestForLog(req: { method: string; url: string; ip?: string }): Record<string, unknown> {
+  return { method: req.method, url: redactUrl(req.url), ip: req.ip };
 }
 
 export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: 1 << 20,
-    // Never log headers: they carry bearer tokens.
-    logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'] } : false,
+    // Never log headers (bearer tokens) nor the signed tokens some URLs carry.
+    logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'], serializers: { req: requestForLog }, ...(opts.logStream ? { stream: opts.logStream } : {}) } : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   await app.register(swagger, {

@@ -18,6 +18,7 @@ Options:
   --public-url URL     the URL agents and download links use (default http://HOST:PORT)
   --data-dir DIR       database, secret key, local backups (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
   --no-local-agent     do not run an agent in this process (by default one backs up this machine's sites)
+  --log-requests       log one JSON line per request on stdout (tokens and signed links are redacted)
 
 DATABASE_URL=postgres://... shares one database between several server processes.
 WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
@@ -27,6 +28,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     'public-url': { type: 'string' },
     'data-dir': { type: 'string' },
     'no-local-agent': { type: 'boolean' },
+    'log-requests': { type: 'boolean' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx) {
@@ -36,7 +38,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
-    const server = await startServer({ port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: false });
+    const server = await startServer({ port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
     if ((await server.ctx.repos.users.count()) === 0) {
