@@ -25,6 +25,8 @@ export interface AgentOptions {
   /** Return after one job (tests, cron-style runs). */
   once?: boolean;
   storage?: PresignedStorageOptions;
+  /** Upload bandwidth cap in bytes per second (--limit-upload). */
+  limitUploadBytesPerSec?: number;
 }
 
 export function tempBaseOf(dataDir: string): string {
@@ -84,6 +86,7 @@ export async function runJob(o: AgentOptions, job: AgentJob, log: (line: string)
       sitePath: job.site.wp_path, storage, destination: `agent:${o.client.server}`, storageFor: () => storage,
       nodeUuid: job.node_id, siteUuid: job.site.id, siteName: job.site.name, excludes: job.site.excludes,
       tempBase: tempBaseOf(o.dataDir), signal: stop.signal, progress: reporter, nice: o.nice, now: () => at,
+      limitUploadBytesPerSec: o.limitUploadBytesPerSec,
     });
     await reporter.close();
     await o.client.finish(job.job_id, { status: 'completed', stage: null, error: null });

@@ -1,6 +1,7 @@
 import { runAgent } from '../../agent/agent.ts';
 import { AgentClient } from '../../agent/client.ts';
 import { ensureIdentity, identityPath } from '../../agent/identity.ts';
+import { parseRate } from '../../engine/throttle.ts';
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -50,6 +51,7 @@ Options:
   --hostname NAME      the name the server shows for this node (default: the host name)
   --once               exit after one job
   --no-nice            run children at normal priority (default: nice 10)
+  --limit-upload RATE  cap the upload bandwidth, e.g. 10M (bytes per second; K, M, G suffixes)
 
 On start, temp dirs left by runs that were killed are removed; the server aborts their uploads.
 SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
@@ -60,9 +62,12 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     hostname: { type: 'string' },
     once: { type: 'boolean' },
     'no-nice': { type: 'boolean' },
+    'limit-upload': { type: 'string' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx: CommandContext & { stdin?: NodeJS.ReadableStream }) {
+    const limit = str(v['limit-upload']);
+    const limitUploadBytesPerSec = limit ? parseRate(limit) : undefined;
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     const joinCode = await joinCodeFrom(str(v['join-code']), ctx.env, ctx.stdin ?? process.stdin);
     const { identity, joined } = await ensureIdentity({ dataDir, server: str(v.server), joinCode, hostname: str(v.hostname) });
@@ -70,7 +75,7 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     if (joined) log(`joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);
     else log(`node ${identity.node_id} of ${identity.server}`);
     const client = new AgentClient(identity.server, identity.node_key);
-    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10 });
+    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10, limitUploadBytesPerSec });
     return EXIT.ok;
   },
 };

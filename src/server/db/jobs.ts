@@ -89,6 +89,12 @@ export class JobsRepo {
   }
 
   /** The agent started work on a job it claimed. */
+  /** Puts a claimed job back in the queue: its agent went away before it could be told about it. */
+  async release(jobId: string, nodeId: string): Promise<boolean> {
+    const sql = `UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, attempt = attempt - 1, updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
+    return (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
+  }
+
   async markRunning(jobId: string, nodeId: string): Promise<boolean> {
     const sql = `UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
     return (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;

@@ -94,9 +94,15 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       reply.raw.once('close', () => (gone = true));
       const deadline = Date.now() + ctx.config.pollWaitMs;
       for (;;) {
+        if (gone) return { job: null };
         const claimed = await ctx.repos.jobs.claimNext(nodeId, ctx.config.leaseMs);
         if (claimed) {
           const job = await toAgentJob(ctx, claimed, nodeId);
+          // An agent that hung up meanwhile would never hear of the job: queue it again.
+          if (job && gone) {
+            await ctx.repos.jobs.release(claimed.id, nodeId);
+            return { job: null };
+          }
           if (job) return { job };
           continue;
         }
