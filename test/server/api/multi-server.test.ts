@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { hashPassword } from '../../../src/server/auth/passwords.ts';
+import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
+import { startServer, type RunningServer } from '../../../src/server/start.ts';
+import { makeBucket, removeBucket } from '../../helpers/s3.ts';
+import { TEST_PASSWORD, type ApiResponse } from '../../helpers/server.ts';
+import { services } from '../../helpers/services.ts';
+import { postgresTarget, type Target } from '../db/targets.ts';
+
+// Two server processes' worth of servers on one PostgreSQL database, sharing only the
+// database and WPBACKUP_SECRET_KEY: any server answers any request, and a job goes to
+// exactly one of many concurrent polls spread over both.
+
+describe('two servers on one PostgreSQL database', () => {
+  let target: Target;
+  let a: RunningServer;
+  let b: RunningServer;
+  let otherDataDir: string;
+  let token: string;
+  let nodeKey: string;
+  let siteId: string;
+
+  const call = async (s: RunningServer, method: string, path: string, auth: string, body?: unknown): Promise<Omit<ApiResponse, 'headers'>> => {
+    const res = await fetch(s.url + path, { method, headers: { authorization: `Bearer ${auth}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  before(async () => {
+    target = await postgresTarget();
+    otherDataDir = mkdtempSync(join(tmpdir(), 'wpb-second-'));
+    const env = { WPBACKUP_SECRET_KEY: randomBytes(32).toString('base64') };
+    const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, pollWaitMs: 1500 };
+    a = await startServer({ ...common, dataDir: target.options.dataDir });
+    b = await startServer({ ...common, dataDir: otherDataDir });
+    await a.ctx.repos.users.create({ email: 'ops@example.com', passwordHash: await hashPassword(TEST_PASSWORD), role: 'super_admin' });
+    const login = await fetch(`${b.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'ops@example.com', password: TEST_PASSWORD }) });
+    token = ((await login.json()) as { token: string }).token;
+    nodeKey = generateToken('node');
+    const node = await a.ctx.repos.nodes.create({ hostname: 'web1.example.com', status: 'active', nodeKeyHash: hashToken(nodeKey) });
+    const site = await call(a, 'POST', '/api/v1/sites', token, { node_id: node.id, name: 'shared.example.com', wp_path: '/var/www/shared' });
+    assert.equal(site.status, 201);
+    siteId = site.body.id;
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+    await target.cleanup();
+    rmSync(otherDataDir, { recursive: true, force: true });
+  });
+
+  it('a token from one server works on the other, and a start on one is a conflict on the other', async () => {
+    assert.equal((await call(b, 'POST', `/api/v1/sites/${siteId}/backup/start`, token)).status, 202);
+    assert.equal((await call(a, 'GET', `/api/v1/sites/${siteId}/backup/status`, token)).body.status, 'running');
+    assert.equal((await call(a, 'POST', `/api/v1/sites/${siteId}/backup/start`, token)).status, 409);
+  });
+
+  it('hands the job to exactly one of ten concurrent polls over both servers', async () => {
+    const polls = await Promise.all(Array.from({ length: 10 }, (_, i) => call(i % 2 ? a : b, 'POST', '/api/v1/agent/poll', nodeKey, {})));
+    assert.ok(polls.every((p) => p.status === 200));
+    const jobs = polls.map((p) => p.body.job).filter(Boolean);
+    assert.equal(jobs.length, 1);
+    const jobId = jobs[0].job_id as string;
+    const report = { status: 'running', progress: 42, stage: 'create_bundle', stage_detail: 'half way', error: null };
+    assert.equal((await call(a, 'POST', `/api/v1/agent/jobs/${jobId}/progress`, nodeKey, report)).body.cancel, false);
+    const seen = await call(b, 'GET', `/api/v1/sites/${siteId}/backup/status`, token);
+    assert.equal(seen.body.progress, 42);
+    assert.equal(seen.body.stage, 'create_bundle');
+    // A stop asked of one server reaches the agent through the other.
+    assert.equal((await call(b, 'POST', `/api/v1/sites/${siteId}/backup/stop`, token)).status, 202);
+    assert.equal((await call(a, 'POST', `/api/v1/agent/jobs/${jobId}/progress`, nodeKey, report)).body.cancel, true);
+  });
+
+  it('encrypted storage credentials written by one server are usable by the other', async () => {
+    const m = services().minio;
+    const bucket = await makeBucket();
+    try {
+      const body = { name: 'minio', type: 's3', endpoint: m.endpoint, bucket, region: m.region, path_style: true, access_key_id: m.accessKey, secret_access_key: m.secretKey };
+      const created = await call(a, 'POST', '/api/v1/storage-providers', token, body);
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const creds = await b.ctx.repos.storageProviders.credentials(created.body.id);
+      assert.equal(JSON.stringify(creds).includes(m.secretKey), true, 'the other server decrypts the secret');
+      assert.equal((await call(b, 'DELETE', `/api/v1/storage-providers/${created.body.id}`, token)).status, 204);
+    } finally {
+      await removeBucket(bucket);
+    }
+  });
+});
