@@ -1,28 +1,14 @@
-import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
 import { checkPasswordPolicy, hashPassword, MAX_PASSWORD_LENGTH } from '../../server/auth/passwords.ts';
 import { isRole, ROLES } from '../../server/auth/roles.ts';
-import type { ServerContext } from '../../server/context.ts';
-import { openContext } from '../../server/start.ts';
 import type { Command, CommandContext } from '../command.ts';
+import { DATA_DIR_HELP, withServerContext } from '../server-context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { str } from '../values.ts';
 
 // `wpbackup users create|list`: manage accounts straight in the database, with the server
 // running or stopped (SQLite in WAL mode takes a second process; PostgreSQL from DATABASE_URL).
 // The password never goes on the command line: it is read from stdin, or typed twice unechoed.
-
-const DATA_DIR_HELP = '  --data-dir DIR       the server\'s data dir (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)\n\nDATABASE_URL=postgres://... when the server uses PostgreSQL.';
-
-async function withContext<T>(dataDirFlag: string | undefined, env: NodeJS.ProcessEnv, fn: (ctx: ServerContext) => Promise<T>): Promise<T> {
-  const dataDir = resolveDataDir(dataDirFlag, env);
-  const ctx = await openContext({ dataDir, databaseUrl: env.DATABASE_URL, publicUrl: 'http://localhost', env });
-  try {
-    return await fn(ctx);
-  } finally {
-    await ctx.db.close();
-  }
-}
 
 /** The first line of a piped stdin (without its line ending); at most a bit over the policy's cap is read. */
 async function firstLine(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -94,7 +80,7 @@ ${DATA_DIR_HELP}`,
     const verdict = checkPasswordPolicy(password, email);
     if (!verdict.ok) throw badInput(verdict.message);
     const passwordHash = await hashPassword(password);
-    const user = await withContext(str(v['data-dir']), ctx.env, async (sc) => {
+    const user = await withServerContext(str(v['data-dir']), ctx.env, async (sc) => {
       if (await sc.repos.users.getByEmail(email)) throw badInput(`A user with email ${email.toLowerCase()} already exists`);
       const created = await sc.repos.users.create({ email, passwordHash, role });
       await sc.repos.audit.record({ action: 'user.create', targetType: 'user', targetId: created.id, detail: { email: created.email, role: created.role, via: 'cli' } });
@@ -115,7 +101,7 @@ ${DATA_DIR_HELP}`,
   options: { json: { type: 'boolean' }, 'data-dir': { type: 'string' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const users = await withContext(str(v['data-dir']), ctx.env, (sc) => sc.repos.users.list());
+    const users = await withServerContext(str(v['data-dir']), ctx.env, (sc) => sc.repos.users.list());
     if (v.json) {
       for (const u of users) ctx.stdout.write(JSON.stringify({ id: u.id, email: u.email, role: u.role, created_at: new Date(u.createdAt).toISOString() }) + '\n');
       return EXIT.ok;
