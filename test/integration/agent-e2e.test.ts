@@ -6,8 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { reapExpiredJobs } from '../../src/server/reaper.ts';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Progress } from '../../src/server/db/sites.ts';
-import { openStorage } from '../../src/storage/open.ts';
-import { MAIN, s3Env } from '../helpers/cli.ts';
+import { MAIN } from '../helpers/cli.ts';
 import { defaultsFile, tableChecksums } from '../helpers/mysql.ts';
 import { createRestoreTarget } from '../helpers/restore-target.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s3.ts';
@@ -149,8 +148,11 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await listKeys(bucket), [b.key]);
       assert.deepEqual(await pendingUploads(bucket), []);
 
-      // Download through a presigned URL and restore with nothing but the standard tools.
-      const url = await openStorage(`s3://${bucket}`, { env: s3Env() }).presignGet(b.key, 3600);
+      // Download through the API's presigned URL and restore with nothing but the standard tools.
+      const dl = await t.api('GET', `/api/v1/backups/backups/${b.id}/download`);
+      assert.equal(dl.status, 200, JSON.stringify(dl.body));
+      assert.equal(dl.body.expires_in_seconds, 3600);
+      const url = dl.body.url as string;
       const target = await createRestoreTarget(site.tablePrefix);
       const dir = mkdtempSync(join(work, 'manual-'));
       try {
