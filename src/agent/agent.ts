@@ -1,11 +1,13 @@
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AgentJob, ProgressReport } from '../api/types.ts';
+import type { AgentJob, ProgressReport, ScannedSite } from '../api/types.ts';
 import { runBackup } from '../engine/backup.ts';
 import type { Progress, ProgressEvent } from '../engine/progress.ts';
 import { cleanOrphans } from '../engine/run-dir.ts';
 import { describe, kindOf, WpbError } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
+import { scanSites } from '../wordpress/discover.ts';
 import { AgentHttpError, type AgentClient } from './client.ts';
 import { PresignedStorage, type PresignedStorageOptions } from './presigned-storage.ts';
 
@@ -27,6 +29,61 @@ export interface AgentOptions {
   storage?: PresignedStorageOptions;
   /** Upload bandwidth cap in bytes per second (--limit-upload). */
   limitUploadBytesPerSec?: number;
+  /** Directories to scan for WordPress sites (--scan-root), at start and every scanEveryMs; none: no scans. */
+  scanRoots?: string[];
+  /** Default 6 hours. */
+  scanEveryMs?: number;
+}
+
+export const SCAN_EVERY_MS = 6 * 60 * 60 * 1000;
+
+/** The sites under roots as the server takes them. Missing roots are skipped; never a password. */
+export async function scanForServer(roots: string[], signal?: AbortSignal): Promise<ScannedSite[]> {
+  const present: string[] = [];
+  for (const root of roots) {
+    if ((await stat(resolve(root)).catch(() => undefined))?.isDirectory()) present.push(root);
+  }
+  if (present.length === 0) return [];
+  const found = await scanSites(present, { signal });
+  // eslint-disable-next-line no-control-regex -- the server refuses control characters
+  const control = /[\u0000-\u001f\u007f]/g;
+  const text = (v: string | undefined, max: number): string | null => (v ? v.replace(control, '').slice(0, max) || null : null);
+  return found
+    .filter((s) => s.path.startsWith('/') && s.path.replace(control, '') === s.path && s.path.length <= 4096)
+    .slice(0, 1000)
+    .map((s) => ({
+      path: s.path,
+      name: text(s.name, 200) ?? 'site',
+      db_name: text(s.dbName, 200),
+      table_prefix: text(s.tablePrefix, 200),
+      wp_version: text(s.wpVersion, 100),
+      error: s.error?.slice(0, 4000) ?? null,
+    }));
+}
+
+/** Scans and posts the result; failures are logged, never thrown. */
+export async function scanAndReport(o: Pick<AgentOptions, 'client' | 'signal' | 'log'> & { scanRoots: string[] }): Promise<boolean> {
+  const log = o.log ?? (() => {});
+  try {
+    const sites = await scanForServer(o.scanRoots, o.signal);
+    const reply = await o.client.scan({ sites }, o.signal);
+    log(`scan of ${o.scanRoots.join(', ')}: ${reply.stored} WordPress site(s) reported`);
+    return true;
+  } catch (err) {
+    if (!o.signal.aborted) log(`scan failed (${describe(err)}); trying again at the next scan`);
+    return false;
+  }
+}
+
+/** Scans now and every everyMs until the signal; the loop does not wait for it. */
+function startScans(o: AgentOptions, roots: string[]): { stop: () => void; first: Promise<boolean> } {
+  const first = scanAndReport({ ...o, scanRoots: roots });
+  let running = first;
+  const timer = setInterval(() => {
+    running = running.then(() => scanAndReport({ ...o, scanRoots: roots }));
+  }, o.scanEveryMs ?? SCAN_EVERY_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer), first };
 }
 
 export function tempBaseOf(dataDir: string): string {
@@ -44,6 +101,15 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   const removed = await cleanOrphanedRuns(o.dataDir);
   if (removed) log(`removed ${removed} temp dir(s) left by runs that did not finish`);
   log(`agent polling ${o.client.server}`);
+  const scans = o.scanRoots?.length ? startScans(o, o.scanRoots) : undefined;
+  try {
+    await pollLoop(o, log);
+  } finally {
+    scans?.stop();
+  }
+}
+
+async function pollLoop(o: AgentOptions, log: (line: string) => void): Promise<void> {
   let failures = 0;
   while (!o.signal.aborted) {
     let job: AgentJob | null;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   ApiErrorBody, FinishRequest, JoinRequest, JoinResponse, PartUrlsResponse, PollResponse, ProgressReply, ProgressReport,
-  UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse,
+  ScanReply, ScanReport, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse,
 } from '../api/types.ts';
 import { WpbError, badInput, failure, stopped } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
@@ -136,6 +136,11 @@ export class AgentClient {
 
   uploadAbort(jobId: string): Promise<{ aborted: boolean }> {
     return this.call<{ aborted: boolean }>(`/api/v1/agent/jobs/${encodeURIComponent(jobId)}/upload/abort`, {}, undefined, 30_000, 3);
+  }
+
+  /** This node's scan for WordPress sites, replacing the last one on the server. */
+  scan(report: ScanReport, signal?: AbortSignal): Promise<ScanReply> {
+    return this.call<ScanReply>('/api/v1/agent/scan', report, signal, 60_000, 3);
   }
 
   finish(jobId: string, body: FinishRequest): Promise<{ state: string }> {

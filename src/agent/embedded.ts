@@ -24,6 +24,8 @@ export interface EmbeddedAgentOptions {
   signal: AbortSignal;
   hostname?: string;
   log?: (line: string) => void;
+  /** Where to look for WordPress sites to offer for adoption (none: no scan). */
+  scanRoots?: string[];
 }
 
 export interface EmbeddedAgent {
@@ -54,6 +56,6 @@ export async function startEmbeddedAgent(o: EmbeddedAgentOptions): Promise<Embed
     saveIdentity(o.dataDir, identity);
   }
   const client = new AgentClient(server, identity.node_key);
-  const done = runAgent({ client, dataDir: o.dataDir, signal: o.signal, log: o.log }).catch((err: unknown) => o.log?.(`embedded agent stopped: ${(err as Error).message}`));
+  const done = runAgent({ client, dataDir: o.dataDir, signal: o.signal, log: o.log, scanRoots: o.scanRoots }).catch((err: unknown) => o.log?.(`embedded agent stopped: ${(err as Error).message}`));
   return { nodeId: identity.node_id, done };
 }

@@ -173,3 +173,42 @@ export interface FinishRequest {
   stage: Stage | null;
   error: string | null;
 }
+
+/** One WordPress root an agent's scan found. Never a password: the agent does not send one. */
+export interface ScannedSite {
+  path: string;
+  name: string;
+  db_name: string | null;
+  table_prefix: string | null;
+  wp_version: string | null;
+  /** Why the site's settings could not be read. */
+  error: string | null;
+}
+
+/** POST /api/v1/agent/scan: the node's whole scan, replacing the last one. */
+export interface ScanReport {
+  sites: ScannedSite[];
+}
+
+export interface ScanReply {
+  stored: number;
+}
+
+export interface DiscoveredSite extends ScannedSite {
+  node_id: string;
+  seen_at: string;
+  /** A site with this node and wp_path exists already. */
+  adopted: boolean;
+}
+
+/** GET /api/v1/nodes/{id}/discovered-sites */
+export interface DiscoveredSiteList {
+  discovered_sites: DiscoveredSite[];
+}
+
+/** POST /api/v1/sites/adopt: a discovered site becomes a site; name defaults to the discovered one. */
+export interface AdoptSiteRequest {
+  node_id: string;
+  path: string;
+  name?: string;
+}

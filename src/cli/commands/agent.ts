@@ -6,7 +6,7 @@ import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { str } from '../values.ts';
+import { str, strs } from '../values.ts';
 
 // wpbackup agent: joins a control server once with a one-time code, then runs the jobs the
 // server hands out. Only the agent's data dir holds the node key (0600).
@@ -52,6 +52,9 @@ Options:
   --once               exit after one job
   --no-nice            run children at normal priority (default: nice 10)
   --limit-upload RATE  cap the upload bandwidth, e.g. 10M (bytes per second; K, M, G suffixes)
+  --scan-root DIR      where to look for WordPress sites to offer for adoption (repeatable;
+                       default /var/www); scanned at start and every 6 hours, DB passwords are
+                       never sent
 
 On start, temp dirs left by runs that were killed are removed; the server aborts their uploads.
 SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
@@ -63,6 +66,7 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     once: { type: 'boolean' },
     'no-nice': { type: 'boolean' },
     'limit-upload': { type: 'string' },
+    'scan-root': { type: 'string', multiple: true },
   },
   allowPositionals: false,
   async run(v, _pos, ctx: CommandContext & { stdin?: NodeJS.ReadableStream }) {
@@ -75,7 +79,8 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     if (joined) log(`joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);
     else log(`node ${identity.node_id} of ${identity.server}`);
     const client = new AgentClient(identity.server, identity.node_key);
-    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10, limitUploadBytesPerSec });
+    const scanRoots = strs(v['scan-root']);
+    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10, limitUploadBytesPerSec, scanRoots: scanRoots.length ? scanRoots : ['/var/www'] });
     return EXIT.ok;
   },
 };

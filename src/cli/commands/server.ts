@@ -48,7 +48,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     let localAgent: { nodeId: string; done: Promise<void> } | undefined;
     if (v['no-local-agent'] !== true) {
       const { startEmbeddedAgent } = await import('../../agent/embedded.ts');
-      localAgent = await startEmbeddedAgent({ serverUrl: server.url, dataDir: join(dataDir, 'agent'), joinCodes: server.ctx.repos.joinCodes, signal: agentStop.signal, log: (line) => ctx.stderr.write(`${line}\n`) });
+      localAgent = await startEmbeddedAgent({ serverUrl: server.url, dataDir: join(dataDir, 'agent'), joinCodes: server.ctx.repos.joinCodes, signal: agentStop.signal, scanRoots: ['/var/www'], log: (line) => ctx.stderr.write(`${line}\n`) });
       ctx.stdout.write(`  Local agent: node ${localAgent.nodeId} backs up the sites on this machine\n`);
     }
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -170,4 +170,23 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: initial }];
+// What each node's agent last found on disk (its scan), for adopting as sites. Replaced as a
+// whole on every scan; goes with its node. No DB passwords: the agent never sends them.
+const discoveredSites = `
+CREATE TABLE discovered_sites (
+  node_id TEXT NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  name TEXT NOT NULL,
+  db_name TEXT,
+  table_prefix TEXT,
+  wp_version TEXT,
+  error TEXT,
+  seen_at BIGINT NOT NULL,
+  PRIMARY KEY (node_id, path)
+);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema', sql: initial },
+  { version: 2, name: 'discovered sites', sql: discoveredSites },
+];

@@ -1,6 +1,7 @@
 import { AuditRepo } from './audit.ts';
 import { BackupsRepo } from './backups.ts';
 import type { Queryable } from './db.ts';
+import { DiscoveredSitesRepo } from './discovered-sites.ts';
 import { JobsRepo } from './jobs.ts';
 import { JoinCodesRepo } from './join-codes.ts';
 import { NodesRepo } from './nodes.ts';
@@ -19,6 +20,7 @@ export interface Repos {
   nodes: NodesRepo;
   joinCodes: JoinCodesRepo;
   sites: SitesRepo;
+  discoveredSites: DiscoveredSitesRepo;
   jobs: JobsRepo;
   backups: BackupsRepo;
   users: UsersRepo;
@@ -39,6 +41,7 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     nodes: new NodesRepo(ctx),
     joinCodes: new JoinCodesRepo(ctx),
     sites: new SitesRepo(ctx),
+    discoveredSites: new DiscoveredSitesRepo(ctx),
     jobs: new JobsRepo(ctx),
     backups: new BackupsRepo(ctx),
     users: new UsersRepo(ctx),

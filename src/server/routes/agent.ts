@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport } from '../../api/types.ts';
+import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { abortJobUpload, providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -52,6 +52,37 @@ const finishSchema = {
       status: { type: 'string', enum: ['completed', 'failed', 'stopped'] },
       stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
       error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
+    },
+  },
+} as const;
+
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]+$';
+const optText = (max: number) => ({ anyOf: [{ type: 'string', maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$' }, { type: 'null' }] }) as const;
+
+/** At most 1000 sites; no password field (additionalProperties: false refuses one). */
+const scanSchema = {
+  body: {
+    type: 'object',
+    required: ['sites'],
+    additionalProperties: false,
+    properties: {
+      sites: {
+        type: 'array',
+        maxItems: 1000,
+        items: {
+          type: 'object',
+          required: ['path', 'name', 'db_name', 'table_prefix', 'wp_version', 'error'],
+          additionalProperties: false,
+          properties: {
+            path: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/[^\\u0000-\\u001f\\u007f]*$' },
+            name: { type: 'string', minLength: 1, maxLength: 200, pattern: NO_CONTROL },
+            db_name: optText(200),
+            table_prefix: optText(200),
+            wp_version: optText(100),
+            error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
+          },
+        },
+      },
     },
   },
 } as const;
@@ -155,6 +186,26 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
       siteEvents(ctx).publish(job.siteId);
       return { state: ended.state };
+    },
+  });
+
+  defineRoute<ScanReport, Q, Q, ScanReply>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/agent/scan',
+    auth: 'node',
+    summary: 'Report the WordPress sites found on this node (replaces its last scan)',
+    tags: ['agent'],
+    schema: scanSchema,
+    handler: async ({ body, principal }) => {
+      const nodeId = nodeIdOf(principal);
+      for (const s of body.sites) {
+        if (s.path.split('/').some((seg) => seg === '..' || seg === '.')) throw invalid(`Path "${s.path}" must not contain "." or ".." segments`);
+      }
+      const stored = await ctx.repos.discoveredSites.replaceForNode(
+        nodeId,
+        body.sites.map((s) => ({ path: s.path, name: s.name, dbName: s.db_name, tablePrefix: s.table_prefix, wpVersion: s.wp_version, error: s.error })),
+      );
+      return { stored };
     },
   });
 

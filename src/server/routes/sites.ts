@@ -6,6 +6,7 @@ import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute, must, replied } from '../route.ts';
+import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
 import { digits, idParams, noQuery, siteBody, siteFor, userId, uuid, type IdParams } from './site-common.ts';
@@ -141,6 +142,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
 
   registerSiteBackupRoutes(app, ctx);
   registerSiteEventRoutes(app, ctx);
+  registerDiscoveredSiteRoutes(app, ctx);
 }
 
 async function listVisible(ctx: ServerContext, principal: Parameters<typeof siteFilter>[0] | undefined, q: { node_id?: string; limit?: string; offset?: string }): Promise<Site[]> {

@@ -242,6 +242,17 @@ for (const dialect of DIALECTS) {
           return want.every((id) => ids.includes(id)) && !unwanted.some((id) => ids.includes(id)) ? undefined : `lists sites ${JSON.stringify(ids)}`;
         },
       },
+      'GET /api/v1/nodes/{id}/discovered-sites': { auth: 'user', action: 'node.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/nodes/${nodeOf(s)}/discovered-sites` }) },
+      // A fresh discovered path on the scope's node, adopted as a site.
+      'POST /api/v1/sites/adopt': {
+        auth: 'user',
+        action: 'site.write',
+        make: async (_c, s) => {
+          const path = `/var/www/d-${rand()}`;
+          await repos().discoveredSites.replaceForNode(nodeOf(s), [{ path, name: `d-${rand()}`, dbName: 'wp', tablePrefix: 'wp_', wpVersion: '6.5', error: null }]);
+          return { method: 'POST', path: '/api/v1/sites/adopt', body: { node_id: nodeOf(s), path } };
+        },
+      },
       'GET /api/v1/sites/{id}': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}` }) },
       'PATCH /api/v1/sites/{id}': { auth: 'user', action: 'site.write', make: async (_c, s) => ({ method: 'PATCH', path: `/api/v1/sites/${siteOf(s)}`, body: { excludes: ['wp-content/cache'] } }) },
       'DELETE /api/v1/sites/{id}': { auth: 'user', action: 'site.delete', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}` }) },
@@ -291,6 +302,13 @@ for (const dialect of DIALECTS) {
           const job = (body as { job: { node_id: string } | null }).job;
           return job === null || job.node_id === f.nodeA ? undefined : `handed node A a job of node ${job.node_id}`;
         },
+      },
+      // The resource is the calling node itself: no foreign case.
+      'POST /api/v1/agent/scan': {
+        auth: 'node',
+        action: 'agent.report',
+        make: async () => ({ method: 'POST', path: '/api/v1/agent/scan', body: { sites: [{ path: '/var/www/scanned', name: 'scanned', db_name: 'wp', table_prefix: 'wp_', wp_version: '6.5', error: null }] } }),
+        override: (c) => (c === 'node' ? 'ok' : undefined),
       },
       'POST /api/v1/agent/jobs/{id}/progress': {
         auth: 'node',
