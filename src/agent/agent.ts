@@ -155,7 +155,8 @@ export async function runJob(o: AgentOptions, job: AgentJob, log: (line: string)
       limitUploadBytesPerSec: o.limitUploadBytesPerSec,
     });
     await reporter.close();
-    await o.client.finish(job.job_id, { status: 'completed', stage: null, error: null });
+    const sourceBytes = result.manifest.database.bytes + result.manifest.wp_content.bytes;
+    await o.client.finish(job.job_id, { status: 'completed', stage: null, error: null, source_bytes: sourceBytes });
     log(`job ${job.job_id}: completed, ${result.size} bytes`);
   } catch (err) {
     await reporter.close();

@@ -172,6 +172,8 @@ export interface FinishRequest {
   status: 'completed' | 'failed' | 'stopped';
   stage: Stage | null;
   error: string | null;
+  /** For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates. */
+  source_bytes?: number;
 }
 
 /** One WordPress root an agent's scan found. Never a password: the agent does not send one. */

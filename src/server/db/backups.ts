@@ -63,6 +63,11 @@ export class BackupsRepo {
     return toBackup(row as Raw);
   }
 
+  /** The uncompressed bytes behind a backup, reported when its job ends. */
+  async setSourceBytes(id: string, bytes: number): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE backups SET source_bytes = ? WHERE id = ?', [bytes, id])) === 1;
+  }
+
   async complete(id: string, r: { size: number; sha256: string; sourceBytes?: number | null }): Promise<BackupRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(
       `UPDATE backups SET status = 'completed', size = ?, sha256 = ?, source_bytes = ? WHERE id = ? AND status = 'uploading' RETURNING ${COLUMNS}`,

@@ -52,6 +52,7 @@ const finishSchema = {
       status: { type: 'string', enum: ['completed', 'failed', 'stopped'] },
       stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
       error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
+      source_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     },
   },
 } as const;
@@ -175,6 +176,11 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       if (body.status === 'completed') {
         if (job.type === 'backup' && !backup) throw new ApiError(409, 'conflict', `Job ${job.id} has no completed upload; call /upload/complete first, or finish it as failed`);
         ended = await ctx.repos.jobs.finish(job.id, nodeId, { state: 'done', backupId: backup?.id });
+        // What went in: the site's current size, and with the stored size the compression ratio, for quota estimates.
+        if (ended && backup && body.source_bytes !== undefined) {
+          await ctx.repos.backups.setSourceBytes(backup.id, body.source_bytes);
+          await ctx.repos.sites.update(job.siteId, { sizeBytes: body.source_bytes });
+        }
       } else {
         if (!backup) await abortJobUpload(ctx, job);
         const where = body.stage ? ` (during ${body.stage})` : '';

@@ -175,10 +175,16 @@ for (const dialect of DIALECTS) {
       assert.equal(backups.length, 1);
       assert.deepEqual([backups[0]?.status, backups[0]?.size, backups[0]?.sha256, backups[0]?.key, backups[0]?.jobId], ['completed', data.length, put.sha256, j.key, j.jobId]);
       assert.equal(backups[0]?.filename, j.key.split('/').pop());
-      const fin = await t.api('POST', `/api/v1/agent/jobs/${j.jobId}/finish`, { body: { status: 'completed', stage: null, error: null }, token: node.key });
+      const sourceBytes = data.length * 3;
+      const fin = await t.api('POST', `/api/v1/agent/jobs/${j.jobId}/finish`, { body: { status: 'completed', stage: null, error: null, source_bytes: sourceBytes }, token: node.key });
       assert.equal(fin.body.state, 'done');
       const state = await repos().sites.backupState(j.siteId);
       assert.deepEqual([state?.status, state?.progress, state?.lastBackupId], ['completed', 100, backups[0]?.id]);
+      // What went in is recorded: the site's size and the backup's source bytes, for quota estimates.
+      assert.equal((await repos().backups.get(backups[0]?.id ?? ''))?.sourceBytes, sourceBytes);
+      assert.equal((await repos().sites.get(j.siteId))?.sizeBytes, sourceBytes);
+      const quota = await t.api('GET', `/api/v1/sites/${j.siteId}/quota/check`);
+      assert.deepEqual([quota.body.estimate_basis, quota.body.estimate_bytes], ['last_backup', data.length]);
       // The agent's storage refuses everything but put.
       await assert.rejects(storage.list(''), /cannot list/);
       await assert.rejects(storage.get(j.key), /cannot download/);
