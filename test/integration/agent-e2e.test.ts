@@ -14,6 +14,7 @@ import { DIALECTS, startTestServer, type TestServer } from '../helpers/server.ts
 import { services, TEST_HOME } from '../helpers/services.ts';
 import { diffTrees, snapshotTree } from '../helpers/tree.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // The whole fleet path with real processes: a server, an agent process joined by code, MinIO
 // behind a storage provider, a real WordPress site. Back up, restore by the spec's manual
@@ -45,15 +46,8 @@ for (const dialect of DIALECTS) {
       return child;
     }
 
-    async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000, every = 25): Promise<T> {
-      const end = Date.now() + ms;
-      for (;;) {
-        const v = await fn();
-        if (v) return v;
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}\nagent output:\n${agentOut}`);
-        await new Promise((r) => setTimeout(r, every));
-      }
-    }
+    const until = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000, every = 25): Promise<T> =>
+      waitFor(what, fn, { ms, every, context: () => `agent output:\n${agentOut}` });
 
     before(async () => {
       t = await startTestServer(dialect, { leaseMs: LEASE_MS, pollWaitMs: 1000 });

@@ -11,6 +11,7 @@ import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s
 import { DIALECTS, startTestServer, type TestServer } from '../helpers/server.ts';
 import { services, TEST_HOME } from '../helpers/services.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // Stop (POST /sites/{id}/backup/stop) and reset (POST /daemon/backup/reset/{site_id}) of a
 // backup an agent PROCESS is running, in each stage: the site ends stopped (or idle), the
@@ -48,15 +49,8 @@ describe('agent stop and reset in every stage', () => {
       const agentDir = (): string => join(work, 'agent');
       const tempDirs = (): string[] => (existsSync(join(agentDir(), 'tmp')) ? readdirSync(join(agentDir(), 'tmp')) : []);
 
-      async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000, every = 25): Promise<T> {
-        const end = Date.now() + ms;
-        for (;;) {
-          const v = await fn();
-          if (v) return v;
-          if (Date.now() > end) throw new Error(`timed out waiting for ${what}\nagent output:\n${agentOut}`);
-          await new Promise((r) => setTimeout(r, every));
-        }
-      }
+      const until = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000, every = 25): Promise<T> =>
+        waitFor(what, fn, { ms, every, context: () => `agent output:\n${agentOut}` });
 
       function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): void {
         const child = spawn(process.execPath, [MAIN, 'agent', '--server', t.url, '--data-dir', agentDir(), '--no-nice', ...args], {
