@@ -1,18 +1,16 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { stopped } from '../errors.ts';
 import { startChild } from './child.ts';
+import { PipeGroup } from './pipe-group.ts';
 
 // archive stream -> zstd -d -> GNU tar -x into a staging dir, all in one pipe. GNU tar
 // refuses members with '..' and defers risky symlinks until the end of extraction.
 
 export async function extractArchive(source: Readable, dir: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<void> {
-  const inner = new AbortController();
-  const stop = (): void => inner.abort();
-  opts.signal?.addEventListener('abort', stop, { once: true });
+  const group = new PipeGroup(opts.signal);
   try {
-    const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: inner.signal });
-    const tar = startChild('tar', ['--extract', '--file=-', `--directory=${dir}`, '--preserve-permissions'], { signal: inner.signal, stdio: ['pipe', 'ignore', 'pipe'] });
+    const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: group.signal });
+    const tar = startChild('tar', ['--extract', '--file=-', `--directory=${dir}`, '--preserve-permissions'], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe'] });
     let n = 0;
     const count = new Transform({
       transform(chunk: Buffer, _e, cb) {
@@ -22,21 +20,14 @@ export async function extractArchive(source: Readable, dir: string, opts: { sign
       },
     });
     const parts = [
-      pipeline(source, count, zstd.proc.stdin!, { signal: inner.signal }),
-      pipeline(zstd.proc.stdout!, tar.proc.stdin!, { signal: inner.signal }),
+      pipeline(source, count, zstd.proc.stdin!, { signal: group.signal }),
+      pipeline(zstd.proc.stdout!, tar.proc.stdin!, { signal: group.signal }),
       zstd.done,
       tar.done,
     ];
-    // The first failure stops the rest, so nothing waits on a pipe nobody drains; it is
-    // also the one worth reporting (the others only saw the stop).
-    let first: unknown;
-    await Promise.allSettled(parts.map((p) => p.catch((err: unknown) => {
-      first ??= err;
-      inner.abort();
-    })));
-    if (opts.signal?.aborted) throw stopped();
-    if (first !== undefined) throw first;
+    await Promise.allSettled(parts.map((p) => group.watch(p)));
+    group.throwIfFailed();
   } finally {
-    opts.signal?.removeEventListener('abort', stop);
+    group.close();
   }
 }

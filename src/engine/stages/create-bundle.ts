@@ -1,12 +1,14 @@
-import { stopped, WpbError } from '../../errors.ts';
+import { WpbError } from '../../errors.ts';
 import type { PendingUpload, PutResult, Storage } from '../../storage/storage.ts';
 import { join } from 'node:path';
 import { openFifo } from '../../fd-readable.ts';
 import { startChild, type Child } from '../child.ts';
+import { PipeGroup } from '../pipe-group.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
 
-// The bundle pipe: tar (files read in place) -> zstd -T0 -> a streamed upload, all at once.
+// The bundle pipe: tar (files read in place) -> zstd -T0 -> a streamed upload, all at once,
+// as one PipeGroup.
 // The upload runs while the bundle is made; what is left after the last byte is
 // compressed (final parts, completing, checking the stored size) is upload_remote.
 
@@ -31,52 +33,41 @@ export interface BundleOptions {
 }
 
 export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResult; stats: TarStats }> {
-  // One controller for the whole pipe: the first failure anywhere stops every part of it,
-  // and is the one reported (the others only saw the stop).
-  const inner = new AbortController();
-  const stopAll = (): void => inner.abort();
-  o.signal?.addEventListener('abort', stopAll, { once: true });
-  let firstError: unknown;
+  const group = new PipeGroup(o.signal);
   const cleanups: (() => void)[] = [];
-  const fail = (err: unknown): never => {
-    firstError ??= err;
-    inner.abort();
-    throw err;
-  };
   try {
     // zstd writes into a FIFO the uploader reads straight into its part buffers.
     const fifo = await openFifo(join(o.workDir, 'zstd.out'));
     cleanups.push(() => fifo.reader.destroy());
     let zstd: Child;
     try {
-      zstd = startChild('zstd', ['-T0', '-q', '-c', `-${o.zstdLevel}`], { signal: inner.signal, nice: o.nice, stdio: ['pipe', fifo.writeFd, 'pipe'] });
+      zstd = startChild('zstd', ['-T0', '-q', '-c', `-${o.zstdLevel}`], { signal: group.signal, nice: o.nice, stdio: ['pipe', fifo.writeFd, 'pipe'] });
     } finally {
       fifo.closeWriter();
     }
     const stdin = zstd.proc.stdin;
     const stdout = fifo.reader;
     if (!stdin) throw new Error('zstd has no stdin');
-    const tar = writeTar(o.sources, stdin, { signal: inner.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
-    const bundled = Promise.all([tar, zstd.done])
-      .then(([stats]) => {
+    const tar = writeTar(o.sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
+    const bundled = group.watch(
+      Promise.all([tar, zstd.done]).then(([stats]) => {
         o.onBundled?.(stats);
         return stats;
-      })
-      .catch(fail);
+      }),
+    );
     const body = o.limitBytesPerSec ? stdout.pipe(new Throttle(o.limitBytesPerSec)) : stdout;
-    const put = o.storage.put(o.key, body, { signal: inner.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }).catch(fail);
+    const put = group.watch(o.storage.put(o.key, body, { signal: group.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }));
     const [b, p] = await Promise.allSettled([bundled, put]);
     const putResult = p.status === 'fulfilled' ? p.value : undefined;
-    if (putResult && (firstError !== undefined || o.signal?.aborted)) {
+    if (putResult && group.failed) {
       // The upload won a race with a failure upstream: what it stored may be cut short.
       await o.storage.delete(o.key).catch(() => {});
     }
-    if (o.signal?.aborted) throw stopped();
-    if (firstError !== undefined) throw firstError;
+    group.throwIfFailed();
     if (!putResult || b.status !== 'fulfilled') throw new WpbError('failed', 'The bundle ended without a result');
     return { put: putResult, stats: b.value };
   } finally {
-    o.signal?.removeEventListener('abort', stopAll);
+    group.close();
     for (const c of cleanups) c();
   }
 }
