@@ -1,4 +1,4 @@
-import { formatBytes, type ProgressEvent, type Progress } from '../engine/progress.ts';
+import type { ProgressEvent, Progress } from '../engine/progress.ts';
 
 // How progress looks: a redrawn bar on a terminal, plain lines in a log or pipe, JSON
 // lines for machines.
@@ -66,4 +66,3 @@ export function progressFor<S extends string>(json: boolean, out: Out, err: Out)
   return err.isTTY ? new TtyProgress<S>(err) : new LineProgress<S>(err);
 }
 
-export { formatBytes };

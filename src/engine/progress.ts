@@ -47,17 +47,6 @@ export class CountingProgress<S extends string = Stage> implements Progress<S> {
   }
 }
 
-/** Sends every event to each listener. */
-export class FanOutProgress<S extends string = Stage> implements Progress<S> {
-  private readonly listeners: Progress<S>[];
-  constructor(...listeners: Progress<S>[]) {
-    this.listeners = listeners;
-  }
-  event(e: ProgressEvent<S>): void {
-    for (const l of this.listeners) l.event(e);
-  }
-}
-
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let v = n;

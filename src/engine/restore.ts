@@ -11,7 +11,7 @@ import { extractArchive } from './extract.ts';
 import type { Manifest } from './manifest.ts';
 import { classifyDbError, findProgram, query, writeDefaultsFile, type DbTarget } from './mysql.ts';
 import { formatBytes, NullProgress, type Progress } from './progress.ts';
-import { dbTarget } from './site.ts';
+import { dbTarget, pathExists } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
 
 // Restore: stream the archive into a staging dir next to the site, check it, import the
@@ -43,7 +43,7 @@ async function targetConfig(sitePath: string): Promise<WpConfig | undefined> {
   try {
     return await readWpConfig(sitePath);
   } catch (err) {
-    if (kindOf(err) === 'bad_input' && !(await stat(join(sitePath, 'wp-config.php')).catch(() => undefined))) return undefined;
+    if (kindOf(err) === 'bad_input' && !(await pathExists(join(sitePath, 'wp-config.php')))) return undefined;
     throw err;
   }
 }
@@ -99,23 +99,19 @@ async function importDb(dir: string, db: DbTarget, dump: string, signal?: AbortS
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined)) !== undefined;
-}
-
 /** Moves the restored files in; returns where the old wp-content went. */
 async function swapFiles(staging: string, sitePath: string, keepOld: boolean | undefined, warnings: string[]): Promise<string | null> {
   const live = join(sitePath, 'wp-content');
   let old: string | null = null;
-  if (await exists(live)) {
+  if (await pathExists(live)) {
     old = join(sitePath, `wp-content.wpbackup-old-${Date.now()}`);
     await rename(live, old);
   }
   await rename(join(staging, 'wp-content'), live);
   for (const f of ['wp-config.php', '.htaccess']) {
     const src = join(staging, f);
-    if (!(await exists(src))) continue;
-    if (await exists(join(sitePath, f))) warnings.push(`kept the site's own ${f}; the archive's copy was not used`);
+    if (!(await pathExists(src))) continue;
+    if (await pathExists(join(sitePath, f))) warnings.push(`kept the site's own ${f}; the archive's copy was not used`);
     else await rename(src, join(sitePath, f));
   }
   if (old && !keepOld) {
@@ -152,7 +148,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     const manifest = await readManifest(staging);
     const dump = join(staging, 'database.sql');
     if ((await sha256File(dump)) !== manifest.database.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
-    if (!(await exists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
+    if (!(await pathExists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
     if (target && target.tablePrefix !== manifest.site.table_prefix) {
       warnings.push(`the site's wp-config.php uses $table_prefix '${target.tablePrefix}' but the backup's tables use '${manifest.site.table_prefix}': set $table_prefix = '${manifest.site.table_prefix}'; in wp-config.php`);
     }

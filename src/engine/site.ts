@@ -1,4 +1,4 @@
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { badInput } from '../errors.ts';
 import { readWpVersion } from '../wordpress/discover.ts';
@@ -21,11 +21,9 @@ export function dbTarget(config: WpConfig): DbTarget {
   return { name: config.dbName, user: config.dbUser, password: config.dbPassword, host: h.host, port: h.port, socket: h.socket };
 }
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
+/** Whether something is at p (symlinks followed). */
+export async function pathExists(p: string): Promise<boolean> {
+  return (await stat(p).catch(() => undefined)) !== undefined;
 }
 
 export async function loadSite(sitePath: string): Promise<SiteInfo> {
@@ -38,7 +36,7 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
     throw badInput(`${wpContent} is missing`, `Is ${path} a WordPress site? Pass --site the WordPress root (where wp-content is)`);
   }
   const wpVersion = await readWpVersion(path).catch(() => null);
-  const htaccess = (await exists(join(path, '.htaccess'))) ? join(path, '.htaccess') : null;
+  const htaccess = (await pathExists(join(path, '.htaccess'))) ? join(path, '.htaccess') : null;
   return { path, wpContent, config, db: dbTarget(config), wpVersion, htaccess };
 }
 
