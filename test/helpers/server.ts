@@ -1,4 +1,5 @@
 import { hashPassword } from '../../src/server/auth/passwords.ts';
+import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Dialect } from '../../src/server/db/db.ts';
 import { startServer, type RunningServer } from '../../src/server/start.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../server/db/targets.ts';
@@ -74,4 +75,35 @@ export async function startTestServer(dialect: Dialect, opts: { leaseMs?: number
   };
   t.adminToken = (await userWithRole('super_admin', 'admin@example.com')).token;
   return t;
+}
+
+export interface TwoNodeFleet {
+  nodeA: string;
+  nodeB: string;
+  /** Node keys (agents' bearer tokens) of node A and node B. */
+  keyA: string;
+  keyB: string;
+  siteA: string;
+  siteB: string;
+  /** A node_admin assigned to node A, and a site_admin assigned to site A. */
+  nodeAdmin: { id: string; token: string; email: string };
+  siteAdmin: { id: string; token: string; email: string };
+  superId: string;
+}
+
+/** Own and foreign resources for access tests: two nodes with keys, a site on each, and their admins. */
+export async function twoNodeFleet(t: TestServer): Promise<TwoNodeFleet> {
+  const r = t.server.ctx.repos;
+  const keyA = generateToken('node');
+  const keyB = generateToken('node');
+  const nodeA = (await r.nodes.create({ hostname: 'a.example.com', status: 'active', nodeKeyHash: hashToken(keyA) })).id;
+  const nodeB = (await r.nodes.create({ hostname: 'b.example.com', status: 'active', nodeKeyHash: hashToken(keyB) })).id;
+  const siteA = (await r.sites.create({ nodeId: nodeA, name: 'a.example.com', wpPath: '/var/www/a' })).id;
+  const siteB = (await r.sites.create({ nodeId: nodeB, name: 'b.example.com', wpPath: '/var/www/b' })).id;
+  const nodeAdmin = await t.userWithRole('node_admin');
+  await r.users.assignNode(nodeAdmin.id, nodeA);
+  const siteAdmin = await t.userWithRole('site_admin');
+  await r.users.assignSite(siteAdmin.id, siteA);
+  const superId = (await r.users.getByEmail('admin@example.com'))?.id ?? '';
+  return { nodeA, nodeB, keyA, keyB, siteA, siteB, nodeAdmin, siteAdmin, superId };
 }

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { createRepos } from '../../../src/server/db/repos.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
-import { DIALECTS, startTestServer, TEST_PASSWORD, type ApiResponse, type TestServer } from '../../helpers/server.ts';
+import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type ApiResponse, type TestServer } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
 
 // The admin API on both databases: users, tokens, nodes, storage providers, audit. Every
@@ -66,20 +66,9 @@ for (const dialect of DIALECTS) {
 
     before(async () => {
       t = await startTestServer(dialect);
-      const r = t.server.ctx.repos;
-      const nodeA = (await r.nodes.create({ hostname: 'a.example.com', status: 'active' })).id;
-      const nodeB = (await r.nodes.create({ hostname: 'b.example.com', status: 'active' })).id;
-      const siteA = (await r.sites.create({ nodeId: nodeA, name: 'a.example.com', wpPath: '/var/www/a' })).id;
-      const siteB = (await r.sites.create({ nodeId: nodeB, name: 'b.example.com', wpPath: '/var/www/b' })).id;
-      const nodeAdmin = await t.userWithRole('node_admin');
-      await r.users.assignNode(nodeAdmin.id, nodeA);
-      const siteAdmin = await t.userWithRole('site_admin');
-      await r.users.assignSite(siteAdmin.id, siteA);
-      const nodeKey = generateToken('node');
-      await r.nodes.setKeyHash(nodeA, hashToken(nodeKey));
-      secrets.add(nodeKey).add(hashToken(nodeKey));
-      const superId = (await r.users.getByEmail('admin@example.com'))?.id ?? '';
-      w = { nodeA, nodeB, siteA, siteB, superId, nodeAdmin, siteAdmin, nodeKey };
+      const { nodeA, nodeB, keyA, keyB, siteA, siteB, superId, nodeAdmin, siteAdmin } = await twoNodeFleet(t);
+      for (const key of [keyA, keyB]) secrets.add(key).add(hashToken(key));
+      w = { nodeA, nodeB, siteA, siteB, superId, nodeAdmin, siteAdmin, nodeKey: keyA };
     });
     after(() => t.close());
 

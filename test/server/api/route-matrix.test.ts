@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/server/auth/roles.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
-import { DIALECTS, startTestServer, TEST_PASSWORD, type TestServer } from '../../helpers/server.ts';
+import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer } from '../../helpers/server.ts';
 
 // ONE permission matrix over every route the app registers. The routes come from the OpenAPI
 // document, so a route added later fails this test until it has a row in ROUTES below. Each
@@ -130,17 +130,7 @@ for (const dialect of DIALECTS) {
       const r = repos();
       const root = mkdtempSync(join(tmpdir(), 'wpb-matrix-'));
       const providerId = (await r.storageProviders.create({ name: 'local', type: 'local', rootPath: root, isDefault: true })).id;
-      const keyA = generateToken('node');
-      const keyB = generateToken('node');
-      const nodeA = (await r.nodes.create({ hostname: 'a.example.com', status: 'active', nodeKeyHash: hashToken(keyA) })).id;
-      const nodeB = (await r.nodes.create({ hostname: 'b.example.com', status: 'active', nodeKeyHash: hashToken(keyB) })).id;
-      const siteA = (await r.sites.create({ nodeId: nodeA, name: 'a.example.com', wpPath: '/var/www/a' })).id;
-      const siteB = (await r.sites.create({ nodeId: nodeB, name: 'b.example.com', wpPath: '/var/www/b' })).id;
-      const nodeAdmin = await t.userWithRole('node_admin');
-      await r.users.assignNode(nodeAdmin.id, nodeA);
-      const siteAdmin = await t.userWithRole('site_admin');
-      await r.users.assignSite(siteAdmin.id, siteA);
-      const superId = (await r.users.getByEmail('admin@example.com'))?.id ?? '';
+      const { nodeA, nodeB, keyA, keyB, siteA, siteB, nodeAdmin, siteAdmin, superId } = await twoNodeFleet(t);
       f = { nodeA, nodeB, keyA, keyB, siteA, siteB, backupA: '', backupB: '', jobA: '', jobB: '', providerId, root, superId, nodeAdmin, siteAdmin };
       f.backupA = await freshBackup(siteA);
       f.backupB = await freshBackup(siteB);
