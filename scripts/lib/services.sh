@@ -145,6 +145,8 @@ wpb_mariadb_admin_ok() {
 
 # mysqld_safe is started directly because Debian's init script logs to syslog, which a
 # container lacks; setsid keeps the server alive when the caller's process group is killed.
+# The redirections are on the whole subshell: a shell left holding the caller's stdout would
+# keep a pipe reading it (`npm test | tee log`, a CI runner) open after the tests end.
 wpb_start_mariadb() {
   local err log
   err=$(wpb_log mariadb.err)
@@ -155,7 +157,7 @@ wpb_start_mariadb() {
   fi
   touch "$err" && chown mysql "$err" || return 1
   wpb_say "starting MariaDB (log: $err)"
-  (cd / && setsid nohup mysqld_safe --skip-syslog --log-error="$err" </dev/null >>"$log" 2>&1 &)
+  (cd / && exec setsid nohup mysqld_safe --skip-syslog --log-error="$err" &) </dev/null >>"$log" 2>&1
   wpb_wait 60 wpb_mariadb_alive || wpb_fail "MariaDB did not answer within 60 s; see $err" || return 1
 }
 
@@ -320,13 +322,13 @@ wpb_launch_s3() {
   wpb_say "starting $WPB_S3_KIND on 127.0.0.1:$WPB_S3_PORT (log: $log)"
   if [ "$WPB_S3_KIND" = minio ]; then
     (cd / && MINIO_ROOT_USER=$WPB_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$WPB_S3_SECRET_KEY MINIO_BROWSER=off \
-      MINIO_UPDATE=off MINIO_SITE_REGION=$WPB_S3_REGION setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
+      MINIO_UPDATE=off MINIO_SITE_REGION=$WPB_S3_REGION exec setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
       "$WPB_S3_BIN" server --quiet --address "127.0.0.1:$WPB_S3_PORT" \
-      --console-address "127.0.0.1:$WPB_S3_CONSOLE_PORT" "$data" </dev/null >>"$log" 2>&1 &)
+      --console-address "127.0.0.1:$WPB_S3_CONSOLE_PORT" "$data" &) </dev/null >>"$log" 2>&1
   else
-    (cd / && ROOT_ACCESS_KEY=$WPB_S3_ACCESS_KEY ROOT_SECRET_KEY=$WPB_S3_SECRET_KEY \
+    (cd / && ROOT_ACCESS_KEY=$WPB_S3_ACCESS_KEY ROOT_SECRET_KEY=$WPB_S3_SECRET_KEY exec \
       setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
-      "$WPB_S3_BIN" --port "127.0.0.1:$WPB_S3_PORT" --region "$WPB_S3_REGION" posix "$data" </dev/null >>"$log" 2>&1 &)
+      "$WPB_S3_BIN" --port "127.0.0.1:$WPB_S3_PORT" --region "$WPB_S3_REGION" posix "$data" &) </dev/null >>"$log" 2>&1
   fi
 }
 
