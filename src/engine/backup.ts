@@ -3,6 +3,7 @@ import type { PendingUpload, Storage } from '../storage/storage.ts';
 import { join } from 'node:path';
 import { archiveFileName, archiveKey } from './archive-name.ts';
 import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.ts';
+import { isCompressedMedia } from './media.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
 import { query, sqlIdent, writeDefaultsFile } from './mysql.ts';
 import { formatBytes, NullProgress, STAGES, type Progress, type Stage } from './progress.ts';
@@ -31,6 +32,8 @@ export interface BackupOptions {
   defaultExcludes?: boolean;
   includeConfigFiles?: boolean;
   zstdLevel?: number;
+  /** Compress already-compressed media too (JPEG, MP4, ZIP...) instead of storing it as is. */
+  compressAll?: boolean;
   /** Upload bandwidth cap in bytes per second. */
   limitUploadBytesPerSec?: number;
   /** Nice value for child processes; 0 for none. */
@@ -247,6 +250,7 @@ async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks):
     workDir: b.runDir.path,
     sources: [...h.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }],
     zstdLevel: o.zstdLevel ?? 3,
+    storeAsIs: o.compressAll ? undefined : isCompressedMedia,
     nice: o.nice,
     sizeHint: h.total,
     limitBytesPerSec: o.limitUploadBytesPerSec,

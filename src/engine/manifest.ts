@@ -29,6 +29,8 @@ export interface Manifest {
     dirs: number;
     symlinks: number;
     bytes: number;
+    /** Already-compressed media stored as is, not run through zstd (counted in files and bytes too). */
+    stored_as_is: { files: number; bytes: number };
     excluded_patterns: string[];
     excluded_entries: number;
     unreadable: { path: string; reason: string }[];
@@ -55,6 +57,7 @@ export function wpContentSummary(stats: TarStats, patterns: string[]): Manifest[
     dirs: stats.dirs,
     symlinks: stats.symlinks,
     bytes: stats.bytes,
+    stored_as_is: { files: stats.storedFiles, bytes: stats.storedBytes },
     excluded_patterns: patterns,
     excluded_entries: stats.excluded,
     unreadable: stats.unreadable.map(toPath),

@@ -27,6 +27,9 @@ export interface TarStats {
   skipped: WalkProblem[];
   changed: WalkProblem[];
   excluded: number;
+  /** Of files and bytes: those stored as they are, not compressed (see TarOptions.stored). */
+  storedFiles: number;
+  storedBytes: number;
 }
 
 export interface TarOptions {
@@ -35,19 +38,27 @@ export interface TarOptions {
   onBytes?: (n: number) => void;
   /** Called as each source is finished. */
   onSourceDone?: (name: string) => void;
+  /**
+   * Files of tree sources whose name matches go to `out` instead, all of them first, in a
+   * pass of their own; `out` is ended before the main pass starts. The two outputs are
+   * meant to be stored one after the other, making one tar stream.
+   */
+  stored?: { out: Writable; match: (name: string) => boolean };
 }
 
 const CHUNK = 1 << 20;
 const POOL = 4;
 
 export function emptyTarStats(): TarStats {
-  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, unreadable: [], skipped: [], changed: [], excluded: 0 };
+  return { files: 0, dirs: 0, symlinks: 0, bytes: 0, unreadable: [], skipped: [], changed: [], excluded: 0, storedFiles: 0, storedBytes: 0 };
 }
 
 interface Ctx {
   w: PooledWriter;
   pool: BufferPool;
   opts: TarOptions;
+  /** Tree files the main pass leaves out: the stored pass had them. */
+  skip?: (name: string) => boolean;
 }
 
 function entryFor(item: WalkItem, name: string, size: number): TarEntry {
@@ -114,7 +125,7 @@ async function treeEntries(c: Ctx, src: Extract<TarSource, { kind: 'tree' }>, st
     c.opts.signal?.throwIfAborted();
     const name = item.rel ? `${src.name}/${item.rel}` : src.name;
     if (item.type === 'file') {
-      await fileEntry(c, item, name, stats);
+      if (!c.skip?.(name)) await fileEntry(c, item, name, stats);
       continue;
     }
     await c.w.write(entryHeader(entryFor(item, name, 0)));
@@ -142,10 +153,33 @@ async function singleFile(c: Ctx, src: Extract<TarSource, { kind: 'file' }>, sta
   stats.changed.push(...own.changed);
 }
 
-/** Writes the archive to `out` and ends it; resolves with what went in. */
+/**
+ * The stored pass: only the matching files, headers included, no end-of-archive blocks.
+ * Exclusions and walk problems are counted by the main pass, which walks the same trees.
+ */
+async function storedPass(sources: TarSource[], stored: NonNullable<TarOptions['stored']>, pool: BufferPool, opts: TarOptions, stats: TarStats): Promise<void> {
+  const c: Ctx = { w: new PooledWriter(stored.out, opts.signal), pool, opts };
+  for (const src of sources) {
+    if (src.kind !== 'tree') continue;
+    for await (const item of walkTree(src.root, src.matcher)) {
+      opts.signal?.throwIfAborted();
+      const name = `${src.name}/${item.rel}`;
+      if (item.type !== 'file' || !stored.match(name)) continue;
+      const [files, bytes] = [stats.files, stats.bytes];
+      await fileEntry(c, item, name, stats);
+      stats.storedFiles += stats.files - files;
+      stats.storedBytes += stats.bytes - bytes;
+    }
+  }
+  await c.w.end();
+}
+
+/** Writes the archive to `out` (and opts.stored.out) and ends it; resolves with what went in. */
 export async function writeTar(sources: TarSource[], out: Writable, opts: TarOptions = {}): Promise<TarStats> {
   const stats = emptyTarStats();
-  const c: Ctx = { w: new PooledWriter(out, opts.signal), pool: new BufferPool(POOL, CHUNK), opts };
+  const pool = new BufferPool(POOL, CHUNK);
+  if (opts.stored) await storedPass(sources, opts.stored, pool, opts, stats);
+  const c: Ctx = { w: new PooledWriter(out, opts.signal), pool, opts, skip: opts.stored?.match };
   for (const src of sources) {
     opts.signal?.throwIfAborted();
     if (src.kind === 'tree') await treeEntries(c, src, stats);

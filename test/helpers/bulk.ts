@@ -5,11 +5,17 @@ import { sql } from './mysql.ts';
 
 // Makes a fixture heavy enough that each stage lasts long enough to be stopped in.
 
-export async function addBulk(site: { dir: string; dbName: string }, o: { dbMb: number; files: number; mediaMb: number }): Promise<void> {
+/**
+ * dbMb of rows in a bulk_rows table, `files` tiny text files and mediaMb of .mp4 (stored as
+ * is). With randomDb the rows are hex of random bytes, so the compressed dump stays about
+ * half its size and the last stages, which carry it, take a while too.
+ */
+export async function addBulk(site: { dir: string; dbName: string }, o: { dbMb: number; files: number; mediaMb: number; randomDb?: boolean }): Promise<void> {
   const rows = Math.ceil((o.dbMb * 1e6) / 4096);
   await sql(`CREATE TABLE bulk_rows (id INT AUTO_INCREMENT PRIMARY KEY, body LONGTEXT) ENGINE=InnoDB`, site.dbName);
   // Random-looking text so the dump is as large as the data.
-  await sql(`INSERT INTO bulk_rows (body) SELECT REPEAT(MD5(RAND()), 128) FROM seq_1_to_${rows}`, site.dbName);
+  const body = o.randomDb ? 'CONCAT(HEX(RANDOM_BYTES(1024)), HEX(RANDOM_BYTES(1024)))' : 'REPEAT(MD5(RAND()), 128)';
+  await sql(`INSERT INTO bulk_rows (body) SELECT ${body} FROM seq_1_to_${rows}`, site.dbName);
   const many = join(site.dir, 'wp-content', 'uploads', 'many');
   for (let d = 0; d < Math.ceil(o.files / 500); d++) {
     const dir = join(many, `d${d}`);

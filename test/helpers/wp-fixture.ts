@@ -23,6 +23,8 @@ export interface FixtureFiles {
   wflogsDir: string;
   /** A file under plugins/.../cache, which backups must keep. */
   nestedCache: string;
+  /** Already-compressed media by name (stored as is, not compressed), one in a mode 0555 dir. */
+  media: string[];
 }
 
 export interface FixtureMeta {
@@ -127,11 +129,15 @@ async function addTrickyFiles(dir: string): Promise<FixtureFiles> {
     cacheDir: 'wp-content/cache',
     wflogsDir: 'wp-content/wflogs',
     nestedCache: 'wp-content/plugins/some-plugin/cache/keep.txt',
+    media: ['wp-content/uploads/2024/01/photo.jpg', 'wp-content/uploads/2024/01/photo-150x150.JPG', 'wp-content/uploads/2024/02/clip-été.mp4', 'wp-content/uploads/2023/locked-dir/scan.png'],
   };
   await put(dir, files.unicode, randomBytes(64 * 1024));
   await put(dir, 'wp-content/uploads/2024/01/photo-original.bin', randomBytes(256 * 1024));
   await symlink(files.symlinkTarget, join(dir, files.symlink));
   await mkdir(join(dir, files.emptyDir), { recursive: true });
+  // Sizes around the stored frame's 128 KiB blocks and the tar writer's 1 MiB buffers.
+  for (const [i, size] of [300 * 1024, 9000, 1024 * 1024 + 17, 128 * 1024].entries()) await put(dir, files.media[i] as string, randomBytes(size));
+  await chmod(join(dir, 'wp-content/uploads/2023/locked-dir'), 0o555);
   await put(dir, files.unreadable, randomBytes(4096));
   await chmod(join(dir, files.unreadable), 0o000);
   await put(dir, `${files.cacheDir}/page/index.html`, '<html>cached page</html>\n');

@@ -79,6 +79,8 @@ describe('backup and restore round trip', () => {
     assert.equal(last?.status, 'completed');
     assert.equal(last?.progress, 100);
     assert.ok(b.run.events.some((e) => /^Database dumped \(\d/.test(String(e.stage_detail))), 'stage_detail reports the dump size');
+    const stored = (b.manifest.wp_content as { stored_as_is: { files: number; bytes: number } }).stored_as_is;
+    assert.ok(stored.files >= site.files.media.length, `the fixture's media was stored as is (${stored.files} files)`);
 
     const target = await createRestoreTarget(site.tablePrefix);
     try {
@@ -94,7 +96,8 @@ describe('backup and restore round trip', () => {
     const dest = join(work, 'local');
     const first = await backup(dest);
     assert.equal(first.code, 0, first.run.stderr);
-    const second = await backup(dest, ['--name', 'second']);
+    const second = await backup(dest, ['--name', 'second', '--compress-all']);
+    assert.deepEqual((second.manifest.wp_content as { stored_as_is: unknown }).stored_as_is, { files: 0, bytes: 0 }, '--compress-all stores nothing as is');
     assert.equal(first.key.split('/').slice(0, 2).join('/'), second.key.split('/').slice(0, 2).join('/'));
     assert.equal(readdirSync(join(dest, ...first.key.split('/').slice(0, 2))).length, 2);
     assert.equal(readdirSync(join(dataDir(), 'tmp')).length, 0, 'no temp dir left');

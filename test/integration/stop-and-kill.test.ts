@@ -11,7 +11,8 @@ import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
 
 // A stop (SIGINT) or a kill -9 in each stage: nothing may be left behind, and the next
 // backup must succeed. The site is made heavy enough, and the upload throttled, so each
-// stage lasts long enough to be hit.
+// stage lasts long enough to be hit: the media (stored as is, first) carries backup_files,
+// the compressed dump create_bundle and upload_remote.
 
 const STAGES = ['backup_db', 'backup_files', 'create_bundle', 'upload_remote'] as const;
 
@@ -38,7 +39,7 @@ describe('stop and kill -9 in every stage', () => {
   let work: string;
   before(async () => {
     site = await createFixtureSite({ name: 'stopkill' });
-    await addBulk(site, { dbMb: 40, files: 15000, mediaMb: 48 });
+    await addBulk(site, { dbMb: 64, files: 15000, mediaMb: 48, randomDb: true });
     bucket = await makeBucket();
     work = mkdtempSync(join(TEST_HOME, 'sk-'));
   });

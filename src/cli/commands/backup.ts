@@ -42,6 +42,9 @@ Options:
   --no-default-excludes  keep wp-content/cache, wflogs and backup plugins' archives
   --no-config-files    leave wp-config.php and .htaccess out of the archive
   --level N            zstd level, 1-19 (default 3)
+  --compress-all       also compress media that is compressed already (JPEG, PNG, MP4, ZIP...),
+                       which is otherwise stored as is: zstd would spend most of its CPU on it
+                       for well under 1% of its size
   --limit-upload RATE  cap upload bandwidth, e.g. 10M (bytes per second; K, M, G)
   --data-dir DIR       node/site ids and temp dirs (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
   --temp-dir DIR       where the database dump is written (default DATA_DIR/tmp; $WPBACKUP_TEMP_DIR)
@@ -59,6 +62,7 @@ Exit codes: 0 done, 1 failed, 2 bad input, 3 done but some files were left out, 
     'no-default-excludes': { type: 'boolean' },
     'no-config-files': { type: 'boolean' },
     level: { type: 'string' },
+    'compress-all': { type: 'boolean' },
     'limit-upload': { type: 'string' },
     'data-dir': { type: 'string' },
     'temp-dir': { type: 'string' },
@@ -90,6 +94,7 @@ Exit codes: 0 done, 1 failed, 2 bad input, 3 done but some files were left out, 
       defaultExcludes: v['no-default-excludes'] !== true,
       includeConfigFiles: v['no-config-files'] !== true,
       zstdLevel: level,
+      compressAll: v['compress-all'] === true,
       limitUploadBytesPerSec: str(v['limit-upload']) ? parseRate(str(v['limit-upload']) ?? '') : undefined,
       nice: v['no-nice'] === true ? 0 : 10,
       signal: ctx.signal,

@@ -1,14 +1,17 @@
 import { WpbError } from '../../errors.ts';
 import type { PendingUpload, PutResult, Storage } from '../../storage/storage.ts';
 import { join } from 'node:path';
+import { ConcatReader } from '../../concat-reader.ts';
 import { openFifo } from '../../fd-readable.ts';
 import { startChild, type Child } from '../child.ts';
 import { PipeGroup } from '../pipe-group.ts';
+import { StoredFrameLane } from '../stored-frame.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
 
 // The bundle pipe: tar (files read in place) -> zstd -T0 -> a streamed upload, all at once,
-// as one PipeGroup.
+// as one PipeGroup. Already-compressed media, when `storeAsIs` picks it, goes first as a
+// stored zstd frame that never passes through zstd (see stored-frame.ts).
 // The upload runs while the bundle is made; what is left after the last byte is
 // compressed (final parts, completing, checking the stored size) is upload_remote.
 
@@ -19,6 +22,8 @@ export interface BundleOptions {
   workDir: string;
   sources: TarSource[];
   zstdLevel: number;
+  /** Tree files to store as they are rather than compress (already-compressed media). */
+  storeAsIs?: (name: string) => boolean;
   nice?: number;
   sizeHint?: number;
   /** Upload bandwidth cap in bytes per second. */
@@ -46,16 +51,19 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
       fifo.closeWriter();
     }
     const stdin = zstd.proc.stdin;
-    const stdout = fifo.reader;
     if (!stdin) throw new Error('zstd has no stdin');
-    const tar = writeTar(o.sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
+    const lane = o.storeAsIs ? new StoredFrameLane() : undefined;
+    const archive = lane ? new ConcatReader([lane, fifo.reader]) : fifo.reader;
+    cleanups.push(() => archive.destroy());
+    const stored = lane && o.storeAsIs ? { out: lane.writable, match: o.storeAsIs } : undefined;
+    const tar = writeTar(o.sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, stored });
     const bundled = group.watch(
       Promise.all([tar, zstd.done]).then(([stats]) => {
         o.onBundled?.(stats);
         return stats;
       }),
     );
-    const body = o.limitBytesPerSec ? stdout.pipe(new Throttle(o.limitBytesPerSec)) : stdout;
+    const body = o.limitBytesPerSec ? archive.pipe(new Throttle(o.limitBytesPerSec)) : archive;
     const put = group.watch(o.storage.put(o.key, body, { signal: group.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }));
     const [b, p] = await Promise.allSettled([bundled, put]);
     const putResult = p.status === 'fulfilled' ? p.value : undefined;

@@ -1,0 +1,43 @@
+import { Readable } from 'node:stream';
+import type { ReadInto } from './fd-readable.ts';
+
+// One body made of several readers, one after the other: the archive's stored-media frame,
+// then what zstd writes. Consumers with buffers of their own read straight into them with
+// readInto(); everyone else reads a plain Readable.
+
+export interface Part extends ReadInto {
+  destroy(err?: Error): void;
+}
+
+export class ConcatReader extends Readable implements ReadInto {
+  private readonly parts: Part[];
+  private current = 0;
+
+  constructor(parts: Part[]) {
+    super({ highWaterMark: 1 << 20 });
+    this.parts = parts;
+  }
+
+  async readInto(buf: Buffer, offset: number, length: number): Promise<number> {
+    for (;;) {
+      const part = this.parts[this.current];
+      if (!part) return 0;
+      const n = await part.readInto(buf, offset, length);
+      if (n > 0) return n;
+      this.current++;
+    }
+  }
+
+  override _read(size: number): void {
+    const buf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
+    this.readInto(buf, 0, buf.length).then(
+      (n) => this.push(n === 0 ? null : buf.subarray(0, n)),
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    for (const p of this.parts) p.destroy(err ?? undefined);
+    cb(err);
+  }
+}
