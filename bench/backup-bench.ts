@@ -113,7 +113,9 @@ async function main(): Promise<void> {
       if (only.has('floor')) {
         add(await runFloorCpu(ctx));
         // Without an archive of our own to match, about what zstd makes of this site.
-        add(await runFloorNet(ctx, archiveBytes ?? Math.round(site.wpContentBytes + site.sqlBytes / 5)));
+        const bytes = archiveBytes ?? Math.round(site.wpContentBytes + site.sqlBytes / 5);
+        add(await runFloorNet(ctx, bytes));
+        add(await runFloorNet(ctx, bytes, 'ours'));
       }
     }
   } finally {

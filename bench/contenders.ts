@@ -270,16 +270,21 @@ export async function runFloorCpu(ctx: BenchContext): Promise<ContenderResult> {
   }, { bucket: false });
 }
 
-/** floor (ii): the upload alone, of a file as large as our archive, read from the page cache. */
-export async function runFloorNet(ctx: BenchContext, bytes: number): Promise<ContenderResult> {
+/**
+ * floor (ii): the upload alone, of a file as large as our archive, read from the page cache,
+ * by the SDK; with `uploader: 'ours'`, by wpbackup's own uploader (for information).
+ */
+export async function runFloorNet(ctx: BenchContext, bytes: number, uploader: 'sdk' | 'ours' = 'sdk'): Promise<ContenderResult> {
   const dir = join(ctx.work, 'floor-net');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'upload.bin');
   try {
     writeRandomFile(file, bytes);
-    const label = `floor (ii): SDK upload of a ${(bytes / 1e6).toFixed(0)} MB file from the page cache`;
-    return await measured(ctx, 'floor-net', label, async (bucket) => {
-      const steps: Step[] = [{ label: 'SDK Upload', argv: [process.execPath, join(REPO, 'bench/sdk-upload.ts'), file, bucket, 'bench/upload.bin'], env: s3Env(ctx.s3), cwd: REPO }];
+    const who = uploader === 'sdk' ? 'SDK' : "wpbackup's";
+    const label = `floor (ii${uploader === 'sdk' ? '' : "'"}): ${who} upload of a ${(bytes / 1e6).toFixed(0)} MB file from the page cache`;
+    const script = uploader === 'sdk' ? 'bench/sdk-upload.ts' : 'bench/ours-upload.ts';
+    return await measured(ctx, uploader === 'sdk' ? 'floor-net' : 'floor-net-ours', label, async (bucket) => {
+      const steps: Step[] = [{ label: `${who} upload`, argv: [process.execPath, join(REPO, script), file, bucket, 'bench/upload.bin'], env: s3Env(ctx.s3), cwd: REPO }];
       const m = await measure(steps, { watchDirs: [], fsPath: ctx.work });
       return { m, archiveBytes: bytes, dumpBytes: null, stages: stepStarts(m) };
     }, {

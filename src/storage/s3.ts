@@ -10,6 +10,7 @@ import { checkExpiry, validateKey, validatePrefix } from './keys.ts';
 import { messageOf, uploadMultipart } from './multipart.ts';
 import type { CompletedPart, PartSink } from './multipart.ts';
 import type { SettingNames } from './s3-config.ts';
+import { skipPayloadHash, unsignedPayloadOk } from './s3-payload.ts';
 import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from './storage.ts';
 
 // S3 (and S3-compatible stores such as MinIO) as storage. put streams through our own
@@ -46,7 +47,7 @@ export function s3Client(opts: S3StorageOptions, maxAttempts: number): S3Client 
     credentials: opts.credentials,
     maxAttempts,
     requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
-    // SigV4 payload signing for integrity: the newer default CRC headers trip some S3-compatible stores.
+    // No CRC checksum headers (the SDK's newer default): they trip some S3-compatible stores.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
@@ -123,7 +124,7 @@ export class S3Storage implements Storage {
     const create = new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.fullKey(key), ContentType: 'application/octet-stream' });
     const created = await quick((abortSignal) => this.client.send(create, { abortSignal }));
     if (!created.UploadId) throw failure(`S3 at ${this.where} returned no upload id for "${key}"`);
-    const sink = new S3PartSink(this.client, this.bucket, this.fullKey(key), created.UploadId, (err) => this.explain(err, `uploading "${key}"`));
+    const sink = new S3PartSink(this.client, this.bucket, this.fullKey(key), created.UploadId, (err) => this.explain(err, `uploading "${key}"`), unsignedPayloadOk(this.opts.endpoint));
     try {
       await opts.onUploadStarted?.({ backend: 's3', key, uploadId: created.UploadId });
     } catch (err) {
@@ -246,18 +247,22 @@ class S3PartSink implements PartSink {
   private readonly client: S3Client;
   private readonly target: { Bucket: string; Key: string; UploadId: string };
   private readonly explain: (err: unknown) => WpbError;
+  private readonly unsignedPayload: boolean;
 
-  constructor(client: S3Client, bucket: string, key: string, uploadId: string, explain: (err: unknown) => WpbError) {
+  constructor(client: S3Client, bucket: string, key: string, uploadId: string, explain: (err: unknown) => WpbError, unsignedPayload = false) {
     this.client = client;
     this.target = { Bucket: bucket, Key: key, UploadId: uploadId };
     this.explain = explain;
+    this.unsignedPayload = unsignedPayload;
   }
 
   async uploadPart(partNumber: number, body: Buffer, signal: AbortSignal): Promise<string> {
-    // No Content-MD5: the SigV4 signature already covers the part's sha256, so S3 rejects a
-    // damaged part anyway, and a third hash of every byte cost measurable CPU on small servers.
+    // No Content-MD5: a signed payload (plain http across a network) covers the part's sha256,
+    // TLS or the loopback interface protect it otherwise (s3-payload.ts), and one more hash of
+    // every byte cost measurable CPU on small servers.
+    const cmd = new UploadPartCommand({ ...this.target, PartNumber: partNumber, Body: body, ContentLength: body.length });
     try {
-      const res = await this.client.send(new UploadPartCommand({ ...this.target, PartNumber: partNumber, Body: body, ContentLength: body.length }), { abortSignal: signal });
+      const res = await this.client.send(this.unsignedPayload ? skipPayloadHash(cmd) : cmd, { abortSignal: signal });
       if (!res.ETag) throw failure(`S3 returned no ETag for part ${partNumber}`);
       return res.ETag;
     } catch (err) {

@@ -52,10 +52,11 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     }
     const stdin = zstd.proc.stdin;
     if (!stdin) throw new Error('zstd has no stdin');
-    const lane = o.storeAsIs ? new StoredFrameLane() : undefined;
-    const archive = lane ? new ConcatReader([lane, fifo.reader]) : fifo.reader;
+    // The archive is the stored frame (when there is one), then what zstd writes.
+    const lane = o.storeAsIs && { frame: new StoredFrameLane(), match: o.storeAsIs };
+    const archive = lane ? new ConcatReader([lane.frame, fifo.reader]) : fifo.reader;
     cleanups.push(() => archive.destroy());
-    const stored = lane && o.storeAsIs ? { out: lane.writable, match: o.storeAsIs } : undefined;
+    const stored = lane ? { out: lane.frame.writable, match: lane.match } : undefined;
     const tar = writeTar(o.sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, stored });
     const bundled = group.watch(
       Promise.all([tar, zstd.done]).then(([stats]) => {
