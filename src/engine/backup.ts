@@ -159,7 +159,8 @@ async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanR
 
   const clock = new StageClock(ctx);
   const bytes = { dumped: 0, dumpTotal: Math.max(dbEstimate, 1), tarred: 0, stored: 0 };
-  const total = (): number => bytes.dumpTotal * 2 + Math.max(totals.bytes, bytes.tarred);
+  // The estimate (information_schema) can be far off, e.g. right after a bulk load: never below what was dumped.
+  const total = (): number => Math.max(bytes.dumpTotal, bytes.dumped) * 2 + Math.max(totals.bytes, bytes.tarred);
   const show = (force = false): void => {
     tracker.bytes(bytes.dumped + bytes.tarred, total());
     const lead = ctx.stage === 'backup_db' ? `Dumping database ${site.db.name} (${formatBytes(bytes.dumped)})` : ctx.stage === 'backup_files' ? `Reading wp-content (${formatBytes(bytes.tarred)} of ${formatBytes(totals.bytes)})` : `Adding database.sql and manifest.json`;

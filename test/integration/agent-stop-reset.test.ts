@@ -77,8 +77,8 @@ describe('agent stop and reset in every stage', () => {
         if (agent && limited === limit) return;
         await stopAgent();
         // The server's poll handler of the agent just stopped may still claim a job queued in the
-        // next 250 ms and hand it to the closed connection (the job is then lost until its lease
-        // runs out): give it time to see the agent is gone before anything is queued.
+        // next 250 ms and hand it to the closed connection (the job then waits for its lease to
+        // run out before it is queued again): give it time to see the agent is gone first.
         await new Promise((r) => setTimeout(r, 600));
         const polls = agentOut.split('agent polling').length;
         startAgent(limit ? ['--limit-upload', RATE] : []);

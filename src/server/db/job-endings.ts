@@ -100,8 +100,19 @@ const EXPIRED_ERROR = `'agent on ' || COALESCE((SELECT hostname FROM nodes WHERE
   || ' stopped reporting during ' || CASE WHEN jobs.type = 'reset' THEN 'reset'
   ELSE COALESCE((SELECT stage FROM sites WHERE sites.id = jobs.site_id AND sites.current_job_id = jobs.id), 'startup') END`;
 
+/** Claims a job may get in all when its deliveries keep getting lost (see expireLeases). */
+export const MAX_DELIVERIES = 3;
+
 export function expireLeases(ctx: RepoContext, now: number): Promise<JobRow[]> {
   return ctx.db.transaction(async (tx) => {
+    // Claimed but never reported and no upload started: the job was lost on its way (a poll
+    // answered just as its agent hung up, or the agent died before starting). Nothing ran, so
+    // it goes back in the queue instead of failing the site's backup, a few times at most.
+    await tx.exec(
+      `UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, updated_at = ?
+       WHERE state = 'claimed' AND upload_id IS NULL AND lease_until < ? AND attempt < ${MAX_DELIVERIES}`,
+      [now, now],
+    );
     // On PostgreSQL a row another server expires first is re-checked and skipped, so
     // concurrent reapers split the expired jobs between them instead of both taking each.
     const rows = await tx.query<Raw>(

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Db } from '../../../src/server/db/db.ts';
 import { ConflictError, NotFoundError } from '../../../src/server/db/errors.ts';
+import { MAX_DELIVERIES } from '../../../src/server/db/job-endings.ts';
 import type { Repos } from '../../../src/server/db/repos.ts';
 import { makeNode, makeSite } from './suite.ts';
 import type { SuiteContext } from './suite.ts';
@@ -87,12 +88,34 @@ export function jobCases(ctx: SuiteContext): void {
       assert.notEqual((await jobs.enqueueBackup(site.id)).id, job.id);
     });
 
+    it('a job lost on its way to the agent (claimed, never reported) is queued again, then fails after 3 claims', async () => {
+      const { jobs, sites } = ctx.repos;
+      const site = await makeSite(ctx.repos);
+      const job = await jobs.enqueueBackup(site.id);
+      for (let claim = 1; claim <= MAX_DELIVERIES; claim++) {
+        const claimed = await jobs.claimNext(site.nodeId, LEASE);
+        assert.deepEqual([claimed?.id, claimed?.attempt], [job.id, claim]);
+        ctx.clock.advance(LEASE + 1000);
+        const expired = (await jobs.expireLeases(ctx.clock.t)).filter((j) => j.id === job.id);
+        const state = (await jobs.get(job.id))?.state;
+        if (claim < MAX_DELIVERIES) {
+          assert.deepEqual([expired, state], [[], 'queued'], `claim ${claim}: queued again`);
+          assert.equal((await sites.backupState(site.id))?.status, 'running');
+        } else {
+          assert.deepEqual([expired.map((j) => j.state), state], [['failed'], 'failed'], 'the last claim fails');
+          assert.match((await sites.backupState(site.id))?.error ?? '', /stopped reporting during startup/);
+        }
+      }
+    });
+
     it('expireLeases on several servers at once returns each expired job to exactly one of them', async () => {
       const node = await makeNode(ctx.repos);
       const mine = new Set<string>();
       for (let i = 0; i < 6; i++) {
         await ctx.repos.jobs.enqueueBackup((await makeSite(ctx.repos, node.id)).id);
-        mine.add((await ctx.repos.jobs.claimNext(node.id, 1000))?.id ?? '');
+        const id = (await ctx.repos.jobs.claimNext(node.id, 1000))?.id ?? '';
+        await ctx.repos.jobs.markRunning(id, node.id);
+        mine.add(id);
       }
       const { repos, close } = await racers();
       try {
