@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { reapExpiredJobs } from '../../src/server/reaper.ts';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Progress } from '../../src/server/db/sites.ts';
-import { MAIN } from '../helpers/cli.ts';
+import { spawnAgent } from '../helpers/agent.ts';
 import { defaultsFile, tableChecksums } from '../helpers/mysql.ts';
 import { createRestoreTarget } from '../helpers/restore-target.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s3.ts';
@@ -36,14 +36,8 @@ for (const dialect of DIALECTS) {
     const agentDir = (): string => join(work, 'agent');
 
     function startAgent(env: NodeJS.ProcessEnv = {}): ChildProcess {
-      const child = spawn(process.execPath, [MAIN, 'agent', '--server', t.url, '--data-dir', agentDir(), '--no-nice'], {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout?.setEncoding('utf8').on('data', (s: string) => (agentOut += s));
-      child.stderr?.setEncoding('utf8').on('data', (s: string) => (agentOut += s));
-      agent = child;
-      return child;
+      agent = spawnAgent({ serverUrl: t.url, dataDir: agentDir(), env, onOutput: (s) => (agentOut += s) });
+      return agent;
     }
 
     const until = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000, every = 25): Promise<T> =>

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Progress } from '../../src/server/db/sites.ts';
+import { spawnAgent } from '../helpers/agent.ts';
 import { addBulk } from '../helpers/bulk.ts';
-import { MAIN } from '../helpers/cli.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../helpers/server.ts';
 import { services, TEST_HOME } from '../helpers/services.ts';
@@ -53,13 +53,7 @@ describe('agent stop and reset in every stage', () => {
         waitFor(what, fn, { ms, every, context: () => `agent output:\n${agentOut}` });
 
       function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): void {
-        const child = spawn(process.execPath, [MAIN, 'agent', '--server', t.url, '--data-dir', agentDir(), '--no-nice', ...args], {
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        child.stdout?.setEncoding('utf8').on('data', (s: string) => (agentOut += s));
-        child.stderr?.setEncoding('utf8').on('data', (s: string) => (agentOut += s));
-        agent = child;
+        agent = spawnAgent({ serverUrl: t.url, dataDir: agentDir(), args, env, onOutput: (s) => (agentOut += s) });
       }
 
       async function stopAgent(): Promise<void> {

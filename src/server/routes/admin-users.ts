@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CreateUserRequest, Me, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
+import type { Principal } from '../auth/roles.ts';
 import { conflict, invalid, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
@@ -141,6 +142,14 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     const url = `/api/v1/users/:id/${kind}s/:${param}`;
     const what = kind === 'node' ? 'Node' : 'Site';
     const exists = async (id: string): Promise<boolean> => (kind === 'node' ? ctx.repos.nodes.get(id) : ctx.repos.sites.get(id)).then((r) => r !== undefined);
+    /** Both routes' checks: a super_admin asks, the user and the node or site exist. */
+    const assignment = async (params: Record<string, string>, principal: Principal | undefined): Promise<{ me: Principal; user: UserRow; target: string }> => {
+      const me = must(principal, 'user.manage');
+      const user = await loadUser(ctx, params.id ?? '');
+      const target = params[param] ?? '';
+      if (!(await exists(target))) throw notFound(what, target);
+      return { me, user, target };
+    };
 
     defineRoute<unknown, Record<string, string>, Record<string, string>, User>(app, ctx, {
       method: 'PUT',
@@ -150,10 +159,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       tags,
       schema: { params: idParams('id', param) },
       handler: async ({ params, principal }) => {
-        const me = must(principal, 'user.manage');
-        const user = await loadUser(ctx, params.id ?? '');
-        const target = params[param] ?? '';
-        if (!(await exists(target))) throw notFound(what, target);
+        const { me, user, target } = await assignment(params, principal);
         if (kind === 'node') await ctx.repos.users.assignNode(user.id, target);
         else await ctx.repos.users.assignSite(user.id, target);
         await ctx.repos.audit.record({ userId: userId(me), action: `user.assign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
@@ -169,10 +175,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       tags,
       schema: { params: idParams('id', param) },
       handler: async ({ params, principal }) => {
-        const me = must(principal, 'user.manage');
-        const user = await loadUser(ctx, params.id ?? '');
-        const target = params[param] ?? '';
-        if (!(await exists(target))) throw notFound(what, target);
+        const { me, user, target } = await assignment(params, principal);
         const removed = kind === 'node' ? await ctx.repos.users.unassignNode(user.id, target) : await ctx.repos.users.unassignSite(user.id, target);
         if (removed) await ctx.repos.audit.record({ userId: userId(me), action: `user.unassign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
         return replied(204, undefined);

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/server/auth/roles.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
-import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer } from '../../helpers/server.ts';
+import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
 
 // ONE permission matrix over every route the app registers. The routes come from the OpenAPI
 // document, so a route added later fails this test until it has a row in ROUTES below. Each
@@ -44,22 +44,13 @@ interface RouteSpec {
   check?(c: Caller, s: Scope, body: unknown): string | undefined;
 }
 
-interface Fixture {
-  nodeA: string;
-  nodeB: string;
-  keyA: string;
-  keyB: string;
-  siteA: string;
-  siteB: string;
+interface Fixture extends TwoNodeFleet {
   backupA: string;
   backupB: string;
   jobA: string;
   jobB: string;
   providerId: string;
   root: string;
-  superId: string;
-  nodeAdmin: { id: string; token: string; email: string };
-  siteAdmin: { id: string; token: string; email: string };
 }
 
 function classify(status: number): Outcome | 'bad' {
@@ -130,8 +121,9 @@ for (const dialect of DIALECTS) {
       const r = repos();
       const root = mkdtempSync(join(tmpdir(), 'wpb-matrix-'));
       const providerId = (await r.storageProviders.create({ name: 'local', type: 'local', rootPath: root, isDefault: true })).id;
-      const { nodeA, nodeB, keyA, keyB, siteA, siteB, nodeAdmin, siteAdmin, superId } = await twoNodeFleet(t);
-      f = { nodeA, nodeB, keyA, keyB, siteA, siteB, backupA: '', backupB: '', jobA: '', jobB: '', providerId, root, superId, nodeAdmin, siteAdmin };
+      const fleet = await twoNodeFleet(t);
+      const { nodeA, nodeB, siteA, siteB } = fleet;
+      f = { ...fleet, backupA: '', backupB: '', jobA: '', jobB: '', providerId, root };
       f.backupA = await freshBackup(siteA);
       f.backupB = await freshBackup(siteB);
       // The fixture sites' jobs, claimed by their nodes (a running backup on site A and site B).
