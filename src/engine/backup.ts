@@ -184,7 +184,7 @@ async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanR
   const sources: TarSource[] = [
     { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher },
     { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped },
-    ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c })),
+    ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c, site: site.path })),
   ];
   const hooks: BundleHooks = {
     signal: signal ? AbortSignal.any([signal, dumpFailed.signal]) : dumpFailed.signal,

@@ -1,9 +1,11 @@
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { badInput } from '../errors.ts';
-import { readWpVersion } from '../wordpress/discover.ts';
-import { readWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
+import { parsePhpLiterals } from '../wordpress/php-literal.ts';
+import { findWpConfig, parseWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
+import { CONFIG_LINK_DIRS, readConfigFile } from './config-files.ts';
 import type { DbTarget } from './mysql.ts';
+import { openBeneath } from './safe-open.ts';
 
 // What the engine needs to know about a site before a backup or restore.
 
@@ -30,14 +32,41 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
   const path = resolve(sitePath);
   const st = await stat(path).catch(() => undefined);
   if (!st?.isDirectory()) throw badInput(`Site directory ${path} does not exist`, 'Pass --site the directory that holds wp-config.php or wp-settings.php');
-  const config = await readWpConfig(path);
+  const config = await readSiteConfig(path);
   const wpContent = join(path, 'wp-content');
   if (!(await stat(wpContent).catch(() => undefined))?.isDirectory()) {
     throw badInput(`${wpContent} is missing`, `Is ${path} a WordPress site? Pass --site the WordPress root (where wp-content is)`);
   }
-  const wpVersion = await readWpVersion(path).catch(() => null);
-  const htaccess = (await pathExists(join(path, '.htaccess'))) ? join(path, '.htaccess') : null;
+  const wpVersion = await readVersion(path).catch(() => null);
+  // lstat: a link is still there to be stored (as a link, when it leads outside the site).
+  const htaccess = (await lstat(join(path, '.htaccess')).catch(() => undefined)) ? join(path, '.htaccess') : null;
   return { path, wpContent, config, db: dbTarget(config), wpVersion, htaccess };
+}
+
+/** wp-config.php, read as config-files.ts allows: never through a link that leads outside the site. */
+async function readSiteConfig(path: string): Promise<WpConfig> {
+  const file = await findWpConfig(path);
+  let source: Buffer;
+  try {
+    source = await readConfigFile(file, path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ELINKOUT') throw badInput(`${e.message}, so the site's database settings are unknown`, `Replace the link with the file itself, or keep the file in the site or in ${CONFIG_LINK_DIRS.join(', ')}`, err);
+    throw badInput(`Cannot read ${file}: ${e.code ?? e.message}`, 'Run wpbackup as a user that can read wp-config.php, e.g. the site owner or root', err);
+  }
+  return parseWpConfig(source, file);
+}
+
+/** $wp_version from wp-includes/version.php, opened without following links. */
+async function readVersion(path: string): Promise<string | null> {
+  const opened = await openBeneath(path, 'wp-includes/version.php');
+  if (!opened.fh) return null;
+  try {
+    const def = parsePhpLiterals(await opened.fh.readFile(), 'wp-includes/version.php').variables.get('wp_version');
+    return def?.ok ? def.text : null;
+  } finally {
+    await opened.fh.close();
+  }
 }
 
 /** The default site name: the host of siteurl, else the directory name. */

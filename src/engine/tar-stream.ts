@@ -1,21 +1,35 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import type { BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { BufferPool, PooledWriter } from './buffer-pool.ts';
+import { resolveConfigFile, type ConfigFile } from './config-files.ts';
 import type { ExcludeMatcher } from './excludes.ts';
 import { groupName, userName } from './owners.ts';
 import { entryHeader, END_OF_ARCHIVE, padding, type TarEntry } from './tar-header.ts';
+import { openBeneath, openSeen, type Opened } from './safe-open.ts';
 import { walkTree, type WalkItem, type WalkProblem } from './walk.ts';
 
 // Writes one tar archive from files read in place: nothing is copied anywhere first, and
 // file data moves through a few reused buffers. A file that cannot be opened is reported
-// and left out; one that shrinks while read is padded so the archive stays valid.
+// and left out; one that shrinks while read is padded so the archive stays valid. Files are
+// opened as safe-open.ts does: never through a link, never a file swapped in since seen.
 
 export type TarSource =
-  /** One file stored under `name`; `ready` is awaited first (the dump still being written). */
-  | { kind: 'file'; name: string; path: string; ready?: Promise<unknown> }
+  /**
+   * One file stored under `name`; `ready` is awaited first (the dump still being written).
+   * With `site`, it is a site's config file, read as config-files.ts allows.
+   */
+  | { kind: 'file'; name: string; path: string; ready?: Promise<unknown>; site?: string }
   | { kind: 'tree'; name: string; root: string; matcher: ExcludeMatcher }
   /** Made when the writer reaches it, so it can describe everything before it. */
-  | { kind: 'generated'; name: string; data: (soFar: TarStats) => Buffer | Promise<Buffer> };
+  | { kind: 'generated'; name: string; data: (soFar: TarStats) => Buffer | Promise<Buffer> }
+  /**
+   * Tar entries made elsewhere (the reader process, reader-process.ts), copied as they come:
+   * `main` in the main pass, `stored` in the stored pass. `done` resolves once all of them
+   * were made, with what went in; `storedDone` once `stored` was.
+   */
+  | { kind: 'entries'; name: string; main: Readable; done: Promise<TarStats>; stored?: Readable; storedDone?: Promise<unknown> };
 
 export interface TarStats {
   files: number;
@@ -44,6 +58,8 @@ export interface TarOptions {
    * meant to be stored one after the other, making one tar stream.
    */
   stored?: { out: Writable; match: (name: string) => boolean };
+  /** False to leave out the two zero blocks that end an archive (more entries follow elsewhere). */
+  endOfArchive?: boolean;
 }
 
 const CHUNK = 1 << 20;
@@ -61,7 +77,7 @@ interface Ctx {
   skip?: (name: string) => boolean;
 }
 
-function entryFor(item: WalkItem, name: string, size: number): TarEntry {
+function entryFor(item: { type: TarEntry['type']; stats: BigIntStats; linkname?: string }, name: string, size: number): TarEntry {
   const st = item.stats;
   const uid = Number(st.uid);
   const gid = Number(st.gid);
@@ -96,19 +112,19 @@ async function copyContent(c: Ctx, fh: FileHandle, size: number, name: string, s
   for (; left > 0; left -= Math.min(left, CHUNK)) await c.w.write(Buffer.alloc(Math.min(left, CHUNK)));
 }
 
-async function fileEntry(c: Ctx, item: WalkItem, name: string, stats: TarStats): Promise<void> {
-  let fh: FileHandle;
-  try {
-    fh = await open(item.abs, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') stats.unreadable.push({ rel: name, reason: `cannot open (${code ?? String(err)})` });
+/** Stores an opened file, or reports why it could not be opened (a vanished file is no problem). */
+async function openedEntry(c: Ctx, opened: Opened, name: string, stats: TarStats): Promise<void> {
+  if (!opened.fh) {
+    if (opened.code === 'ENOENT') return;
+    const list = opened.code === undefined || opened.code === 'ELOOP' ? stats.changed : stats.unreadable;
+    list.push({ rel: name, reason: opened.reason });
     return;
   }
+  const fh = opened.fh;
   try {
     // The size at open time is what the header promises; the walk's may be stale.
-    const size = (await fh.stat()).size;
-    await c.w.write(entryHeader(entryFor(item, name, size)));
+    const size = Number(opened.stats.size);
+    await c.w.write(entryHeader(entryFor({ type: 'file', stats: opened.stats }, name, size)));
     await copyContent(c, fh, size, name, stats);
     const pad = padding(size);
     if (pad.length) await c.w.write(pad);
@@ -119,8 +135,13 @@ async function fileEntry(c: Ctx, item: WalkItem, name: string, stats: TarStats):
   }
 }
 
+function fileEntry(c: Ctx, item: WalkItem, name: string, stats: TarStats): Promise<void> {
+  return openSeen(item.path, item.stats).then((opened) => openedEntry(c, opened, name, stats));
+}
+
 async function treeEntries(c: Ctx, src: Extract<TarSource, { kind: 'tree' }>, stats: TarStats): Promise<void> {
-  const hooks = { onExcluded: () => void stats.excluded++, onSkipped: (p: WalkProblem) => void stats.skipped.push({ ...p, rel: `${src.name}/${p.rel}` }) };
+  const named = (p: WalkProblem): WalkProblem => ({ ...p, rel: p.rel ? `${src.name}/${p.rel}` : src.name });
+  const hooks = { onExcluded: () => void stats.excluded++, onSkipped: (p: WalkProblem) => void stats.skipped.push(named(p)), onChanged: (p: WalkProblem) => void stats.changed.push(named(p)) };
   for await (const item of walkTree(src.root, src.matcher, hooks)) {
     c.opts.signal?.throwIfAborted();
     const name = item.rel ? `${src.name}/${item.rel}` : src.name;
@@ -144,13 +165,36 @@ async function generatedEntry(c: Ctx, name: string, data: Buffer): Promise<void>
 
 async function singleFile(c: Ctx, src: Extract<TarSource, { kind: 'file' }>, stats: TarStats): Promise<void> {
   await src.ready;
-  // Followed, not stored as a link: Debian's wp-config.php is a symlink into /etc.
-  const st = await stat(src.path, { bigint: true });
+  const file: ConfigFile = src.site ? await resolveConfigFile(src.path, src.site) : { kind: 'file', open: () => openBeneath(dirname(src.path), basename(src.path)) };
+  if (file.kind === 'missing') {
+    if (!src.site) throw Object.assign(new Error(`${src.path} is missing`), { code: 'ENOENT' });
+    return;
+  }
+  if (file.kind === 'other') return void stats.skipped.push({ rel: src.name, reason: file.reason });
+  if (file.kind === 'link') {
+    await c.w.write(entryHeader(entryFor({ type: 'symlink', stats: file.stats, linkname: file.linkname }, src.name, 0)));
+    stats.skipped.push({ rel: src.name, reason: file.note });
+    return;
+  }
   // Counts describe wp-content only; problems with any file are reported all the same.
   const own = emptyTarStats();
-  await fileEntry(c, { rel: src.name, abs: src.path, type: 'file', stats: st }, src.name, own);
+  await openedEntry(c, await file.open(), src.name, own);
   stats.unreadable.push(...own.unreadable);
   stats.changed.push(...own.changed);
+}
+
+/** Copies entries made elsewhere; nothing counts until their maker says they are complete. */
+async function copyEntries(c: Ctx, from: Readable, done: Promise<unknown>): Promise<void> {
+  for await (const chunk of from) {
+    c.opts.signal?.throwIfAborted();
+    await c.w.write(chunk as Buffer);
+  }
+  await done;
+}
+
+export function addTarStats(to: TarStats, s: TarStats): void {
+  for (const k of ['files', 'dirs', 'symlinks', 'bytes', 'excluded', 'storedFiles', 'storedBytes'] as const) to[k] += s[k];
+  for (const k of ['unreadable', 'skipped', 'changed'] as const) to[k].push(...s[k]);
 }
 
 /**
@@ -160,6 +204,7 @@ async function singleFile(c: Ctx, src: Extract<TarSource, { kind: 'file' }>, sta
 async function storedPass(sources: TarSource[], stored: NonNullable<TarOptions['stored']>, pool: BufferPool, opts: TarOptions, stats: TarStats): Promise<void> {
   const c: Ctx = { w: new PooledWriter(stored.out, opts.signal), pool, opts };
   for (const src of sources) {
+    if (src.kind === 'entries' && src.stored) await copyEntries(c, src.stored, src.storedDone ?? src.done);
     if (src.kind !== 'tree') continue;
     for await (const item of walkTree(src.root, src.matcher)) {
       opts.signal?.throwIfAborted();
@@ -184,10 +229,13 @@ export async function writeTar(sources: TarSource[], out: Writable, opts: TarOpt
     opts.signal?.throwIfAborted();
     if (src.kind === 'tree') await treeEntries(c, src, stats);
     else if (src.kind === 'generated') await generatedEntry(c, src.name, await src.data(stats));
-    else await singleFile(c, src, stats);
+    else if (src.kind === 'entries') {
+      await copyEntries(c, src.main, src.done);
+      addTarStats(stats, await src.done);
+    } else await singleFile(c, src, stats);
     opts.onSourceDone?.(src.name);
   }
-  await c.w.write(END_OF_ARCHIVE);
+  if (opts.endOfArchive !== false) await c.w.write(END_OF_ARCHIVE);
   await c.w.end();
   return stats;
 }
