@@ -5,7 +5,9 @@ import { archiveFileName, archiveKey } from './archive-name.ts';
 import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.ts';
 import { isCompressedMedia } from './media.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
-import { query, sqlIdent, writeDefaultsFile } from './mysql.ts';
+import { queryAs, sqlIdent, writeDefaultsFile, type ClientRun } from './mysql.ts';
+import { clientRunFor, siteOwner, type RunAs } from './privileges.ts';
+import { startReader } from './reader-process.ts';
 import { formatBytes, NullProgress, STAGES, type Progress, type Stage } from './progress.ts';
 import { cleanOrphans, createRunDir, type OrphanReport, type RunDir } from './run-dir.ts';
 import { defaultSiteName, loadSite, type SiteInfo } from './site.ts';
@@ -64,10 +66,10 @@ interface Ctx {
   stage: Stage;
 }
 
-async function siteUrls(defaults: string, site: SiteInfo, signal?: AbortSignal): Promise<{ siteurl: string | null; home: string | null }> {
+async function siteUrls(client: ClientRun, site: SiteInfo, signal?: AbortSignal): Promise<{ siteurl: string | null; home: string | null }> {
   const table = sqlIdent(`${site.config.tablePrefix}options`);
   try {
-    const rows = await query(defaults, site.db, `SELECT option_name, option_value FROM ${table} WHERE option_name IN ('siteurl', 'home');`, signal);
+    const rows = await queryAs(client, site.db, `SELECT option_name, option_value FROM ${table} WHERE option_name IN ('siteurl', 'home');`, signal);
     const get = (k: string): string | null => rows.find((r) => r[0] === k)?.[1] ?? null;
     return { siteurl: get('siteurl'), home: get('home') };
   } catch (err) {
@@ -138,11 +140,26 @@ class StageClock {
   }
 }
 
-async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
+type Result = Omit<BackupResult, 'startedAt' | 'finishedAt'>;
+
+/** Sources for the bundle pipe, made once it has its signal (see BundleOptions.sources). */
+type SourcesFor = (signal: AbortSignal) => { sources: TarSource[]; running: Promise<unknown> };
+
+async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Result> {
+  // Run as root on a site someone else owns, the readers and the database clients run as its owner.
+  const owner = await siteOwner(site.path);
+  const client = await clientRunFor(await writeDefaultsFile(runDir.path, site.db), owner);
+  try {
+    return await stagesAs(ctx, site, runDir, orphans, owner, client.run);
+  } finally {
+    await client.close();
+  }
+}
+
+async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport, owner: RunAs | undefined, client: ClientRun): Promise<Result> {
   const { o, tracker, signal } = ctx;
-  const defaults = await writeDefaultsFile(runDir.path, site.db);
   // Two quick queries, which also check the credentials with a clear message before anything starts.
-  const [dbEstimate, urls] = await Promise.all([estimateDbBytes(defaults, site.db, signal), siteUrls(defaults, site, signal)]);
+  const [dbEstimate, urls] = await Promise.all([estimateDbBytes(client, site.db, signal), siteUrls(client, site, signal)]);
   const patterns = [...(o.defaultExcludes === false ? [] : DEFAULT_EXCLUDES), ...(o.excludes ?? [])];
   const matcher = new ExcludeMatcher(patterns);
   // Sizing wp-content only feeds the progress total, so it runs beside the stream, not before it.
@@ -167,7 +184,7 @@ async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanR
     tracker.detail(`${lead}; uploaded ${formatBytes(bytes.stored)}`, force);
   };
   tracker.detail(`Dumping database ${site.db.name} while wp-content streams`, true);
-  const dump = dumpDatabase(runDir.path, defaults, site.db, { signal, nice: o.nice, onBytes: (n) => ((bytes.dumped = n), show()) });
+  const dump = dumpDatabase(runDir.path, client, site.db, { signal, nice: o.nice, onBytes: (n) => ((bytes.dumped = n), show()) });
   // Observed at once so a failure is never unhandled; the bundle awaits it before database.sql.
   dump.catch(() => {});
   const dumped = dump.then((d) => {
@@ -181,16 +198,22 @@ async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanR
   const dumpFailed = new AbortController();
   dumped.catch(() => dumpFailed.abort());
   const b: BundleInput = { dump: dumped, patterns, urls, runDir, orphans, siteName, siteUuid, fileName, key, now };
-  const sources: TarSource[] = [
-    { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher },
-    { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped },
-    ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c, site: site.path })),
-  ];
+  const onTarBytes = (n: number): void => ((bytes.tarred += n), show());
+  const dbSource: TarSource = { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped };
+  const sources: SourcesFor = (sig) => {
+    if (owner) {
+      const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: !o.compressAll, configFiles: configFiles(o, site) };
+      const r = startReader(job, owner, { signal: sig, nice: o.nice, onBytes: onTarBytes });
+      return { sources: [r.tree, dbSource, r.config], running: r.done };
+    }
+    const tree: TarSource = { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher };
+    return { sources: [tree, dbSource, ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c, site: site.path }))], running: Promise.resolve() };
+  };
   const hooks: BundleHooks = {
     signal: signal ? AbortSignal.any([signal, dumpFailed.signal]) : dumpFailed.signal,
     sources,
     total: total(),
-    onTarBytes: (n) => ((bytes.tarred += n), show()),
+    onTarBytes,
     onStoredBytes: (n) => ((bytes.stored = n), show()),
     onSourceDone: (name) => {
       if (name !== 'wp-content') return;
@@ -230,7 +253,7 @@ interface BundleInput {
 
 interface BundleHooks {
   signal: AbortSignal;
-  sources: TarSource[];
+  sources: SourcesFor;
   total: number;
   onTarBytes: (n: number) => void;
   onStoredBytes: (n: number) => void;
@@ -238,7 +261,7 @@ interface BundleHooks {
   onBundled: () => void;
 }
 
-async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks): Promise<Omit<BackupResult, 'startedAt' | 'finishedAt'>> {
+async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks): Promise<Result> {
   const { o, tracker } = ctx;
   let manifest: Manifest | undefined;
   const makeManifest = async (stats: TarStats): Promise<Buffer> => {
@@ -249,7 +272,10 @@ async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks):
     storage: o.storage,
     key: b.key,
     workDir: b.runDir.path,
-    sources: [...h.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }],
+    sources: (signal) => {
+      const made = h.sources(signal);
+      return { ...made, sources: [...made.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }] };
+    },
     zstdLevel: o.zstdLevel ?? 3,
     storeAsIs: o.compressAll ? undefined : isCompressedMedia,
     nice: o.nice,

@@ -85,3 +85,40 @@ export async function query(defaultsFile: string, db: DbTarget, sql: string, sig
   }
   return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
 }
+
+/**
+ * How one job's client programs run: as whom, and how they reach the defaults file. Running
+ * as a site's owner they cannot open root's 0600 file by its path, so it is owned by them,
+ * sits in root's 0700 run dir (no path leads to it for anyone else) and is handed over as
+ * an inherited descriptor, named /dev/fd/3.
+ */
+export interface ClientRun {
+  defaultsFile: string;
+  as?: { uid: number; gid: number; env: NodeJS.ProcessEnv; defaultsFd: number };
+}
+
+/** The defaults option and the spawn options for a client program run as `run` says. */
+export function clientSpawn(run: ClientRun, stdio: ('pipe' | 'ignore')[]): { defaultsArg: string; spawn: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; stdio: ('pipe' | 'ignore' | number)[] } } {
+  if (!run.as) return { defaultsArg: `--defaults-extra-file=${run.defaultsFile}`, spawn: { stdio } };
+  const { uid, gid, env, defaultsFd } = run.as;
+  return { defaultsArg: '--defaults-extra-file=/dev/fd/3', spawn: { uid, gid, env, stdio: [...stdio, defaultsFd] } };
+}
+
+/** query(), run as `run` says. */
+export async function queryAs(run: ClientRun, db: DbTarget, sql: string, signal?: AbortSignal): Promise<string[][]> {
+  if (!run.as) return query(run.defaultsFile, db, sql, signal);
+  const client = await findProgram('client');
+  const { defaultsArg, spawn } = clientSpawn(run, ['pipe', 'pipe', 'pipe']);
+  const child = startChild(client, [defaultsArg, '--batch', '--skip-column-names', '--default-character-set=utf8mb4', `--database=${db.name}`], { signal, ...spawn });
+  let out = '';
+  child.proc.stdout?.setEncoding('utf8');
+  child.proc.stdout?.on('data', (s: string) => (out += s));
+  child.proc.stdin?.end(sql);
+  try {
+    await child.done;
+  } catch (err) {
+    if (err instanceof WpbError && err.kind === 'stopped') throw err;
+    throw classifyDbError(child.stderrTail(), db, err);
+  }
+  return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
+}

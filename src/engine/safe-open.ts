@@ -44,7 +44,11 @@ export async function openSeen(path: string, seen: BigIntStats, dir = false): Pr
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') return { reason: 'replaced by a symlink while the backup read it; left out', code };
-    if (code === 'ENOTDIR' && dir) return { reason: 'replaced by a non-directory while the backup read it; left out', code };
+    if (code === 'ENOTDIR' && dir) {
+      // O_DIRECTORY|O_NOFOLLOW on a link fails with ENOTDIR, not ELOOP: say what is there now.
+      const now = await lstat(path, { bigint: true }).catch(() => undefined);
+      return { reason: `replaced by ${now ? kindOf(now) : 'something else'} while the backup read it; left out`, code };
+    }
     return { reason: `cannot open (${code ?? String(err)})`, code };
   }
   try {

@@ -57,7 +57,7 @@ export interface TarOptions {
    * pass of their own; `out` is ended before the main pass starts. The two outputs are
    * meant to be stored one after the other, making one tar stream.
    */
-  stored?: { out: Writable; match: (name: string) => boolean };
+  stored?: { out: Writable; match: (name: string) => boolean; onDone?: () => void };
   /** False to leave out the two zero blocks that end an archive (more entries follow elsewhere). */
   endOfArchive?: boolean;
 }
@@ -217,6 +217,7 @@ async function storedPass(sources: TarSource[], stored: NonNullable<TarOptions['
     }
   }
   await c.w.end();
+  stored.onDone?.();
 }
 
 /** Writes the archive to `out` (and opts.stored.out) and ends it; resolves with what went in. */

@@ -5,7 +5,7 @@ import { badInput, WpbError } from '../../errors.ts';
 import { HashTap } from '../../hash-tap.ts';
 import { startChild } from '../child.ts';
 import { DefinerFilter } from '../definer-filter.ts';
-import { classifyDbError, findProgram, query, sqlString, type DbTarget } from '../mysql.ts';
+import { classifyDbError, clientSpawn, findProgram, queryAs, sqlString, type ClientRun, type DbTarget } from '../mysql.ts';
 
 // Stage backup_db: a consistent dump (one transaction, rows streamed) into the run's temp
 // dir, the only thing wpbackup ever writes to disk on the web server.
@@ -32,8 +32,8 @@ export const DUMP_FLAGS = [
 ];
 
 /** Data plus index bytes: a first estimate of the dump size for the progress bar. */
-export async function estimateDbBytes(defaultsFile: string, db: DbTarget, signal?: AbortSignal): Promise<number> {
-  const rows = await query(defaultsFile, db, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.TABLES WHERE table_schema = ${sqlString(db.name)};`, signal);
+export async function estimateDbBytes(run: ClientRun, db: DbTarget, signal?: AbortSignal): Promise<number> {
+  const rows = await queryAs(run, db, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.TABLES WHERE table_schema = ${sqlString(db.name)};`, signal);
   return Number(rows[0]?.[0] ?? 0);
 }
 
@@ -42,11 +42,13 @@ function diskFull(err: unknown, dir: string): WpbError | undefined {
   return badInput(`The temp dir ${dir} ran out of space while writing the database dump`, 'Free space there, or point --temp-dir (WPBACKUP_TEMP_DIR) at a disk with room for the dump', err);
 }
 
-export async function dumpDatabase(dir: string, defaultsFile: string, db: DbTarget, opts: { signal?: AbortSignal; nice?: number; onBytes?: (total: number) => void }): Promise<DumpResult> {
+/** Dumps into dir/database.sql, the dump program run as `run` says (its output written here). */
+export async function dumpDatabase(dir: string, run: ClientRun, db: DbTarget, opts: { signal?: AbortSignal; nice?: number; onBytes?: (total: number) => void }): Promise<DumpResult> {
   const dump = await findProgram('dump');
   const path = join(dir, 'database.sql');
+  const { defaultsArg, spawn } = clientSpawn(run, ['ignore', 'pipe', 'pipe']);
   // '--' ends the options, so a database named like '-e' cannot be read as one.
-  const child = startChild(dump, [`--defaults-extra-file=${defaultsFile}`, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = startChild(dump, [defaultsArg, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, ...spawn });
   const count = new HashTap(opts.onBytes);
   const out = child.proc.stdout;
   if (!out) throw new Error('mysqldump has no stdout');

@@ -20,7 +20,11 @@ export interface BundleOptions {
   key: string;
   /** The run's temp dir, for the FIFO zstd writes into. */
   workDir: string;
-  sources: TarSource[];
+  /**
+   * What goes in, in order. A function is called once the pipe exists, with its signal, and
+   * may start parts of its own (the reader process): `running` fails the pipe if they do.
+   */
+  sources: TarSource[] | ((signal: AbortSignal) => { sources: TarSource[]; running: Promise<unknown> });
   zstdLevel: number;
   /** Tree files to store as they are rather than compress (already-compressed media). */
   storeAsIs?: (name: string) => boolean;
@@ -57,9 +61,10 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     const archive = lane ? new ConcatReader([lane.frame, fifo.reader]) : fifo.reader;
     cleanups.push(() => archive.destroy());
     const stored = lane ? { out: lane.frame.writable, match: lane.match } : undefined;
-    const tar = writeTar(o.sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, stored });
+    const { sources, running } = typeof o.sources === 'function' ? o.sources(group.signal) : { sources: o.sources, running: undefined };
+    const tar = writeTar(sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, stored });
     const bundled = group.watch(
-      Promise.all([tar, zstd.done]).then(([stats]) => {
+      Promise.all([tar, zstd.done, running]).then(([stats]) => {
         o.onBundled?.(stats);
         return stats;
       }),

@@ -1,0 +1,36 @@
+import { chown, open, stat } from 'node:fs/promises';
+import type { ClientRun } from './mysql.ts';
+
+// Defense in depth for a root agent: a job's reading of the site (wp-content, the config
+// files) and its database client programs run as the site directory's owner, so whatever
+// slips past the link checks can still only read what that user could read anyway. Run as
+// anyone else, or for a site root owns, everything runs in-process as before.
+
+export interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+/** Whom a job on the site runs its readers as; undefined: in this process, as it is. */
+export async function siteOwner(sitePath: string): Promise<RunAs | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const st = await stat(sitePath);
+  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+}
+
+/** The whole environment of a process run as a site's owner: no secret, key or credential. */
+export function ownerEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' };
+}
+
+/**
+ * The client programs' way to the defaults file: as the owner, an inherited descriptor of
+ * the file, now theirs (it holds their own site's password) but still only reachable through
+ * root's 0700 run dir. `close` once no client will start any more.
+ */
+export async function clientRunFor(defaultsFile: string, as: RunAs | undefined): Promise<{ run: ClientRun; close: () => Promise<void> }> {
+  if (!as) return { run: { defaultsFile }, close: async () => {} };
+  await chown(defaultsFile, as.uid, as.gid);
+  const fh = await open(defaultsFile, 'r');
+  return { run: { defaultsFile, as: { ...as, env: ownerEnv(), defaultsFd: fh.fd } }, close: () => fh.close() };
+}

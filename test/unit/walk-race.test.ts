@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { ExcludeMatcher } from '../../src/engine/excludes.ts';
+import { writeTar, type TarStats } from '../../src/engine/tar-stream.ts';
+import { walkTestHook } from '../../src/engine/walk.ts';
+
+// The site's owner swaps files and directories for links while the backup walks: between the
+// walk's lstat and the open, and a parent directory after it was listed. Nothing outside the
+// tree may be read, and each swap is reported.
+
+describe('a tree changed under the walk', () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+  const marker = `OUTSIDE-${randomBytes(12).toString('hex')}`;
+
+  before(() => {
+    base = mkdtempSync(join(tmpdir(), 'wpb-race-'));
+    outside = join(base, 'outside');
+    mkdirSync(outside);
+    // Named like the tree's own files, so a swapped parent would find them.
+    writeFileSync(join(outside, 'secret.key'), `${marker} key\n`, { mode: 0o600 });
+    writeFileSync(join(outside, 'inner.txt'), `${marker} inner\n`, { mode: 0o600 });
+  });
+  after(() => rmSync(base, { recursive: true, force: true }));
+  afterEach(() => {
+    walkTestHook.afterLstat = undefined;
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  function makeTree(): void {
+    root = join(base, 'wp-content');
+    mkdirSync(join(root, 'dir'), { recursive: true });
+    mkdirSync(join(root, 'parent'));
+    writeFileSync(join(root, 'a.txt'), 'innocent a\n');
+    writeFileSync(join(root, 'fifo.txt'), 'innocent fifo\n');
+    writeFileSync(join(root, 'dir', 'inner.txt'), 'innocent dir\n');
+    writeFileSync(join(root, 'parent', 'inner.txt'), 'innocent parent\n');
+  }
+
+  async function tar(): Promise<{ raw: Buffer; stats: TarStats; listing: string }> {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    const stats = await writeTar([{ kind: 'tree', name: 'wp-content', root, matcher: new ExcludeMatcher([]) }], out);
+    const raw = Buffer.concat(chunks);
+    return { raw, stats, listing: execFileSync('tar', ['-tvf', '-'], { input: raw, encoding: 'utf8' }) };
+  }
+
+  it('reads nothing through a file or directory swapped for a link, or a parent swapped after its listing', async () => {
+    makeTree();
+    const swaps: Record<string, () => void> = {
+      // A file becomes a link to a secret after the walk saw it.
+      'a.txt': () => (unlinkSync(join(root, 'a.txt')), symlinkSync(join(outside, 'secret.key'), join(root, 'a.txt'))),
+      // A file becomes a FIFO: the open must not hang.
+      'fifo.txt': () => (unlinkSync(join(root, 'fifo.txt')), execFileSync('mkfifo', [join(root, 'fifo.txt')])),
+      // A directory becomes a link to a directory outside, before it is opened.
+      dir: () => (renameSync(join(root, 'dir'), join(base, 'dir.moved')), symlinkSync(outside, join(root, 'dir'))),
+      // A directory, already listed, becomes a link before its child is opened.
+      'parent/inner.txt': () => (renameSync(join(root, 'parent'), join(base, 'parent.moved')), symlinkSync(outside, join(root, 'parent'))),
+    };
+    const done = new Set<string>();
+    walkTestHook.afterLstat = (rel) => {
+      if (done.has(rel) || !swaps[rel]) return;
+      done.add(rel);
+      swaps[rel]();
+    };
+    const { raw, stats, listing } = await tar();
+    assert.deepEqual([...done].sort(), Object.keys(swaps).sort(), 'every swap happened');
+    assert.ok(!raw.includes(marker), 'nothing from outside the tree is in the archive');
+    assert.deepEqual(
+      stats.changed.map((c) => `${c.rel}: ${c.reason}`).sort(),
+      [
+        'wp-content/a.txt: replaced by a symlink while the backup read it; left out',
+        'wp-content/dir: replaced by a symlink while the backup read it; left out',
+        'wp-content/fifo.txt: replaced by a FIFO while the backup read it; left out',
+      ],
+    );
+    // The child of the swapped parent is read from the directory the walk had listed.
+    assert.ok(raw.includes('innocent parent\n'));
+    assert.match(listing, / wp-content\/parent\/inner\.txt$/m);
+    assert.doesNotMatch(listing, / wp-content\/(a|fifo)\.txt$/m);
+    rmSync(join(base, 'dir.moved'), { recursive: true });
+    rmSync(join(base, 'parent.moved'), { recursive: true });
+  });
+});
