@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { failure, WpbError, type ErrorKind } from '../errors.ts';
 import { startChild } from './child.ts';
 import { ownerEnv, type RunAs } from './privileges.ts';
@@ -64,7 +64,13 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
     cwd: '/',
     stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
   });
-  const pipe = (fd: number): Readable => child.proc.stdio[fd] as Readable;
+  // Read through a PassThrough from the start: Node drops what a child wrote to a pipe nobody
+  // listens to yet when the child exits (and the config files are read after the dump).
+  const pipe = (fd: number): Readable => {
+    const through = new PassThrough({ highWaterMark: 1 << 20 });
+    pipeline(child.proc.stdio[fd] as Readable, through, () => {});
+    return through;
+  };
   child.proc.stdin?.end(JSON.stringify(job));
   const stored = waiter<void>();
   const tree = waiter<TarStats>();

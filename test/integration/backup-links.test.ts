@@ -193,6 +193,7 @@ describe('backups never read through links the site controls', () => {
       assert.ok(!raw.includes(rootOnly.marker), 'the root-only file is not in the archive');
       assert.ok(listing.includes(site.files.unicode), 'the rest of wp-content is');
       assert.match(listing, /^-.* database\.sql$/m);
+      assert.match(listing, /^-.* wp-config\.php$/m);
       assert.equal(listing.trim().split('\n').at(-1)?.endsWith(' manifest.json'), true, 'the manifest is last');
     } finally {
       unlinkSync(rootOnly.path);
