@@ -90,7 +90,7 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
       for (const w of [stored, tree, config]) w.reject(early);
     },
     (err: unknown) => {
-      const why = reported && !o.signal.aborted ? reported : err;
+      const why = reported && !o.signal.aborted ? reported : cannotStart(err, as) ?? err;
       for (const w of [stored, tree, config]) w.reject(why);
       throw why;
     },
@@ -101,6 +101,12 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
     config: { kind: 'entries', name: 'config files', main: pipe(READER_FD.config), done: config.promise },
     done,
   };
+}
+
+/** A clearer error when the owner may not run node or read wpbackup's sources. */
+function cannotStart(err: unknown, as: RunAs): WpbError | undefined {
+  if ((err as { cause?: NodeJS.ErrnoException }).cause?.code !== 'EACCES') return undefined;
+  return failure(`Cannot start the reader process as the site's owner (uid ${as.uid}): ${process.execPath} is not theirs to run`, err, 'Install Node.js and wpbackup where every user may read and run them (e.g. /usr/local or /opt), not under /root');
 }
 
 /** Reads the child's JSON lines; a line that is too long or malformed fails the run. */

@@ -145,6 +145,7 @@ async function treeEntries(c: Ctx, src: Extract<TarSource, { kind: 'tree' }>, st
   for await (const item of walkTree(src.root, src.matcher, hooks)) {
     c.opts.signal?.throwIfAborted();
     const name = item.rel ? `${src.name}/${item.rel}` : src.name;
+    if (!item.rel && item.type === 'symlink') stats.skipped.push({ rel: name, reason: `${name} is a link to ${item.linkname}: stored as a link, not followed` });
     if (item.type === 'file') {
       if (!c.skip?.(name)) await fileEntry(c, item, name, stats);
       continue;

@@ -89,4 +89,13 @@ describe('a tree changed under the walk', () => {
     rmSync(join(base, 'dir.moved'), { recursive: true });
     rmSync(join(base, 'parent.moved'), { recursive: true });
   });
+
+  it('stores a wp-content that is itself a link as a link, and says so', async () => {
+    root = join(base, 'wp-content');
+    symlinkSync(outside, root);
+    const { raw, stats, listing } = await tar();
+    assert.ok(!raw.includes(marker));
+    assert.match(listing, new RegExp(`^l.* wp-content -> ${outside}$`, 'm'));
+    assert.deepEqual(stats.skipped, [{ rel: 'wp-content', reason: `wp-content is a link to ${outside}: stored as a link, not followed` }]);
+  });
 });
