@@ -71,6 +71,8 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
     pipeline(child.proc.stdio[fd] as Readable, through, () => {});
     return through;
   };
+  // A child that died at once fails through its exit, not through this write.
+  child.proc.stdin?.on('error', () => {});
   child.proc.stdin?.end(JSON.stringify(job));
   const stored = waiter<void>();
   const tree = waiter<TarStats>();

@@ -1,4 +1,4 @@
-import { lstat, stat } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { badInput } from '../errors.ts';
 import { parsePhpLiterals } from '../wordpress/php-literal.ts';
@@ -32,6 +32,7 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
   const path = resolve(sitePath);
   const st = await stat(path).catch(() => undefined);
   if (!st?.isDirectory()) throw badInput(`Site directory ${path} does not exist`, 'Pass --site the directory that holds wp-config.php or wp-settings.php');
+  await checkSitePathLinks(path);
   const config = await readSiteConfig(path);
   const wpContent = join(path, 'wp-content');
   if (!(await stat(wpContent).catch(() => undefined))?.isDirectory()) {
@@ -41,6 +42,29 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
   // lstat: a link is still there to be stored (as a link, when it leads outside the site).
   const htaccess = (await lstat(join(path, '.htaccess')).catch(() => undefined)) ? join(path, '.htaccess') : null;
   return { path, wpContent, config, db: dbTarget(config), wpVersion, htaccess };
+}
+
+/**
+ * A user's link on the way to the site (say /home/alice/public_html, alice's to replace) may
+ * lead only to that user's own directory: not to another site, whose files would then be
+ * backed up as alice's and read as their owner. Root's links lead anywhere.
+ */
+async function checkSitePathLinks(path: string): Promise<void> {
+  let at = '/';
+  for (const part of path.split('/').filter(Boolean)) {
+    const p = join(at, part);
+    const st = await lstat(p);
+    if (!st.isSymbolicLink()) {
+      at = p;
+      continue;
+    }
+    const target = await realpath(p);
+    const owner = (await stat(target)).uid;
+    if (st.uid !== 0 && owner !== st.uid) {
+      throw badInput(`${p} is a link owned by uid ${st.uid} to ${target}, which belongs to uid ${owner}`, `Pass --site the real directory (${target}) if that is the site to back up`);
+    }
+    at = target;
+  }
 }
 
 /** wp-config.php, read as config-files.ts allows: never through a link that leads outside the site. */

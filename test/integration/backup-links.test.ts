@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resultOf, runCli } from '../helpers/cli.ts';
@@ -174,6 +174,20 @@ describe('backups never read through links the site controls', () => {
       unlinkSync(toRoot);
       unlinkSync(toSecret);
     }
+  });
+
+  it("refuses a site path through a user's link to a directory someone else owns", async () => {
+    const { uid, gid } = ownerIds();
+    const home = join(work, 'home');
+    mkdirSync(home);
+    chownSync(home, uid, gid);
+    const link = join(home, 'public_html');
+    symlinkSync(site.dir, link);
+    lchownSync(link, uid, gid);
+    const run = await runCli(['backup', '--site', link, '--to', join(work, 'via-link'), '--data-dir', join(work, 'data')]);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, new RegExp(`${link} is a link owned by uid ${uid} to ${site.dir}, which belongs to uid 0`));
+    assert.ok(!existsSync(join(work, 'via-link')) || readdirSync(join(work, 'via-link'), { recursive: true, withFileTypes: true }).every((d) => d.isDirectory()), 'nothing was stored');
   });
 
   it("reads the site as its owner: a root-only file in wp-content is reported unreadable and left out", async () => {
