@@ -6,7 +6,7 @@ import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.ts';
 import { isCompressedMedia } from './media.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
 import { queryAs, sqlIdent, writeDefaultsFile, type ClientRun } from './mysql.ts';
-import { clientRunFor, siteOwner, type RunAs } from './privileges.ts';
+import { clientRunFor, readerFor, type RunAs } from './privileges.ts';
 import { startReader } from './reader-process.ts';
 import { formatBytes, NullProgress, STAGES, type Progress, type Stage } from './progress.ts';
 import { cleanOrphans, createRunDir, type OrphanReport, type RunDir } from './run-dir.ts';
@@ -147,7 +147,7 @@ type SourcesFor = (signal: AbortSignal) => { sources: TarSource[]; running: Prom
 
 async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Result> {
   // Run as root on a site someone else owns, the readers and the database clients run as its owner.
-  const owner = await siteOwner(site.path);
+  const owner = readerFor(site.owner);
   const client = await clientRunFor(await writeDefaultsFile(runDir.path, site.db), owner);
   try {
     return await stagesAs(ctx, site, runDir, orphans, owner, client.run);

@@ -1,4 +1,4 @@
-import { chown, open, stat } from 'node:fs/promises';
+import { chown, open } from 'node:fs/promises';
 import type { ClientRun } from './mysql.ts';
 
 // Defense in depth for a root agent: a job's reading of the site (wp-content, the config
@@ -11,11 +11,9 @@ export interface RunAs {
   gid: number;
 }
 
-/** Whom a job on the site runs its readers as; undefined: in this process, as it is. */
-export async function siteOwner(sitePath: string): Promise<RunAs | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
-  const st = await stat(sitePath);
-  return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+/** Whom a job on a site owned by `owner` runs its readers as; undefined: in this process, as it is. */
+export function readerFor(owner: RunAs): RunAs | undefined {
+  return process.getuid?.() !== 0 || owner.uid === 0 ? undefined : owner;
 }
 
 /** The whole environment of a process run as a site's owner: no secret, key or credential. */

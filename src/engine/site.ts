@@ -16,6 +16,8 @@ export interface SiteInfo {
   db: DbTarget;
   wpVersion: string | null;
   htaccess: string | null;
+  /** Who owns the site directory, as checked by checkSitePathLinks. */
+  owner: { uid: number; gid: number };
 }
 
 export function dbTarget(config: WpConfig): DbTarget {
@@ -32,7 +34,7 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
   const path = resolve(sitePath);
   const st = await stat(path).catch(() => undefined);
   if (!st?.isDirectory()) throw badInput(`Site directory ${path} does not exist`, 'Pass --site the directory that holds wp-config.php or wp-settings.php');
-  await checkSitePathLinks(path);
+  const owner = await checkSitePathLinks(path);
   const config = await readSiteConfig(path);
   const wpContent = join(path, 'wp-content');
   if (!(await stat(wpContent).catch(() => undefined))?.isDirectory()) {
@@ -41,15 +43,17 @@ export async function loadSite(sitePath: string): Promise<SiteInfo> {
   const wpVersion = await readVersion(path).catch(() => null);
   // lstat: a link is still there to be stored (as a link, when it leads outside the site).
   const htaccess = (await lstat(join(path, '.htaccess')).catch(() => undefined)) ? join(path, '.htaccess') : null;
-  return { path, wpContent, config, db: dbTarget(config), wpVersion, htaccess };
+  return { path, wpContent, config, db: dbTarget(config), wpVersion, htaccess, owner };
 }
 
 /**
  * A user's link on the way to the site (say /home/alice/public_html, alice's to replace) may
  * lead only to that user's own directory: not to another site, whose files would then be
- * backed up as alice's and read as their owner. Root's links lead anywhere.
+ * backed up as alice's and read as their owner. Root's links lead anywhere. Returns the owner
+ * of the directory so approved: whatever is swapped in later is read as that user, who could
+ * read it anyway.
  */
-async function checkSitePathLinks(path: string): Promise<void> {
+async function checkSitePathLinks(path: string): Promise<{ uid: number; gid: number }> {
   let at = '/';
   for (const part of path.split('/').filter(Boolean)) {
     const p = join(at, part);
@@ -65,6 +69,8 @@ async function checkSitePathLinks(path: string): Promise<void> {
     }
     at = target;
   }
+  const st = await stat(at);
+  return { uid: st.uid, gid: st.gid };
 }
 
 /** wp-config.php, read as config-files.ts allows: never through a link that leads outside the site. */
