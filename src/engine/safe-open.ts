@@ -68,7 +68,7 @@ export async function openSeen(path: string, seen: BigIntStats, dir = false): Pr
  */
 export async function openBeneath(base: string, rel: string): Promise<Opened> {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.length === 0 || parts.includes('..')) return { reason: `not a path below ${base}` };
+  if (parts.length === 0 || parts.includes('..')) return { reason: `not a path below ${base}`, code: 'EINVAL' };
   let dir: FileHandle;
   try {
     dir = await open(base, O_RDONLY | O_DIRECTORY);
@@ -78,7 +78,7 @@ export async function openBeneath(base: string, rel: string): Promise<Opened> {
   try {
     for (const part of parts.slice(0, -1)) {
       const seen = await lstat(inDir(dir, part), { bigint: true }).catch(() => undefined);
-      if (!seen?.isDirectory()) return { reason: `${part} is not a directory` };
+      if (!seen?.isDirectory()) return { reason: `${part} is not a directory`, code: 'ENOTDIR' };
       const next = await openSeen(inDir(dir, part), seen, true);
       if (!next.fh) return next;
       await dir.close();
@@ -87,7 +87,7 @@ export async function openBeneath(base: string, rel: string): Promise<Opened> {
     const name = parts.at(-1) as string;
     const seen = await lstat(inDir(dir, name), { bigint: true }).catch((err: NodeJS.ErrnoException) => err);
     if (seen instanceof Error) return { reason: `cannot open (${seen.code ?? seen.message})`, code: seen.code };
-    if (!seen.isFile()) return { reason: `${kindOf(seen)}, not a regular file` };
+    if (!seen.isFile()) return { reason: `${kindOf(seen)}, not a regular file`, code: 'EINVAL' };
     return await openSeen(inDir(dir, name), seen);
   } finally {
     await dir.close();
