@@ -1,4 +1,4 @@
-import { newId, num, str } from './rows.ts';
+import { bool, newId, num, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // Users and what they are assigned. Emails are unique without regard to case: stored in
@@ -10,13 +10,15 @@ export interface UserRow {
   id: string;
   email: string;
   role: Role;
+  /** A disabled user cannot sign in and none of their tokens work (PATCH users/{id} disabled). */
+  disabled: boolean;
   createdAt: number;
 }
 
-const COLUMNS = 'id, email, role, created_at';
+const COLUMNS = 'id, email, role, disabled, created_at';
 
 function toUser(r: Raw): UserRow {
-  return { id: str(r.id), email: str(r.email), role: r.role as Role, createdAt: num(r.created_at) };
+  return { id: str(r.id), email: str(r.email), role: r.role as Role, disabled: bool(r.disabled), createdAt: num(r.created_at) };
 }
 
 export function normalizeEmail(email: string): string {
@@ -68,6 +70,10 @@ export class UsersRepo {
 
   async setRole(id: string, role: Role): Promise<boolean> {
     return (await this.#ctx.db.exec('UPDATE users SET role = ? WHERE id = ?', [role, id])) === 1;
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])) === 1;
   }
 
   async setPasswordHash(id: string, passwordHash: string): Promise<boolean> {

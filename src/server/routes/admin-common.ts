@@ -45,5 +45,5 @@ export function currentTokenHash(req: FastifyRequest): string | undefined {
 
 export async function userBody(repos: Repos, u: UserRow): Promise<User> {
   const [nodeIds, siteIds] = await Promise.all([repos.users.assignedNodeIds(u.id), repos.users.assignedSiteIds(u.id)]);
-  return { id: u.id, email: u.email, role: u.role, node_ids: nodeIds, site_ids: siteIds, created_at: iso(u.createdAt) };
+  return { id: u.id, email: u.email, role: u.role, node_ids: nodeIds, site_ids: siteIds, disabled: u.disabled, created_at: iso(u.createdAt) };
 }
