@@ -103,5 +103,12 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.api('POST', `/api/v1/nodes/${n.id}/revoke-key`, { token: f.nodeAdmin.token })).status, 200);
       assert.equal((await poll(n.key)).status, 401);
     });
+    it('documents the new routes with their error statuses in the OpenAPI document', async () => {
+      const paths = (await t.api('GET', '/api/openapi.json')).body.paths;
+      const statuses = (p: string): string[] => Object.keys(paths[p].post.responses ?? {}).sort();
+      assert.deepEqual(statuses('/api/v1/nodes/{id}/rotate-key'), ['202', '401', '403', '404', '409']);
+      assert.deepEqual(statuses('/api/v1/nodes/{id}/revoke-key'), ['200', '401', '403', '404', '409']);
+      assert.deepEqual(statuses('/api/v1/agent/rotate-key'), ['200', '401', '403', '409']);
+    });
   });
 }
