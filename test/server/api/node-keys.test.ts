@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { DIALECTS, startTestServer, twoNodeFleet, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
@@ -11,11 +14,17 @@ for (const dialect of DIALECTS) {
   describe(`node key rotation and revocation (${dialect})`, () => {
     let t: TestServer;
     let f: TwoNodeFleet;
+    let root: string;
     before(async () => {
       t = await startTestServer(dialect, { pollWaitMs: 50, leaseMs: 600_000 });
       f = await twoNodeFleet(t);
+      root = mkdtempSync(join(tmpdir(), 'wpb-keys-'));
+      await t.server.ctx.repos.storageProviders.create({ name: 'local', type: 'local', rootPath: root, isDefault: true });
     });
-    after(() => t.close());
+    after(async () => {
+      await t.close();
+      rmSync(root, { recursive: true, force: true });
+    });
 
     const r = (): TestServer['server']['ctx']['repos'] => t.server.ctx.repos;
     const keyedNode = async (): Promise<{ id: string; key: string }> => {
@@ -64,6 +73,7 @@ for (const dialect of DIALECTS) {
       assert.ok(job, 'the node holds a job');
       const progress = { status: 'running', progress: 10, stage: 'backup_db', stage_detail: 'dumping', error: null };
       assert.equal((await t.api('POST', `/api/v1/agent/jobs/${job.job_id}/progress`, { token: n.key, body: progress })).status, 200);
+      assert.equal((await t.api('POST', `/api/v1/agent/jobs/${job.job_id}/upload/start`, { token: n.key, body: {} })).status, 200);
       const revoked = await t.api('POST', `/api/v1/nodes/${n.id}/revoke-key`);
       assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
       assert.equal(revoked.body.node.has_key, false);
@@ -72,6 +82,8 @@ for (const dialect of DIALECTS) {
       assert.equal(refused.status, 401);
       assert.match(refused.body.error.message, /revoked.*re-join code/);
       assert.equal((await r().jobs.get(job.job_id))?.state, 'failed');
+      const expiry = (await r().audit.list({ limit: 50 })).find((e) => e.action === 'job.expired' && e.targetId === job.job_id);
+      assert.equal((expiry?.detail as { upload_aborted?: boolean } | undefined)?.upload_aborted, true, 'the upload it had started is aborted');
       assert.equal((await t.api('GET', `/api/v1/sites/${site.id}/backup/status`)).body.status, 'failed');
       assert.equal((await t.api('POST', `/api/v1/nodes/${n.id}/rotate-key`)).status, 409, 'nothing left to rotate');
       assert.equal((await t.api('POST', `/api/v1/nodes/${n.id}/revoke-key`)).status, 409);
