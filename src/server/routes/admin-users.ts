@@ -148,10 +148,17 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
         properties: { current_password: PASSWORD_SCHEMA, new_password: PASSWORD_SCHEMA },
       },
     },
-    handler: async ({ body, principal, raw }) => {
+    handler: async ({ body, principal, raw, reply }) => {
       const user = await loadUser(ctx, userId(principal));
+      // The current password is guessed here no faster than at sign-in: the same limiter counts both.
+      const verdict = ctx.loginLimiter.attempt(raw.ip, user.email);
+      if (!verdict.ok) {
+        void reply.header('retry-after', String(verdict.retryAfterSec));
+        throw new ApiError(429, 'rate_limited', `Too many wrong passwords; try again in ${verdict.retryAfterSec} s`);
+      }
       const creds = await ctx.repos.users.credentialsByEmail(user.email);
       if (!(await verifyPassword(body.current_password, creds?.passwordHash))) throw new ApiError(403, 'wrong_password', 'The current password is wrong; nothing was changed');
+      ctx.loginLimiter.succeeded(raw.ip, user.email);
       checkPolicy(body.new_password, user.email);
       await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.new_password));
       const ended = await endOtherTokens(ctx, raw, user.id);

@@ -61,6 +61,18 @@ for (const dialect of DIALECTS) {
       assert.equal((await login(u.email, NEW_PASSWORD)).status, 200);
     });
 
+    it('guessing the current password is throttled like sign-in (429 with Retry-After)', async () => {
+      const u = await t.userWithRole('site_admin');
+      const guess = (): ReturnType<TestServer['api']> => t.api('POST', '/api/v1/auth/password', { token: u.token, body: { current_password: 'a guess', new_password: NEW_PASSWORD } });
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await guess()).status);
+      assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429]);
+      const limited = await guess();
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get('retry-after')) > 0);
+      assert.equal((await login(u.email, TEST_PASSWORD)).status, 429, 'the same count as sign-in');
+    });
+
     it('a disabled user’s tokens stop working and sign-in is refused with 403 until enabled again', async () => {
       const u = await t.userWithRole('site_admin');
       const script = await apiToken(u.token);
