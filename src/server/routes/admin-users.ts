@@ -7,7 +7,7 @@ import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, EMAIL_SCHEMA, emptyBody, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { currentTokenHash, EMAIL_SCHEMA, emptyBody, errorResponses, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own account (/auth/me, /auth/logout). Passwords go in hashed and never come out.
@@ -146,6 +146,10 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
         required: ['current_password', 'new_password'],
         additionalProperties: false,
         properties: { current_password: PASSWORD_SCHEMA, new_password: PASSWORD_SCHEMA },
+      },
+      response: {
+        204: { description: 'Changed; your other sessions and API tokens ended', type: 'null' },
+        ...errorResponses({ 400: 'The new password does not meet the policy', 401: 'Not signed in', 403: 'The current password is wrong', 429: 'Too many wrong passwords (Retry-After)' }),
       },
     },
     handler: async ({ body, principal, raw, reply }) => {

@@ -6,7 +6,7 @@ import type { ServerContext } from '../context.ts';
 import { handOverKey, KEY_ROTATION_HEADER, requestKeyRotation, revokeNodeKey } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { nodeBody } from './admin-nodes.ts';
-import { emptyBody, idParams, userId } from './admin-common.ts';
+import { emptyBody, errorResponses as errors, idParams, userId } from './admin-common.ts';
 import { nodeIdOf } from './agent-common.ts';
 
 // Node key rotation and revocation (see node-keys.ts for the handover). super_admin, or the node's
@@ -16,14 +16,6 @@ import { nodeIdOf } from './agent-common.ts';
 type IdP = { id: string };
 type Q = Record<string, string>;
 
-const ERROR_BODY = {
-  type: 'object',
-  properties: { error: { type: 'object', additionalProperties: true, properties: { code: { type: 'string' }, message: { type: 'string' } } } },
-} as const;
-/** The error statuses a route documents in the OpenAPI document. */
-function errors(statuses: Record<number, string>): Record<number, unknown> {
-  return Object.fromEntries(Object.entries(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY }]));
-}
 const ANY_OBJECT = { type: 'object', additionalProperties: true } as const;
 
 export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext): void {

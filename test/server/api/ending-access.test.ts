@@ -73,6 +73,11 @@ for (const dialect of DIALECTS) {
       assert.equal((await login(u.email, TEST_PASSWORD)).status, 429, 'the same count as sign-in');
     });
 
+    it('documents POST /auth/password with its error statuses', async () => {
+      const op = (await t.api('GET', '/api/openapi.json')).body.paths['/api/v1/auth/password'].post;
+      assert.deepEqual(Object.keys(op.responses).sort(), ['204', '400', '401', '403', '429']);
+    });
+
     it('a disabled user’s tokens stop working and sign-in is refused with 403 until enabled again', async () => {
       const u = await t.userWithRole('site_admin');
       const script = await apiToken(u.token);
