@@ -61,9 +61,10 @@ export class UsersRepo {
     return (await this.#ctx.db.query<Raw>(`SELECT ${COLUMNS} FROM users ORDER BY email`)).map(toUser);
   }
 
+  /** With role: the enabled users of that role (the ones who can still act). */
   async count(role?: Role): Promise<number> {
     const row = role
-      ? await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users WHERE role = ?', [role])
+      ? await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users WHERE role = ? AND disabled = 0', [role])
       : await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users');
     return num(row?.n);
   }

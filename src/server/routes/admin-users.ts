@@ -36,9 +36,9 @@ async function endOtherTokens(ctx: ServerContext, req: FastifyRequest, uid: stri
   return ctx.repos.tokens.revokeForUser(uid, { exceptId: current?.userId === uid ? current.id : undefined });
 }
 
-/** Refuses to leave the server without a super_admin (demoting or deleting the last one). */
+/** Refuses to leave the server without an enabled super_admin (demoting or deleting the last one). */
 async function keepOneSuperAdmin(ctx: ServerContext, u: UserRow): Promise<void> {
-  if (u.role === 'super_admin' && (await ctx.repos.users.count('super_admin')) <= 1) {
+  if (u.role === 'super_admin' && !u.disabled && (await ctx.repos.users.count('super_admin')) <= 1) {
     throw conflict('This is the last super_admin; make another user super_admin first');
   }
 }

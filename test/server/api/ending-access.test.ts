@@ -112,6 +112,16 @@ for (const dialect of DIALECTS) {
       assert.equal(await works(t.adminToken), 200);
     });
 
+    it('a disabled super_admin does not count as the one who must remain', async () => {
+      const other = await t.userWithRole('super_admin');
+      assert.equal((await t.api('PATCH', `/api/v1/users/${other.id}`, { body: { disabled: true } })).status, 200);
+      const me = await t.server.ctx.repos.users.getByEmail('admin@example.com');
+      const demote = await t.api('PATCH', `/api/v1/users/${me?.id}`, { body: { role: 'site_admin' } });
+      assert.equal(demote.status, 409);
+      assert.match(demote.body.error.message, /last super_admin/);
+      assert.equal((await t.api('DELETE', `/api/v1/users/${other.id}`)).status, 204, 'a disabled super_admin can go');
+    });
+
     describe('open event streams', () => {
       const events = (siteId: string, token: string): ReturnType<typeof openEvents> => openEvents(`${t.url}/api/v1/sites/${siteId}/backup/events`, token);
 
