@@ -9,6 +9,7 @@ import { describe, kindOf, WpbError } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
 import { scanSites } from '../wordpress/discover.ts';
 import { AgentHttpError, type AgentClient } from './client.ts';
+import { replaceNodeKey } from './identity.ts';
 import { PresignedStorage, type PresignedStorageOptions } from './presigned-storage.ts';
 
 // The agent's loop: long-poll the server, run the job it hands out with the backup engine,
@@ -120,13 +121,32 @@ async function pollLoop(o: AgentOptions, log: (line: string) => void): Promise<v
       if (o.signal.aborted) break;
       failures++;
       log(`poll failed (${describe(err)}); retrying`);
-      if (err instanceof AgentHttpError && err.status === 401) log('the server does not know this node key: the node was removed or disabled; join again with a new code');
+      if (err instanceof AgentHttpError && err.status === 401) log('the server refused this node key (revoked, replaced, or the node removed or disabled): ask an admin for a re-join code and restart the agent with WPBACKUP_JOIN_CODE set');
       await sleep(backoffMs(failures, 1000, 30_000), undefined, { signal: o.signal }).catch(() => undefined);
       continue;
     }
+    if (o.client.keyRotationAsked) await rotateKey(o, log);
     if (!job) continue;
     await runJob(o, job, log);
     if (o.once) break;
+  }
+}
+
+/**
+ * Takes the node's new key: fetched once with the current key, stored durably, then used (the server
+ * retires the old key when the new one is first used). On any failure the current key still works,
+ * and the next poll reply asks again.
+ */
+export async function rotateKey(o: Pick<AgentOptions, 'client' | 'dataDir' | 'signal'>, log: (line: string) => void): Promise<boolean> {
+  try {
+    const key = await o.client.fetchNewKey(o.signal);
+    replaceNodeKey(o.dataDir, key);
+    o.client.useKey(key);
+    log('node key rotated: the new key is stored and in use');
+    return true;
+  } catch (err) {
+    if (!o.signal.aborted) log(`node key rotation failed (${describe(err)}); keeping the current key, trying again after the next poll`);
+    return false;
   }
 }
 
@@ -227,8 +247,8 @@ class Reporter implements Progress {
       const reply = await this.client.progress(this.jobId, report);
       if (reply.cancel) this.onCancel();
     } catch (err) {
-      // The job is not ours any more (expired, reset, another node's): stop.
-      if (err instanceof AgentHttpError && [403, 404, 409].includes(err.status)) this.onCancel();
+      // The job is not ours any more (expired, reset, another node's, our key revoked): stop.
+      if (err instanceof AgentHttpError && [401, 403, 404, 409].includes(err.status)) this.onCancel();
     }
   }
 

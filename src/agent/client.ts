@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   ApiErrorBody, FinishRequest, JoinRequest, JoinResponse, PartUrlsResponse, PollResponse, ProgressReply, ProgressReport,
-  ScanReply, ScanReport, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse,
+  RotateKeyResponse, ScanReply, ScanReport, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse,
 } from '../api/types.ts';
 import { WpbError, badInput, failure, stopped } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
@@ -46,7 +46,19 @@ export function normalizeServerUrl(server: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
-async function request<T>(server: string, method: string, path: string, body: unknown, o: { token?: string; signal?: AbortSignal; timeoutMs: number; attempts: number; retryDelayMs: number }): Promise<T> {
+/** The header a poll reply carries when an admin asked for a new node key (server/node-keys.ts). */
+export const KEY_ROTATION_HEADER = 'x-wpbackup-rotate-key';
+
+interface RequestOptions {
+  token?: string;
+  signal?: AbortSignal;
+  timeoutMs: number;
+  attempts: number;
+  retryDelayMs: number;
+  onOk?: (res: Response) => void;
+}
+
+async function request<T>(server: string, method: string, path: string, body: unknown, o: RequestOptions): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     if (o.signal?.aborted) throw stopped();
     const timeout = AbortSignal.timeout(o.timeoutMs);
@@ -57,7 +69,10 @@ async function request<T>(server: string, method: string, path: string, body: un
       if (o.token) headers.authorization = `Bearer ${o.token}`;
       const res = await fetch(server + path, { method, headers, body: JSON.stringify(body ?? {}), signal });
       const text = await res.text();
-      if (res.ok) return (text ? JSON.parse(text) : {}) as T;
+      if (res.ok) {
+        o.onOk?.(res);
+        return (text ? JSON.parse(text) : {}) as T;
+      }
       let parsed: ApiErrorBody | undefined;
       try {
         parsed = JSON.parse(text) as ApiErrorBody;
@@ -91,7 +106,8 @@ export function joinServer(server: string, req: JoinRequest, opts: ClientOptions
 
 export class AgentClient {
   readonly server: string;
-  readonly #key: string;
+  #key: string;
+  #rotationAsked = false;
   readonly #o: Required<ClientOptions>;
 
   constructor(server: string, nodeKey: string, opts: ClientOptions = {}) {
@@ -109,13 +125,33 @@ export class AgentClient {
     return `AgentClient(${this.server})`;
   }
 
-  private call<T>(path: string, body: unknown, signal?: AbortSignal, timeoutMs = this.#o.timeoutMs, attempts = this.#o.attempts): Promise<T> {
-    return request<T>(this.server, 'POST', path, body, { token: this.#key, signal, timeoutMs, attempts, retryDelayMs: this.#o.retryDelayMs });
+  private call<T>(path: string, body: unknown, signal?: AbortSignal, timeoutMs = this.#o.timeoutMs, attempts = this.#o.attempts, onOk?: (res: Response) => void): Promise<T> {
+    return request<T>(this.server, 'POST', path, body, { token: this.#key, signal, timeoutMs, attempts, retryDelayMs: this.#o.retryDelayMs, onOk });
   }
 
   /** One long poll; a single attempt, the agent loop backs off itself. */
   poll(signal?: AbortSignal): Promise<PollResponse> {
-    return this.call<PollResponse>('/api/v1/agent/poll', {}, signal, this.#o.pollTimeoutMs, 1);
+    return this.call<PollResponse>('/api/v1/agent/poll', {}, signal, this.#o.pollTimeoutMs, 1, (res) => {
+      this.#rotationAsked = res.headers.get(KEY_ROTATION_HEADER) === '1';
+    });
+  }
+
+  /** Whether the last poll reply said an admin asked for a new node key. */
+  get keyRotationAsked(): boolean {
+    return this.#rotationAsked;
+  }
+
+  /** The node's next key, sent once; the current key keeps working until the new one is used. */
+  async fetchNewKey(signal?: AbortSignal): Promise<string> {
+    const res = await this.call<RotateKeyResponse>('/api/v1/agent/rotate-key', {}, signal, 30_000, 3);
+    if (!/^wpb_n_[A-Za-z0-9_-]{43}$/.test(res.node_key)) throw failure('The server sent a node key that is not one; keeping the current key');
+    return res.node_key;
+  }
+
+  /** Switches to a new key (after it is safely stored): every later request uses it. */
+  useKey(nodeKey: string): void {
+    this.#key = nodeKey;
+    this.#rotationAsked = false;
   }
 
   progress(jobId: string, report: ProgressReport, signal?: AbortSignal): Promise<ProgressReply> {

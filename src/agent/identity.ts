@@ -1,6 +1,6 @@
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ensureDataDir, writeJsonAtomic } from '../datadir.ts';
 import { badInput } from '../errors.ts';
 import { joinServer, normalizeServerUrl, type ClientOptions } from './client.ts';
@@ -50,6 +50,39 @@ export function loadIdentity(dataDir: string): AgentIdentity | undefined {
 export function saveIdentity(dataDir: string, id: AgentIdentity): void {
   ensureDataDir(dataDir);
   writeJsonAtomic(identityPath(dataDir), id, 0o600);
+}
+
+/**
+ * Stores a rotated node key so that a crash at any point leaves either the old identity or the new one:
+ * a temp file (0600) written and fsynced, renamed over agent.json, and the directory fsynced.
+ */
+export function replaceNodeKey(dataDir: string, nodeKey: string): AgentIdentity {
+  if (!NODE_KEY.test(nodeKey)) throw badInput('The new node key is not valid', 'Keep the current key; the server hands out another on the next poll');
+  const current = loadIdentity(dataDir);
+  if (!current) throw badInput(`No ${identityPath(dataDir)} to store the new key in`, 'Join again with a new join code');
+  const next: AgentIdentity = { ...current, node_key: nodeKey };
+  const file = identityPath(dataDir);
+  const tmp = `${file}.${process.pid}.rotate.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(next, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const dir = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+  return next;
 }
 
 export function checkJoinCode(code: string): string {

@@ -10,6 +10,8 @@ export interface User {
   role: UserRole;
   node_ids: string[];
   site_ids: string[];
+  /** A disabled user cannot sign in and their tokens are gone. */
+  disabled: boolean;
   created_at: string;
 }
 
@@ -19,10 +21,20 @@ export interface CreateUserRequest {
   role: UserRole;
 }
 
-/** A new password signs the user out everywhere (other than the caller's own session). */
+/**
+ * A new password ends all the user's sessions and API tokens (other than the caller's own); disabled: true
+ * ends them all and refuses sign-in until disabled: false.
+ */
 export interface UpdateUserRequest {
   role?: UserRole;
   password?: string;
+  disabled?: boolean;
+}
+
+/** POST /api/v1/auth/password: your own password; your other sessions and API tokens end. */
+export interface ChangePasswordRequest {
+  current_password: string;
+  new_password: string;
 }
 
 export interface UserList {
@@ -68,7 +80,21 @@ export interface Node {
   quota_bytes: number | null;
   /** Whether the node has enrolled (holds a node key); the key itself is never shown. */
   has_key: boolean;
+  /** When a key rotation was asked for that the agent has not completed yet; null: none pending. */
+  key_rotation_requested_at: string | null;
   created_at: string;
+}
+
+/** POST /api/v1/nodes/{id}/revoke-key */
+export interface RevokeKeyResponse {
+  node: Node;
+  /** Jobs the node held, failed by the revocation (their uploads aborted). */
+  jobs_failed: number;
+}
+
+/** POST /api/v1/nodes/join-codes: with node_id, a re-join code that gives that node a new key. */
+export interface JoinCodeRequest {
+  node_id?: string;
 }
 
 export interface NodeList {

@@ -131,6 +131,11 @@ export interface PollResponse {
   job: AgentJob | null;
 }
 
+/** POST /api/v1/agent/rotate-key: this node's next key, sent once; the old one works until this one is used. */
+export interface RotateKeyResponse {
+  node_key: string;
+}
+
 /** The agent's progress report; the reply carries cancellation (stop/reset) and the new lease. */
 export interface ProgressReport {
   status: BackupStatus;

@@ -6,7 +6,7 @@ import type { Command, CommandContext } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
-import { nodesJoinCode } from './commands/nodes.ts';
+import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
 import { restoreCommand } from './commands/restore.ts';
 import { serverCommand } from './commands/server.ts';
 import { sitesScan } from './commands/sites.ts';
@@ -16,7 +16,7 @@ import { EXIT, exitCodeFor } from './exit-codes.ts';
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, nodesJoinCode, agentCommand];
+export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));

@@ -58,6 +58,9 @@ function shouldTouch(id: string, gapMs: number): boolean {
 
 const NO_IDS: ReadonlySet<string> = new Set();
 
+/** What an agent whose key is refused is told (401): the way back (node-keys.ts). */
+export const NODE_KEY_REFUSED = 'This node key is not valid (revoked, replaced, or its node removed or disabled); ask an admin for a re-join code (wpbackup nodes join-code --node NODE_ID) and restart the agent with WPBACKUP_JOIN_CODE set';
+
 /** The caller behind a bearer token, or undefined. Session/API tokens are users; node keys are agents. */
 export async function principalOf(req: FastifyRequest, ctx: ServerContext): Promise<Principal | undefined> {
   const cred = parseBearer(req.headers.authorization);
@@ -94,7 +97,7 @@ export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<
     handler: async (request, reply) => {
       const principal = spec.auth === 'public' ? undefined : await principalOf(request, ctx);
       if (spec.auth !== 'public') {
-        if (!principal) throw unauthorized();
+        if (!principal) throw unauthorized(parseBearer(request.headers.authorization)?.kind === 'node' ? NODE_KEY_REFUSED : undefined);
         if (spec.auth === 'user' && principal.kind !== 'user') throw forbidden('This endpoint is for users, not agents');
         if (spec.auth === 'node' && principal.kind !== 'node') throw forbidden('This endpoint is for agents (node keys) only');
       }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import { MAIN } from '../helpers/cli.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -32,6 +33,23 @@ for (const dialect of DIALECTS) {
       const r = spawnSync(process.execPath, [MAIN, 'nodes', 'join-code', '--data-dir', t.target.options.dataDir, '--ttl', '0'], { env, encoding: 'utf8' });
       assert.equal(r.status, 2);
       assert.match(r.stderr, /--ttl must be a whole number of minutes/);
+    });
+    it('rotate-key and revoke-key act on a node named by hostname, and join-code --node brings it back', async () => {
+      const key = generateToken('node');
+      const node = await t.server.ctx.repos.nodes.create({ hostname: 'cli-keys.example.com', status: 'active', nodeKeyHash: hashToken(key) });
+      const cli = (...args: string[]): string => execFileSync(process.execPath, [MAIN, 'nodes', ...args, '--data-dir', t.target.options.dataDir, '--json'], { env, encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(cli('rotate-key', 'cli-keys.example.com')), { node_id: node.id, key_rotation_requested: true });
+      assert.ok((await t.server.ctx.repos.nodes.get(node.id))?.keyRotationAt);
+      assert.equal(JSON.parse(cli('revoke-key', node.id)).revoked, true);
+      assert.equal((await t.api('POST', '/api/v1/agent/poll', { token: key, body: {} })).status, 401);
+      const { code } = JSON.parse(cli('join-code', '--node', 'cli-keys.example.com')) as { code: string };
+      const join = await t.api('POST', '/api/v1/agent/join', { token: null, body: { code, hostname: 'cli-keys.example.com' } });
+      assert.equal(join.body.node_id, node.id);
+      const audit = (await t.server.ctx.repos.audit.list({ limit: 20 })).filter((e) => e.targetId === node.id).map((e) => e.action);
+      assert.ok(['node.key.rotate', 'node.key.revoke', 'node.join_code.create', 'node.rejoin'].every((a) => audit.includes(a)), audit.join());
+      const r = spawnSync(process.execPath, [MAIN, 'nodes', 'rotate-key', 'no-such-node', '--data-dir', t.target.options.dataDir], { env, encoding: 'utf8' });
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /No node no-such-node/);
     });
   });
 }

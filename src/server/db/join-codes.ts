@@ -11,9 +11,11 @@ export interface JoinCodeRow {
   usedByNode: string | null;
   createdBy: string | null;
   createdAt: number;
+  /** A re-join code: gives this existing node a new key instead of making a node. */
+  nodeId: string | null;
 }
 
-const COLUMNS = 'code_hash, expires_at, used_at, used_by_node, created_by, created_at';
+const COLUMNS = 'code_hash, expires_at, used_at, used_by_node, created_by, created_at, node_id';
 
 function toCode(r: Raw): JoinCodeRow {
   return {
@@ -23,6 +25,7 @@ function toCode(r: Raw): JoinCodeRow {
     usedByNode: strOrNull(r.used_by_node),
     createdBy: strOrNull(r.created_by),
     createdAt: num(r.created_at),
+    nodeId: strOrNull(r.node_id),
   };
 }
 
@@ -33,10 +36,10 @@ export class JoinCodesRepo {
     this.#ctx = ctx;
   }
 
-  async create(c: { codeHash: string; expiresAt: number; createdBy?: string | null }): Promise<JoinCodeRow> {
+  async create(c: { codeHash: string; expiresAt: number; createdBy?: string | null; nodeId?: string | null }): Promise<JoinCodeRow> {
     const row = await this.#ctx.db.get<Raw>(
-      `INSERT INTO join_codes (code_hash, expires_at, created_by, created_at) VALUES (?, ?, ?, ?) RETURNING ${COLUMNS}`,
-      [c.codeHash, c.expiresAt, c.createdBy, this.#ctx.now()],
+      `INSERT INTO join_codes (code_hash, expires_at, created_by, created_at, node_id) VALUES (?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
+      [c.codeHash, c.expiresAt, c.createdBy, this.#ctx.now(), c.nodeId ?? null],
     );
     return toCode(row as Raw);
   }
@@ -48,8 +51,18 @@ export class JoinCodesRepo {
   async consume(codeHash: string, nodeId: string): Promise<JoinCodeRow | undefined> {
     const now = this.#ctx.now();
     const row = await this.#ctx.db.get<Raw>(
-      `UPDATE join_codes SET used_at = ?, used_by_node = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING ${COLUMNS}`,
+      `UPDATE join_codes SET used_at = ?, used_by_node = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? AND node_id IS NULL RETURNING ${COLUMNS}`,
       [now, nodeId, codeHash, now],
+    );
+    return row && toCode(row);
+  }
+
+  /** Uses a re-join code (one bound to a node) if it is unused and unexpired; undefined otherwise. */
+  async consumeRejoin(codeHash: string): Promise<JoinCodeRow | undefined> {
+    const now = this.#ctx.now();
+    const row = await this.#ctx.db.get<Raw>(
+      `UPDATE join_codes SET used_at = ?, used_by_node = node_id WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? AND node_id IS NOT NULL RETURNING ${COLUMNS}`,
+      [now, codeHash, now],
     );
     return row && toCode(row);
   }

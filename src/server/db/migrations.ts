@@ -186,7 +186,20 @@ CREATE TABLE discovered_sites (
 );
 `;
 
+// Ending access (issue 7): a user can be disabled (no login, no tokens); a node key can be
+// rotated (pending_key_hash: the next key, handed to the agent once and promoted the first time
+// it is used; key_rotation_at: when an admin asked for it) or revoked (node_key_hash NULL), after
+// which a join code bound to the node (join_codes.node_id) gives the same node a new key.
+const endingAccess = `
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
+ALTER TABLE nodes ADD COLUMN pending_key_hash TEXT;
+CREATE UNIQUE INDEX nodes_pending_key ON nodes (pending_key_hash);
+ALTER TABLE nodes ADD COLUMN key_rotation_at BIGINT;
+ALTER TABLE join_codes ADD COLUMN node_id TEXT REFERENCES nodes (id) ON DELETE CASCADE;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
+  { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
 ];

@@ -13,6 +13,8 @@ export interface NodeRow {
   lastSeen: number | null;
   quotaBytes: number | null;
   hasKey: boolean;
+  /** When an admin asked for a new key that the agent has not switched to yet; null: none asked. */
+  keyRotationAt: number | null;
   createdAt: number;
 }
 
@@ -29,7 +31,7 @@ export interface NodePatch {
   quotaBytes?: number | null;
 }
 
-const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, created_at';
+const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, created_at';
 
 function toNode(r: Raw): NodeRow {
   return {
@@ -39,6 +41,7 @@ function toNode(r: Raw): NodeRow {
     lastSeen: numOrNull(r.last_seen),
     quotaBytes: numOrNull(r.quota_bytes),
     hasKey: Boolean(r.has_key),
+    keyRotationAt: numOrNull(r.key_rotation_at),
     createdAt: num(r.created_at),
   };
 }
@@ -67,10 +70,47 @@ export class NodesRepo {
     return (await this.#ctx.db.query<Raw>(`SELECT ${COLUMNS} FROM nodes ORDER BY hostname, id`)).map(toNode);
   }
 
-  /** The node whose key hashes to keyHash: how an agent's request is authenticated. */
+  /**
+   * The node whose key hashes to keyHash: how an agent's request is authenticated. A node's pending
+   * key (see issuePendingKey) becomes its key the first time it is used, and the old one stops working.
+   */
   async findByKeyHash(keyHash: string): Promise<NodeRow | undefined> {
-    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE node_key_hash = ?`, [keyHash]);
-    return row && toNode(row);
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS}, pending_key_hash FROM nodes WHERE node_key_hash = ? OR pending_key_hash = ?`, [keyHash, keyHash]);
+    if (!row || row.pending_key_hash !== keyHash) return row && toNode(row);
+    const promoted = await this.#ctx.db.get<Raw>(
+      `UPDATE nodes SET node_key_hash = pending_key_hash, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ? AND pending_key_hash = ? RETURNING ${COLUMNS}`,
+      [str(row.id), keyHash],
+    );
+    // Another request with the same new key may have promoted it first: look it up as the current key.
+    const current = promoted ?? (await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE node_key_hash = ?`, [keyHash]));
+    return current && toNode(current);
+  }
+
+  /** Asks the node's agent to fetch a new key (on its next poll); false when the node has no key to rotate. */
+  async requestKeyRotation(id: string): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE nodes SET key_rotation_at = ? WHERE id = ? AND node_key_hash IS NOT NULL', [this.#ctx.now(), id])) === 1;
+  }
+
+  /**
+   * Stores the hash of the key handed to the agent, if a rotation was asked for; a key handed out
+   * before (its reply lost) is replaced. The current key works until the new one is first used.
+   */
+  async issuePendingKey(id: string, keyHash: string): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE nodes SET pending_key_hash = ? WHERE id = ? AND key_rotation_at IS NOT NULL AND node_key_hash IS NOT NULL', [keyHash, id])) === 1;
+  }
+
+  /**
+   * Revokes the node's key (and any pending one) at once; the node comes back only with a join code
+   * bound to it. Its leased jobs' leases end now, so the reaper fails them and aborts their uploads.
+   */
+  async revokeKey(id: string): Promise<boolean> {
+    const now = this.#ctx.now();
+    return this.#ctx.db.transaction(async (tx) => {
+      const n = await tx.exec('UPDATE nodes SET node_key_hash = NULL, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ?', [id]);
+      if (n !== 1) return false;
+      await tx.exec(`UPDATE jobs SET lease_until = ? WHERE claimed_by = ? AND state IN ('claimed', 'running')`, [now - 1, id]);
+      return true;
+    });
   }
 
   async update(id: string, patch: NodePatch): Promise<NodeRow | undefined> {
@@ -80,9 +120,9 @@ export class NodesRepo {
     return row && toNode(row);
   }
 
-  /** Replaces the node key (enrollment, rotation); the old key stops working at once. */
+  /** Replaces the node key (enrollment, re-join); the old key and any pending one stop working at once. */
   async setKeyHash(id: string, keyHash: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('UPDATE nodes SET node_key_hash = ? WHERE id = ?', [keyHash, id])) === 1;
+    return (await this.#ctx.db.exec('UPDATE nodes SET node_key_hash = ?, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ?', [keyHash, id])) === 1;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { bool, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Role, UserRow } from './users.ts';
 
@@ -55,16 +55,20 @@ export class TokensRepo {
     return toToken(row as Raw);
   }
 
-  /** The unexpired token with this hash and its user, in one indexed lookup: every request's path. */
+  /**
+   * The unexpired token with this hash and its user, in one indexed lookup: every request's path.
+   * Nothing here is cached, so a revoked token or a disabled user is refused from the next request on,
+   * by every server on the database. A disabled user's tokens are also deleted; the check is the backstop.
+   */
   async authenticate(tokenHash: string): Promise<{ token: TokenRow; user: UserRow } | undefined> {
     const row = await this.#ctx.db.get<Raw>(
-      `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.created_at AS user_created_at
-       FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)`,
+      `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at
+       FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`,
       [tokenHash, this.#ctx.now()],
     );
     if (!row) return undefined;
     const token = toToken(row);
-    return { token, user: { id: token.userId, email: str(row.email), role: row.role as Role, createdAt: num(row.user_created_at) } };
+    return { token, user: { id: token.userId, email: str(row.email), role: row.role as Role, disabled: bool(row.disabled), createdAt: num(row.user_created_at) } };
   }
 
   /** Records use, at most once per minGapMs, so authenticated reads do not all become writes. */
@@ -89,6 +93,21 @@ export class TokensRepo {
       ? await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ?', [id])
       : await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ? AND user_id = ?', [id, userId]);
     return n === 1;
+  }
+
+  /** Ends a user's tokens (all kinds unless told), except the one with id exceptId; returns how many. */
+  async revokeForUser(userId: string, o: { exceptId?: string; kind?: TokenKind } = {}): Promise<number> {
+    const where = ['user_id = ?'];
+    const params: string[] = [userId];
+    if (o.exceptId !== undefined) {
+      where.push('id <> ?');
+      params.push(o.exceptId);
+    }
+    if (o.kind !== undefined) {
+      where.push('kind = ?');
+      params.push(o.kind);
+    }
+    return this.#ctx.db.exec(`DELETE FROM tokens WHERE ${where.join(' AND ')}`, params);
   }
 
   async revokeByHash(tokenHash: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { newId, num, str } from './rows.ts';
+import { bool, newId, num, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // Users and what they are assigned. Emails are unique without regard to case: stored in
@@ -10,13 +10,15 @@ export interface UserRow {
   id: string;
   email: string;
   role: Role;
+  /** A disabled user cannot sign in and none of their tokens work (PATCH users/{id} disabled). */
+  disabled: boolean;
   createdAt: number;
 }
 
-const COLUMNS = 'id, email, role, created_at';
+const COLUMNS = 'id, email, role, disabled, created_at';
 
 function toUser(r: Raw): UserRow {
-  return { id: str(r.id), email: str(r.email), role: r.role as Role, createdAt: num(r.created_at) };
+  return { id: str(r.id), email: str(r.email), role: r.role as Role, disabled: bool(r.disabled), createdAt: num(r.created_at) };
 }
 
 export function normalizeEmail(email: string): string {
@@ -59,15 +61,20 @@ export class UsersRepo {
     return (await this.#ctx.db.query<Raw>(`SELECT ${COLUMNS} FROM users ORDER BY email`)).map(toUser);
   }
 
+  /** With role: the enabled users of that role (the ones who can still act). */
   async count(role?: Role): Promise<number> {
     const row = role
-      ? await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users WHERE role = ?', [role])
+      ? await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users WHERE role = ? AND disabled = 0', [role])
       : await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users');
     return num(row?.n);
   }
 
   async setRole(id: string, role: Role): Promise<boolean> {
     return (await this.#ctx.db.exec('UPDATE users SET role = ? WHERE id = ?', [role, id])) === 1;
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<boolean> {
+    return (await this.#ctx.db.exec('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])) === 1;
   }
 
   async setPasswordHash(id: string, passwordHash: string): Promise<boolean> {

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import type { JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
+import type { JoinCodeRequest, JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
 import { authorize } from '../auth/roles.ts';
-import { expiryFor, generateToken, hashToken } from '../auth/tokens.ts';
 import { notFound, unauthorized } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { NodeRow } from '../db/nodes.ts';
+import { createJoinCode } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { emptyBody, idParams, iso, userId } from './admin-common.ts';
+import { idParams, iso, userId, uuid } from './admin-common.ts';
+import { registerNodeKeyRoutes } from './node-keys.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
 // super_admin or the node's node_admin. Join codes make new nodes, so only super_admin gets them.
@@ -17,7 +18,10 @@ type IdP = { id: string };
 const HOSTNAME = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' } as const;
 
 export function nodeBody(n: NodeRow): Node {
-  return { id: n.id, hostname: n.hostname, status: n.status, last_seen: iso(n.lastSeen), quota_bytes: n.quotaBytes, has_key: n.hasKey, created_at: iso(n.createdAt) };
+  return {
+    id: n.id, hostname: n.hostname, status: n.status, last_seen: iso(n.lastSeen), quota_bytes: n.quotaBytes, has_key: n.hasKey,
+    key_rotation_requested_at: iso(n.keyRotationAt), created_at: iso(n.createdAt),
+  };
 }
 
 async function loadNode(ctx: ServerContext, id: string): Promise<NodeRow> {
@@ -101,21 +105,20 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<unknown, Record<string, string>, Record<string, string>, JoinCodeResponse>(app, ctx, {
+  defineRoute<JoinCodeRequest | null, Record<string, string>, Record<string, string>, JoinCodeResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/nodes/join-codes',
     auth: 'user',
-    summary: 'A one-time code (valid 1 h) a new agent joins with (super_admin)',
+    summary: 'A one-time code (valid 1 h) a new agent joins with, or with node_id one that gives that node a new key (super_admin)',
     tags,
-    schema: { body: { ...emptyBody, nullable: true } },
-    handler: async ({ principal }) => {
-      // No node yet, so no resource: only a role allowed on any node passes.
+    schema: { body: { type: 'object', additionalProperties: false, nullable: true, properties: { node_id: uuid } } },
+    handler: async ({ body, principal }) => {
+      // No resource: only a role allowed on any node passes, also for a re-join code (it mints that node's key).
       const p = must(principal, 'node.join_code', {});
-      const code = generateToken('join');
-      const expires = expiryFor('join') as Date;
-      await ctx.repos.joinCodes.create({ codeHash: hashToken(code), expiresAt: expires.getTime(), createdBy: userId(p) });
-      await ctx.repos.audit.record({ userId: userId(p), action: 'node.join_code.create', targetType: 'join_code', detail: { expires_at: expires.toISOString() } });
+      const { code, expires } = await createJoinCode(ctx, { nodeId: body?.node_id, actor: { userId: userId(p) } });
       return replied(201, { code, expires_at: expires.toISOString() });
     },
   });
+
+  registerNodeKeyRoutes(app, ctx);
 }

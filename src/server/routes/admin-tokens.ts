@@ -6,6 +6,7 @@ import { notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { TokenRow } from '../db/tokens.ts';
 import { defineRoute, replied } from '../route.ts';
+import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, idParams, iso, label, userId } from './admin-common.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
@@ -74,6 +75,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
       const mayRevoke = t !== undefined && (t.userId === uid || (principal !== undefined && authorize(principal, 'user.manage', {}) === 'allow'));
       if (!t || !mayRevoke) throw notFound('Token', params.id);
       await ctx.repos.tokens.revoke(t.id);
+      accessChanged(ctx, t.userId); // its open event streams end now, not at their next re-check
       await ctx.repos.audit.record({ userId: uid, action: 'token.revoke', targetType: 'token', targetId: t.id, detail: { owner_id: t.userId, kind: t.kind, name: t.name } });
       return replied(204, undefined);
     },

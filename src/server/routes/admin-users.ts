@@ -1,12 +1,13 @@
-import type { FastifyInstance } from 'fastify';
-import type { CreateUserRequest, Me, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
-import { checkPasswordPolicy, hashPassword } from '../auth/passwords.ts';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ChangePasswordRequest, CreateUserRequest, Me, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from '../auth/passwords.ts';
 import type { Principal } from '../auth/roles.ts';
-import { conflict, invalid, notFound } from '../api-error.ts';
+import { ApiError, conflict, invalid, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { currentTokenHash, EMAIL_SCHEMA, emptyBody, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { accessChanged } from '../stream-access.ts';
+import { currentTokenHash, EMAIL_SCHEMA, emptyBody, errorResponses, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own account (/auth/me, /auth/logout). Passwords go in hashed and never come out.
@@ -24,9 +25,20 @@ function checkPolicy(password: string, email: string): void {
   if (!verdict.ok) throw invalid(verdict.message);
 }
 
-/** Refuses to leave the server without a super_admin (demoting or deleting the last one). */
+/**
+ * After a password change: every session and API token of the user ends, except the token the change was
+ * made with when it is theirs (an admin changing their own password stays signed in). API tokens go too:
+ * whoever knew the old password could have made some, and a password is changed because it leaked.
+ */
+async function endOtherTokens(ctx: ServerContext, req: FastifyRequest, uid: string): Promise<number> {
+  const hash = currentTokenHash(req);
+  const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token;
+  return ctx.repos.tokens.revokeForUser(uid, { exceptId: current?.userId === uid ? current.id : undefined });
+}
+
+/** Refuses to leave the server without an enabled super_admin (demoting or deleting the last one). */
 async function keepOneSuperAdmin(ctx: ServerContext, u: UserRow): Promise<void> {
-  if (u.role === 'super_admin' && (await ctx.repos.users.count('super_admin')) <= 1) {
+  if (u.role === 'super_admin' && !u.disabled && (await ctx.repos.users.count('super_admin')) <= 1) {
     throw conflict('This is the last super_admin; make another user super_admin first');
   }
 }
@@ -88,34 +100,75 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     method: 'PATCH',
     url: '/api/v1/users/:id',
     auth: 'user',
-    summary: "Change a user's role or password (super_admin); a new password signs them out",
+    summary: "Change a user's role, password or disabled flag (super_admin); a new password or disabling ends their sessions and API tokens",
     tags,
     schema: {
       params: idParams('id'),
-      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA } },
+      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA, disabled: { type: 'boolean' } } },
     },
     handler: async ({ body, params, principal, raw }) => {
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
       if (body.password !== undefined) checkPolicy(body.password, user.email);
       if (body.role !== undefined && body.role !== user.role) await keepOneSuperAdmin(ctx, user);
+      // Since no one disables themselves, an enabled super_admin (the caller) always remains.
+      if (body.disabled === true && user.id === userId(me)) throw conflict('You cannot disable your own account; another super_admin can');
       const changed: string[] = [];
       if (body.role !== undefined && body.role !== user.role) {
         await ctx.repos.users.setRole(user.id, body.role);
         changed.push('role');
       }
+      if (body.disabled !== undefined && body.disabled !== user.disabled) {
+        await ctx.repos.users.setDisabled(user.id, body.disabled);
+        if (body.disabled) await ctx.repos.tokens.revokeForUser(user.id);
+        changed.push(body.disabled ? 'disabled' : 'enabled');
+      }
       if (body.password !== undefined) {
         await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.password));
+        await endOtherTokens(ctx, raw, user.id);
         changed.push('password');
-        // Sign them out everywhere but the session making this call (an admin changing their own password).
-        const hash = currentTokenHash(raw);
-        const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token.id;
-        for (const t of await ctx.repos.tokens.listForUser(user.id)) {
-          if (t.kind === 'session' && t.id !== current) await ctx.repos.tokens.revoke(t.id);
-        }
       }
+      if (changed.length > 0) accessChanged(ctx, user.id);
       await ctx.repos.audit.record({ userId: userId(me), action: 'user.update', targetType: 'user', targetId: user.id, detail: { changed, role: body.role ?? user.role } });
       return userBody(ctx.repos, await loadUser(ctx, user.id));
+    },
+  });
+
+  defineRoute<ChangePasswordRequest, Record<string, string>, Record<string, string>, void>(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/auth/password',
+    auth: 'user',
+    summary: 'Change your own password; your other sessions and API tokens end (this one stays)',
+    tags: ['auth'],
+    schema: {
+      body: {
+        type: 'object',
+        required: ['current_password', 'new_password'],
+        additionalProperties: false,
+        properties: { current_password: PASSWORD_SCHEMA, new_password: PASSWORD_SCHEMA },
+      },
+      response: {
+        204: { description: 'Changed; your other sessions and API tokens ended', type: 'null' },
+        ...errorResponses({ 400: 'The new password does not meet the policy', 401: 'Not signed in', 403: 'The current password is wrong', 429: 'Too many wrong passwords (Retry-After)' }),
+      },
+    },
+    handler: async ({ body, principal, raw, reply }) => {
+      const user = await loadUser(ctx, userId(principal));
+      // The current password is guessed here no faster than at sign-in: the same limiter counts both.
+      const verdict = ctx.loginLimiter.attempt(raw.ip, user.email);
+      if (!verdict.ok) {
+        void reply.header('retry-after', String(verdict.retryAfterSec));
+        throw new ApiError(429, 'rate_limited', `Too many wrong passwords; try again in ${verdict.retryAfterSec} s`);
+      }
+      const creds = await ctx.repos.users.credentialsByEmail(user.email);
+      if (!(await verifyPassword(body.current_password, creds?.passwordHash))) throw new ApiError(403, 'wrong_password', 'The current password is wrong; nothing was changed');
+      ctx.loginLimiter.succeeded(raw.ip, user.email);
+      checkPolicy(body.new_password, user.email);
+      await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.new_password));
+      const ended = await endOtherTokens(ctx, raw, user.id);
+      accessChanged(ctx, user.id);
+      await ctx.repos.audit.record({ userId: user.id, action: 'auth.password_change', targetType: 'user', targetId: user.id, detail: { tokens_ended: ended } });
+      return replied(204, undefined);
     },
   });
 
@@ -132,6 +185,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       if (user.id === userId(me)) throw conflict('You cannot delete your own account; another super_admin can');
       await keepOneSuperAdmin(ctx, user);
       await ctx.repos.users.remove(user.id);
+      accessChanged(ctx, user.id);
       await ctx.repos.audit.record({ userId: userId(me), action: 'user.delete', targetType: 'user', targetId: user.id, detail: { email: user.email, role: user.role } });
       return replied(204, undefined);
     },
@@ -177,7 +231,10 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         const removed = kind === 'node' ? await ctx.repos.users.unassignNode(user.id, target) : await ctx.repos.users.unassignSite(user.id, target);
-        if (removed) await ctx.repos.audit.record({ userId: userId(me), action: `user.unassign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
+        if (removed) {
+          accessChanged(ctx, user.id);
+          await ctx.repos.audit.record({ userId: userId(me), action: `user.unassign_${kind}`, targetType: 'user', targetId: user.id, detail: { [param]: target } });
+        }
         return replied(204, undefined);
       },
     });
@@ -203,6 +260,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const id = userId(principal);
       const hash = currentTokenHash(raw);
       if (hash !== undefined) await ctx.repos.tokens.revokeByHash(hash);
+      accessChanged(ctx, id);
       await ctx.repos.audit.record({ userId: id, action: 'auth.logout', targetType: 'user', targetId: id });
       return replied(204, undefined);
     },

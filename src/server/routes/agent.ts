@@ -8,6 +8,7 @@ import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { createRepos } from '../db/repos.ts';
+import { rejoinNode } from '../node-keys.ts';
 import { defineRoute } from '../route.ts';
 import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
@@ -101,6 +102,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: joinSchema,
     handler: async ({ body }) => {
       if (tokenKind(body.code) !== 'join') throw invalid('That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`');
+      const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
+      if (rejoined) return rejoined;
       const nodeKey = generateToken('node');
       const node = await ctx.db.transaction(async (tx) => {
         const repos = createRepos(tx, { secrets: ctx.secrets });

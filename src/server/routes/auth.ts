@@ -33,6 +33,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
       // verifyPassword hashes even for an unknown email, so timing does not tell which exist.
       if (!(await verifyPassword(body.password, creds?.passwordHash)) || !creds) throw new ApiError(401, 'unauthorized', 'Wrong email or password');
       ctx.loginLimiter.succeeded(raw.ip, body.email);
+      if (creds.user.disabled) throw new ApiError(403, 'user_disabled', 'This account is disabled; ask a super_admin to enable it');
       const token = generateToken('session');
       const expires = expiryFor('session') as Date;
       await ctx.repos.tokens.create({ userId: creds.user.id, tokenHash: hashToken(token), kind: 'session', name: 'login', expiresAt: expires.getTime() });

@@ -3,14 +3,17 @@ import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute } from '../route.ts';
+import { guardStream } from '../stream-access.ts';
+import { userId } from './admin-common.ts';
 import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-common.ts';
 
 // GET /api/v1/sites/{id}/backup/events: Server-Sent Events. An initial `status` event with
 // the BackupStatusBody, then one `status` event per change, found by an in-process publish
 // (events.ts) or by reading the row every sseTiming.pollMs (other server processes write progress
 // too). A `: keepalive` comment every sseTiming.keepaliveMs keeps proxies from closing the stream.
-// A deleted site ends the stream with a `deleted` event. Everything stops when the client
-// goes away or the server closes.
+// A deleted site ends the stream with a `deleted` event; a caller who lost access (token revoked,
+// user disabled, assignment removed: stream-access.ts) gets `access_ended`. Everything stops when
+// the client goes away or the server closes.
 
 /** How often a stream re-reads its site, and sends a keepalive comment; tests shorten them. */
 export const sseTiming = { pollMs: 1_000, keepaliveMs: 15_000 };
@@ -88,6 +91,10 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
       }, sseTiming.keepaliveMs);
       const unsubscribe = events.subscribe(site.id, () => void check());
       const unregister = events.onClose(() => stop());
+      const unguard = guardStream(ctx, raw, userId(principal), site, () => {
+        send('access_ended', { site_id: site.id });
+        stop();
+      });
       function stop(): void {
         if (closed) return;
         closed = true;
@@ -95,6 +102,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
         clearInterval(keepalive);
         unsubscribe();
         unregister();
+        unguard();
         if (!res.writableEnded) res.end();
       }
       // The response closes when the client disconnects (or we end it).

@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { hashPassword } from '../../../src/server/auth/passwords.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { startServer, type RunningServer } from '../../../src/server/start.ts';
+import { streamAccessTiming } from '../../../src/server/stream-access.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
+import { openEvents } from '../../helpers/sse.ts';
 import { TEST_PASSWORD, type ApiResponse } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
 import { postgresTarget, type Target } from '../db/targets.ts';
@@ -89,5 +91,59 @@ describe('two servers on one PostgreSQL database', () => {
     } finally {
       await removeBucket(bucket);
     }
+  });
+  describe('ending access on one server is honoured by the other', () => {
+    const login = async (s: RunningServer, email: string): Promise<string> => {
+      const res = await fetch(`${s.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: TEST_PASSWORD }) });
+      return ((await res.json()) as { token: string }).token;
+    };
+    const newUser = async (role: 'site_admin' | 'node_admin'): Promise<{ id: string; email: string }> => {
+      const email = `${role}-${randomBytes(3).toString('hex')}@example.com`;
+      const u = await a.ctx.repos.users.create({ email, passwordHash: await hashPassword(TEST_PASSWORD), role });
+      return { id: u.id, email };
+    };
+
+    it('a token revoked, a user disabled or a password changed on A is refused by B at the next request', async () => {
+      for (const how of ['revoke', 'disable', 'password'] as const) {
+        const u = await newUser('site_admin');
+        const session = await login(b, u.email);
+        assert.equal((await call(b, 'GET', '/api/v1/auth/me', session)).status, 200);
+        if (how === 'revoke') {
+          const id = (await call(b, 'GET', '/api/v1/tokens', session)).body.tokens[0].id as string;
+          assert.equal((await call(a, 'DELETE', `/api/v1/tokens/${id}`, token)).status, 204);
+        }
+        if (how === 'disable') assert.equal((await call(a, 'PATCH', `/api/v1/users/${u.id}`, token, { disabled: true })).status, 200);
+        if (how === 'password') assert.equal((await call(a, 'PATCH', `/api/v1/users/${u.id}`, token, { password: 'saffron meadow quarry 61' })).status, 200);
+        assert.equal((await call(b, 'GET', '/api/v1/auth/me', session)).status, 401, how);
+      }
+    });
+
+    it("an event stream open on B ends within seconds when A removes the user's assignment", async () => {
+      const saved = streamAccessTiming.recheckMs;
+      streamAccessTiming.recheckMs = 500;
+      try {
+        const u = await newUser('site_admin');
+        await a.ctx.repos.users.assignSite(u.id, siteId);
+        const { status, stream } = await openEvents(`${b.url}/api/v1/sites/${siteId}/backup/events`, await login(b, u.email));
+        assert.equal(status, 200);
+        await stream.saw('event: status');
+        assert.equal((await call(a, 'DELETE', `/api/v1/users/${u.id}/sites/${siteId}`, token)).status, 204);
+        assert.match(await stream.ended(5_000), /event: access_ended/);
+      } finally {
+        streamAccessTiming.recheckMs = saved;
+      }
+    });
+
+    it("a node key rotated through A is taken over by B, and a revocation on A is refused by B", async () => {
+      const key = generateToken('node');
+      const node = await a.ctx.repos.nodes.create({ hostname: 'web2.example.com', status: 'active', nodeKeyHash: hashToken(key) });
+      assert.equal((await call(a, 'POST', `/api/v1/nodes/${node.id}/rotate-key`, token)).status, 202);
+      const next = (await call(b, 'POST', '/api/v1/agent/rotate-key', key, {})).body.node_key as string;
+      assert.equal((await call(a, 'POST', '/api/v1/agent/poll', next, {})).status, 200);
+      assert.equal((await call(b, 'POST', '/api/v1/agent/poll', key, {})).status, 401);
+      assert.equal((await call(b, 'POST', '/api/v1/agent/poll', next, {})).status, 200);
+      assert.equal((await call(a, 'POST', `/api/v1/nodes/${node.id}/revoke-key`, token)).status, 200);
+      assert.equal((await call(b, 'POST', '/api/v1/agent/poll', next, {})).status, 401);
+    });
   });
 });

@@ -154,6 +154,12 @@ for (const dialect of DIALECTS) {
       if (s === 'own') await repos().users.assignNode(f.nodeAdmin.id, id);
       return id;
     };
+    /** A throwaway node with a key of its own (so rotating or revoking it leaves the fixture's keys alone). */
+    const freshKeyedNode = async (s: Scope): Promise<string> => {
+      const id = await freshNode(s);
+      await repos().nodes.setKeyHash(id, hashToken(generateToken('node')));
+      return id;
+    };
     const joinCode = async (): Promise<string> => {
       const code = generateToken('join');
       await repos().joinCodes.create({ codeHash: hashToken(code), expiresAt: Date.now() + 60_000 });
@@ -205,6 +211,17 @@ for (const dialect of DIALECTS) {
       'DELETE /api/v1/nodes/{id}': { auth: 'user', action: 'node.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/nodes/${await freshNode(s)}` }) },
       // No node yet, so no resource: "own" grants never pass.
       'POST /api/v1/nodes/join-codes': { auth: 'user', action: 'node.join_code', make: async () => ({ method: 'POST', path: '/api/v1/nodes/join-codes' }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
+      // Rotating or revoking a key only takes access away, so the node's own node_admin may (node.write).
+      'POST /api/v1/nodes/{id}/rotate-key': { auth: 'user', action: 'node.write', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/nodes/${await freshKeyedNode(s)}/rotate-key` }) },
+      'POST /api/v1/nodes/{id}/revoke-key': { auth: 'user', action: 'node.write', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/nodes/${await freshKeyedNode(s)}/revoke-key` }) },
+      // The calling node's own next key (409 when no rotation was asked for): no foreign case.
+      'POST /api/v1/agent/rotate-key': { auth: 'node', action: 'agent.poll', make: async () => ({ method: 'POST', path: '/api/v1/agent/rotate-key' }), override: (c) => (c === 'node' ? 'ok' : undefined) },
+      // Any signed-in user, for their own account; the matrix gives a wrong current password (403 from the handler).
+      'POST /api/v1/auth/password': {
+        auth: 'user',
+        make: async (c) => ({ method: 'POST', path: '/api/v1/auth/password', body: { current_password: 'not the password', new_password: 'violet tractor moonlight 7' }, token: await sessionFor(c) }),
+        override: (c) => (c === 'super' || c === 'node_admin' || c === 'site_admin' ? '403' : undefined),
+      },
       'GET /api/v1/storage-providers': { auth: 'user', action: 'storage.read', make: get('/api/v1/storage-providers') },
       'POST /api/v1/storage-providers': superOnly(async () => ({ method: 'POST', path: '/api/v1/storage-providers', body: { name: `m-${rand()}`, type: 'local', root_path: '/srv/m' } }), 'storage.write'),
       'GET /api/v1/storage-providers/{id}': { auth: 'user', action: 'storage.read', make: async () => ({ method: 'GET', path: `/api/v1/storage-providers/${f.providerId}` }) },

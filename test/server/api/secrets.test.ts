@@ -190,6 +190,29 @@ for (const dialect of DIALECTS) {
       const fin = await api('finish', 'POST', `/api/v1/agent/jobs/${job.job_id}/finish`, nodeKey, { status: 'stopped', stage: 'backup_db', error: null });
       assert.equal(fin.status, 200, JSON.stringify(fin.body));
       assert.equal((await api('status after stop', 'GET', `/api/v1/sites/${siteId}/backup/status`, admin)).status, 200);
+      // Node key rotation and revocation: a key leaves the server only in the agent's one-time fetch
+      // (and a re-join), never to the admin, never in a log.
+      assert.equal((await api('rotate key', 'POST', `/api/v1/nodes/${nodeId}/rotate-key`, admin)).status, 202);
+      assert.equal((await api('poll before handover', 'POST', '/api/v1/agent/poll', nodeKey)).status, 200);
+      const handover = await api('key handover', 'POST', '/api/v1/agent/rotate-key', nodeKey);
+      assert.equal(handover.status, 200, JSON.stringify(handover.body));
+      created(handover.body.node_key);
+      assert.equal((await api('poll with the new key', 'POST', '/api/v1/agent/poll', handover.body.node_key as string)).status, 200);
+      assert.equal((await api('poll with the old key', 'POST', '/api/v1/agent/poll', nodeKey)).status, 401);
+      assert.equal((await api('node after rotation', 'GET', `/api/v1/nodes/${nodeId}`, admin)).status, 200);
+      assert.equal((await api('revoke key', 'POST', `/api/v1/nodes/${nodeId}/revoke-key`, admin)).status, 200);
+      const rejoinCode = await api('re-join code', 'POST', '/api/v1/nodes/join-codes', admin, { node_id: nodeId });
+      assert.equal(rejoinCode.status, 201);
+      created(rejoinCode.body.code);
+      const rejoin = await api('re-join', 'POST', '/api/v1/agent/join', null, { code: rejoinCode.body.code, hostname: 'web1.example.com' });
+      assert.equal(rejoin.status, 200, JSON.stringify(rejoin.body));
+      created(rejoin.body.node_key);
+      assert.equal((await api('poll after re-join', 'POST', '/api/v1/agent/poll', rejoin.body.node_key as string)).status, 200);
+      const ownPassword = strong();
+      never.add(ownPassword);
+      const siteLogin = await api('login with new password', 'POST', '/api/v1/auth/login', null, { email: 'site@example.com', password: newPassword });
+      created(siteLogin.body.token);
+      assert.equal((await api('own password change', 'POST', '/api/v1/auth/password', siteLogin.body.token as string, { current_password: newPassword, new_password: ownPassword })).status, 204);
       assert.equal((await api('audit', 'GET', '/api/v1/audit?limit=200', admin)).status, 200);
       assert.equal((await api('logout', 'POST', '/api/v1/auth/logout', people[0]?.token ?? null)).status, 204);
       // Give the logger a moment to write the last lines.

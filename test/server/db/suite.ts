@@ -6,6 +6,7 @@ import { createRepos } from '../../../src/server/db/repos.ts';
 import type { Repos } from '../../../src/server/db/repos.ts';
 import { SecretBox } from '../../../src/server/db/secrets.ts';
 import type { SiteRow } from '../../../src/server/db/sites.ts';
+import { accessCases } from './cases-access.ts';
 import { authCases } from './cases-auth.ts';
 import { dbCases } from './cases-db.ts';
 import { fleetCases } from './cases-fleet.ts';
@@ -63,6 +64,7 @@ export function dbSuite(name: string, makeTarget: () => Promise<Target>): void {
     dbCases(ctx);
     fleetCases(ctx);
     authCases(ctx);
+    accessCases(ctx);
     jobCases(ctx);
   });
 }

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { makeNode, makeSite, unique } from './suite.ts';
+import type { SuiteContext } from './suite.ts';
+
+// Ending access at the repository level (migration 4): disabled users, tokens ended per user,
+// node keys rotated through a pending key, revoked, and re-join codes bound to a node.
+
+export function accessCases(ctx: SuiteContext): void {
+  describe('ending access', () => {
+    const user = async (): Promise<string> => (await ctx.repos.users.create({ email: `${unique('u')}@x.test`, passwordHash: 'h', role: 'site_admin' })).id;
+    const token = async (userId: string, kind: 'session' | 'api'): Promise<{ id: string; hash: string }> => {
+      const hash = unique('hash');
+      return { id: (await ctx.repos.tokens.create({ userId, tokenHash: hash, kind })).id, hash };
+    };
+
+    it('a disabled user’s tokens do not authenticate, and come back with the flag cleared', async () => {
+      const { users, tokens } = ctx.repos;
+      const u = await user();
+      const t = await token(u, 'api');
+      assert.equal((await users.get(u))?.disabled, false);
+      assert.equal(await users.setDisabled(u, true), true);
+      assert.equal((await users.get(u))?.disabled, true);
+      assert.equal((await users.credentialsByEmail((await users.get(u))?.email ?? ''))?.user.disabled, true);
+      assert.equal(await tokens.authenticate(t.hash), undefined);
+      await users.setDisabled(u, false);
+      assert.equal((await tokens.authenticate(t.hash))?.user.id, u);
+    });
+
+    it('revokeForUser ends all of a user’s tokens but one, or one kind, and no one else’s', async () => {
+      const { tokens } = ctx.repos;
+      const u = await user();
+      const other = await user();
+      const keep = await token(u, 'session');
+      await token(u, 'session');
+      await token(u, 'api');
+      const others = await token(other, 'api');
+      assert.equal(await tokens.revokeForUser(u, { kind: 'api' }), 1);
+      assert.equal(await tokens.revokeForUser(u, { exceptId: keep.id }), 1);
+      assert.deepEqual((await tokens.listForUser(u)).map((t) => t.id), [keep.id]);
+      assert.equal(await tokens.revokeForUser(u), 1);
+      assert.ok(await tokens.authenticate(others.hash));
+    });
+
+    it('a rotated node key: the pending key is promoted when first used, and the old one stops working', async () => {
+      const { nodes } = ctx.repos;
+      const node = await nodes.create({ hostname: unique('web'), status: 'active', nodeKeyHash: unique('old') });
+      const old = (await ctx.db.get<{ h: string }>('SELECT node_key_hash AS h FROM nodes WHERE id = ?', [node.id]))?.h ?? '';
+      assert.equal(await nodes.issuePendingKey(node.id, unique('early')), false, 'no rotation asked for');
+      assert.equal(await nodes.requestKeyRotation(node.id), true);
+      assert.equal((await nodes.get(node.id))?.keyRotationAt, ctx.clock.now());
+      const next = unique('new');
+      assert.equal(await nodes.issuePendingKey(node.id, next), true);
+      assert.equal((await nodes.findByKeyHash(old))?.id, node.id, 'the old key works until the new one is used');
+      // Another server's handle sees and promotes the same rows.
+      const promoted = await ctx.reposOn(ctx.db).nodes.findByKeyHash(next);
+      assert.equal(promoted?.id, node.id);
+      assert.equal(promoted?.keyRotationAt, null);
+      assert.equal(await nodes.findByKeyHash(old), undefined);
+      assert.equal((await nodes.findByKeyHash(next))?.id, node.id);
+      const empty = await makeNode(ctx.repos);
+      assert.equal(await nodes.requestKeyRotation(empty.id), false, 'a node without a key has nothing to rotate');
+    });
+
+    it('revoking a node key clears it and ends the leases of the node’s jobs (a running one fails)', async () => {
+      const { nodes, jobs } = ctx.repos;
+      const node = await nodes.create({ hostname: unique('web'), status: 'active', nodeKeyHash: unique('key') });
+      const site = await makeSite(ctx.repos, node.id);
+      await jobs.enqueueBackup(site.id);
+      const job = await jobs.claimNext(node.id, 600_000);
+      assert.ok(job);
+      assert.equal(await jobs.markRunning(job.id, node.id), true);
+      assert.equal(await nodes.revokeKey(node.id), true);
+      assert.equal((await nodes.get(node.id))?.hasKey, false);
+      const expired = await jobs.expireLeases();
+      assert.deepEqual(expired.map((j) => j.id).filter((id) => id === job.id), [job.id]);
+    });
+
+    it('a re-join code is used once, only as one, and a plain join code never re-joins', async () => {
+      const { joinCodes } = ctx.repos;
+      const node = await makeNode(ctx.repos);
+      const later = ctx.clock.now() + 60_000;
+      const bound = unique('bound');
+      const plain = unique('plain');
+      await joinCodes.create({ codeHash: bound, expiresAt: later, nodeId: node.id });
+      await joinCodes.create({ codeHash: plain, expiresAt: later });
+      assert.equal(await joinCodes.consumeRejoin(plain), undefined);
+      assert.equal(await joinCodes.consume(bound, (await makeNode(ctx.repos)).id), undefined, 'a re-join code makes no new node');
+      assert.equal((await joinCodes.consumeRejoin(bound))?.nodeId, node.id);
+      assert.equal(await joinCodes.consumeRejoin(bound), undefined);
+    });
+  });
+}
