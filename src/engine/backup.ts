@@ -202,8 +202,8 @@ async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: Orpha
   const dbSource: TarSource = { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped };
   const sources: SourcesFor = (sig) => {
     if (owner) {
-      const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: !o.compressAll, configFiles: configFiles(o, site) };
-      const r = startReader(job, owner, { signal: sig, nice: o.nice, onBytes: onTarBytes });
+      const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: !o.compressAll, configFiles: configFiles(o, site), runAs: owner };
+      const r = startReader(job, { signal: sig, nice: o.nice, onBytes: onTarBytes });
       return { sources: [r.tree, dbSource, r.config], running: r.done };
     }
     const tree: TarSource = { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher };

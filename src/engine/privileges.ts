@@ -1,4 +1,5 @@
 import { chown, open } from 'node:fs/promises';
+import { failure } from '../errors.ts';
 import type { ClientRun } from './mysql.ts';
 
 // Defense in depth for a root agent: a job's reading of the site (wp-content, the config
@@ -14,6 +15,20 @@ export interface RunAs {
 /** Whom a job on a site owned by `owner` runs its readers as; undefined: in this process, as it is. */
 export function readerFor(owner: RunAs): RunAs | undefined {
   return process.getuid?.() !== 0 || owner.uid === 0 ? undefined : owner;
+}
+
+/**
+ * Becomes `as` for good (real, effective and saved ids, one group): root's setuid() sets all
+ * three, so nothing later can take root back. Checked, since a half-dropped reader is worse
+ * than none.
+ */
+export function dropPrivileges(as: RunAs): void {
+  process.setgroups?.([as.gid]);
+  process.setgid?.(as.gid);
+  process.setuid?.(as.uid);
+  if (process.getuid?.() !== as.uid || process.geteuid?.() !== as.uid || process.getgid?.() !== as.gid || process.getegid?.() !== as.gid) {
+    throw failure(`The reader process could not become uid ${as.uid} / gid ${as.gid}`);
+  }
 }
 
 /** The whole environment of a process run as a site's owner: no secret, key or credential. */

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { describe, kindOf } from '../errors.ts';
 import { ExcludeMatcher } from './excludes.ts';
 import { isCompressedMedia } from './media.ts';
+import { dropPrivileges } from './privileges.ts';
 import { READER_FD, type ReaderEvent, type ReaderJob } from './reader-process.ts';
 import { writeTar } from './tar-stream.ts';
 
@@ -22,6 +23,7 @@ async function readJob(): Promise<ReaderJob> {
 
 async function run(emit: (e: ReaderEvent) => void): Promise<void> {
   const job = await readJob();
+  dropPrivileges(job.runAs);
   let pending = 0;
   const flush = (): void => {
     if (pending) emit({ t: 'bytes', n: pending });

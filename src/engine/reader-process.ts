@@ -18,6 +18,8 @@ export interface ReaderJob {
   /** Already-compressed media goes to the stored pass (isCompressedMedia). */
   storeMedia: boolean;
   configFiles: { name: string; path: string }[];
+  /** Whom the child becomes before it touches the site. */
+  runAs: RunAs;
 }
 
 /** The child's descriptors: tar entries of each pass, and its events (JSON lines). */
@@ -54,12 +56,12 @@ function waiter<T>(): Waiter<T> {
   return w;
 }
 
-export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal; nice?: number; onBytes?: (n: number) => void }): Reader {
+export function startReader(job: ReaderJob, o: { signal: AbortSignal; nice?: number; onBytes?: (n: number) => void }): Reader {
+  // Started as root and dropped to the owner by the child itself (reader-main.ts), before it
+  // reads the site: the owner need not be able to read node or wpbackup's sources (/root).
   const child = startChild(process.execPath, ['--max-semi-space-size=2', ENTRY], {
     signal: o.signal,
     nice: o.nice,
-    uid: as.uid,
-    gid: as.gid,
     env: ownerEnv(),
     cwd: '/',
     stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
@@ -92,7 +94,7 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
       for (const w of [stored, tree, config]) w.reject(early);
     },
     (err: unknown) => {
-      const why = reported && !o.signal.aborted ? reported : cannotStart(err, as) ?? err;
+      const why = reported && !o.signal.aborted ? reported : err;
       for (const w of [stored, tree, config]) w.reject(why);
       throw why;
     },
@@ -103,12 +105,6 @@ export function startReader(job: ReaderJob, as: RunAs, o: { signal: AbortSignal;
     config: { kind: 'entries', name: 'config files', main: pipe(READER_FD.config), done: config.promise },
     done,
   };
-}
-
-/** A clearer error when the owner may not run node or read wpbackup's sources. */
-function cannotStart(err: unknown, as: RunAs): WpbError | undefined {
-  if ((err as { cause?: NodeJS.ErrnoException }).cause?.code !== 'EACCES') return undefined;
-  return failure(`Cannot start the reader process as the site's owner (uid ${as.uid}): ${process.execPath} is not theirs to run`, err, 'Install Node.js and wpbackup where every user may read and run them (e.g. /usr/local or /opt), not under /root');
 }
 
 /** Reads the child's JSON lines; a line that is too long or malformed fails the run. */
