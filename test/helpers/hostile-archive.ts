@@ -61,6 +61,9 @@ export const CLEAN_DUMP = [
   '',
 ].join('\n');
 
+/** What an attacker writes: no sandbox line on top (which would have saved the old client). */
+export const BARE_DUMP = CLEAN_DUMP.slice(CLEAN_DUMP.indexOf('\n') + 1);
+
 /** The members every archive has, around `extra`; `dump` replaces database.sql's text. */
 export function layout(extra: RawMember[], o: { dump?: string; wpConfig?: string } = {}): RawMember[] {
   const dump = o.dump ?? CLEAN_DUMP;
