@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readWpConfig } from '../../src/wordpress/wp-config.ts';
-import { resultOf, runCli } from '../helpers/cli.ts';
+import { MAIN, resultOf, runCli } from '../helpers/cli.ts';
 import { layout, writeArchive } from '../helpers/hostile-archive.ts';
 import { sql } from '../helpers/mysql.ts';
 import { createRestoreTarget, type RestoreTarget } from '../helpers/restore-target.ts';
@@ -126,5 +128,20 @@ describe('which database a restore goes into', () => {
     assert.doesNotMatch(readFileSync(join(site, 'wp-config.php'), 'utf8'), new RegExp(live.dbName), 'the live database is named nowhere');
     assert.equal(await liveTables(), '1', "the live site's database is untouched");
     assert.match((resultOf(run).warnings as string[]).join('\n'), new RegExp(`installed the archive's wp-config.php with DB_NAME, DB_USER, DB_PASSWORD and DB_HOST set to database '${t.dbName}'`));
+  });
+
+  it('takes the password from stdin with --db-password-stdin', async () => {
+    const t = await emptyDb();
+    const site = newSite();
+    const args = [MAIN, 'restore', url, '--site', site, '--db-name', t.dbName, '--db-user', t.dbUser, '--db-host', dbHost, '--db-password-stdin'];
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    child.stdin.end(`${t.dbPassword}\n`);
+    const [code] = (await once(child, 'close')) as [number];
+    assert.equal(code, 0, stderr);
+    assert.equal((await readWpConfig(site)).dbPassword, t.dbPassword);
+    assert.equal(await sql("SELECT COUNT(*) FROM wp_options", t.dbName), '2');
   });
 });

@@ -3,6 +3,8 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { importFlags } from '../../src/engine/restore-db.ts';
 import { SqlScanner, sqlGuard } from '../../src/engine/sql-guard.ts';
 
 // What mariadb-dump 10.11 writes (sandbox line, versioned comments, rows on their own lines,
@@ -135,5 +137,12 @@ describe('database.sql guard', () => {
     for (let at = 0; at < buf.length; at += 13) chunks.push(buf.subarray(at, at + 13));
     const out = await buffer(Readable.from(chunks).pipe(sqlGuard()));
     assert.equal(out.toString(), DUMP);
+  });
+
+  it('imports with --binary-mode always, and --sandbox when the installed client lists it', async () => {
+    const help = execFileSync('mariadb', ['--no-defaults', '--help'], { encoding: 'utf8' });
+    const flags = await importFlags('mariadb');
+    assert.equal(flags[0], '--binary-mode');
+    assert.equal(flags.includes('--sandbox'), /^\s*--sandbox\b/m.test(help));
   });
 });
