@@ -74,7 +74,7 @@ async function fromServer(id: string, env: NodeJS.ProcessEnv): Promise<{ url: st
 export const restoreCommand: Command = {
   path: ['restore'],
   summary: 'Restore a backup into a WordPress site',
-  usage: 'restore ARCHIVE --site PATH [--sha256 HEX] [--db-name NAME --db-user USER --db-password-file FILE] [--force] [--keep-old]\n  restore --backup ID --site PATH [...]',
+  usage: 'restore (ARCHIVE | --backup ID) --site PATH [--sha256 HEX] [--db-name NAME --db-user USER --db-password-file FILE] [--force] [--keep-old]',
   help: `ARCHIVE is a .tar.zst path, s3://bucket/key, or an https:// download URL. The archive is
 streamed (download, zstd -d, tar) into a staging dir beside the site, checked, the database is
 imported, then wp-content is swapped in with a rename. The old wp-content is kept until the
