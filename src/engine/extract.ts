@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { HashTap } from '../hash-tap.ts';
 import { startChild } from './child.ts';
 import { PipeGroup } from './pipe-group.ts';
+import { CHILD_DIR } from './restore-staging.ts';
 import { TarGuard } from './tar-guard.ts';
 
 // archive stream -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one
@@ -23,13 +24,20 @@ export interface ExtractResult {
 const TAR_ARGS = ['--extract', '--file=-', '--no-same-owner', '--preserve-permissions', '--delay-directory-restore'];
 const MAX_HOPS = 40;
 
-export async function extractArchive(source: Readable, dir: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<ExtractResult> {
+/** Where to extract: a path for this process (`ref`) and the same dir as a descriptor for tar. */
+export interface ExtractDir {
+  ref: string;
+  fd: number;
+}
+
+export async function extractArchive(source: Readable, into: ExtractDir, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
   const tap = new HashTap(opts.onBytes);
   const guard = new TarGuard();
+  const dir = into.ref;
   try {
     const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: group.signal });
-    const tar = startChild('tar', [...TAR_ARGS, `--directory=${dir}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe'] });
+    const tar = startChild('tar', [...TAR_ARGS, `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
     const parts = [
       pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }),
       pipeline(zstd.proc.stdout!, guard, tar.proc.stdin!, { signal: group.signal }),

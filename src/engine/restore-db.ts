@@ -76,7 +76,11 @@ export async function scanDump(path: string): Promise<string> {
 
 const sandboxKnown = new Map<string, boolean>();
 
-/** --binary-mode: the client runs no commands but DELIMITER; --sandbox where the client has it. */
+/**
+ * --binary-mode: the client runs no commands but DELIMITER; --sandbox where the client has it;
+ * --local-infile=0: LOAD DATA LOCAL INFILE in the dump must not make the client (root) send
+ * a local file such as /etc/shadow to the server, whatever an option file says.
+ */
 export async function importFlags(client: string): Promise<string[]> {
   let sandbox = sandboxKnown.get(client);
   if (sandbox === undefined) {
@@ -84,7 +88,7 @@ export async function importFlags(client: string): Promise<string[]> {
     sandbox = /^\s*--sandbox\b/m.test(help);
     sandboxKnown.set(client, sandbox);
   }
-  return sandbox ? ['--binary-mode', '--sandbox'] : ['--binary-mode'];
+  return sandbox ? ['--binary-mode', '--local-infile=0', '--sandbox'] : ['--binary-mode', '--local-infile=0'];
 }
 
 export async function importDb(dir: string, db: DbTarget, dump: string, signal?: AbortSignal): Promise<void> {

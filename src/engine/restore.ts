@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { lchown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lchown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.ts';
 import { readWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
 import { locateArchive, type SourceOptions } from './archive-source.ts';
@@ -11,6 +11,7 @@ import type { DbTarget } from './mysql.ts';
 import { formatBytes, NullProgress, type Progress } from './progress.ts';
 import { pointConfigAt } from './restore-config.ts';
 import { checkDatabase, importDb, namedDbTarget, scanDump, type NamedDb } from './restore-db.ts';
+import { CHILD_DIR, DirHandle, makeStaging, removeStaging } from './restore-staging.ts';
 import { dbTarget, pathExists } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
 
@@ -77,25 +78,16 @@ function chooseDb(sitePath: string, config: WpConfig | undefined, named: NamedDb
 }
 
 /** Files the restore creates belong to the site's owner; nothing to change unless running as root. */
-async function siteOwner(sitePath: string): Promise<Owner | undefined> {
+async function siteOwner(site: DirHandle): Promise<Owner | undefined> {
   if (process.getuid?.() !== 0) return undefined;
-  const st = await stat(sitePath);
+  const st = await site.stat();
   return st.uid === 0 && st.gid === 0 ? undefined : { uid: st.uid, gid: st.gid };
 }
 
-async function chownTree(path: string, owner: Owner, signal?: AbortSignal): Promise<void> {
+async function chownTree(staging: DirHandle, owner: Owner, signal?: AbortSignal): Promise<void> {
   // -P -h: links are changed themselves and never followed, wherever they point.
-  await startChild('chown', ['-R', '-P', '-h', `${owner.uid}:${owner.gid}`, '--', path], { signal, stdio: ['ignore', 'ignore', 'pipe'] }).done;
-}
-
-/** Staging beside the site (same filesystem, so the swap is a rename) but outside its docroot. */
-async function makeStaging(sitePath: string): Promise<string> {
-  const parent = dirname(sitePath);
-  const sameFs = (await stat(parent)).dev === (await stat(sitePath)).dev;
-  const base = sameFs ? parent : sitePath;
-  const dir = join(base, `.wpbackup-restore-${basename(sitePath)}-${randomBytes(4).toString('hex')}`);
-  await mkdir(dir, { mode: 0o700 });
-  return dir;
+  const args = ['-R', '-P', '-h', `${owner.uid}:${owner.gid}`, '--', `${CHILD_DIR}/wp-content`];
+  await startChild('chown', args, { signal, stdio: ['ignore', 'ignore', 'pipe', staging.fd] }).done;
 }
 
 async function readManifest(staging: string): Promise<Manifest> {
@@ -112,7 +104,9 @@ function checkSha256(actual: string, expected: string | undefined): void {
 }
 
 interface SwapContext {
+  /** Paths through the dirs' descriptors (see restore-staging.ts). */
   staging: string;
+  site: string;
   sitePath: string;
   keepOld?: boolean;
   owner?: Owner;
@@ -124,26 +118,26 @@ interface SwapContext {
 
 /** Moves wp-content, wp-config.php and .htaccess in; returns where the old wp-content went. */
 async function swapFiles(s: SwapContext): Promise<string | null> {
-  const live = join(s.sitePath, 'wp-content');
+  const live = join(s.site, 'wp-content');
   let old: string | null = null;
   if (await pathExists(live)) {
-    old = join(s.sitePath, `wp-content.wpbackup-old-${Date.now()}`);
-    await rename(live, old);
+    old = `wp-content.wpbackup-old-${Date.now()}`;
+    await rename(live, join(s.site, old));
   }
   await rename(join(s.staging, 'wp-content'), live);
   await installHtaccess(s);
   await installWpConfig(s);
   if (old && !s.keepOld) {
-    await rm(old, { recursive: true, force: true });
+    await rm(join(s.site, old), { recursive: true, force: true });
     return null;
   }
-  return old;
+  return old && join(s.sitePath, old);
 }
 
 async function installHtaccess(s: SwapContext): Promise<void> {
   const src = join(s.staging, '.htaccess');
   if (!(await pathExists(src))) return;
-  const dest = join(s.sitePath, '.htaccess');
+  const dest = join(s.site, '.htaccess');
   if (await pathExists(dest)) return void s.warnings.push("kept the site's own .htaccess; the archive's copy was not used");
   await rename(src, dest);
   if (s.owner) await lchown(dest, s.owner.uid, s.owner.gid);
@@ -159,7 +153,7 @@ async function installWpConfig(s: SwapContext): Promise<void> {
     s.warnings.push(`the archive's wp-config.php could not be pointed at database '${s.named.name}' (its DB_* settings are not plain define() calls), so it was not installed: write ${join(s.sitePath, 'wp-config.php')} yourself`);
     return;
   }
-  const dest = join(s.sitePath, 'wp-config.php');
+  const dest = join(s.site, 'wp-config.php');
   const mode = (await stat(src)).mode & 0o664;
   await writeFile(dest, pointed, { mode, flag: 'wx' });
   if (s.owner) await lchown(dest, s.owner.uid, s.owner.gid);
@@ -170,20 +164,26 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   const tracker = new ProgressTracker<RestoreStep>(o.progress ?? new NullProgress<RestoreStep>());
   const sitePath = resolve(o.sitePath);
   const warnings: string[] = [];
-  let staging: string | undefined;
+  let site: DirHandle | undefined;
+  let stagingDir: DirHandle | undefined;
+  let secrets: string | undefined;
   let error: unknown;
   try {
     tracker.stage('download', `Checking ${sitePath}`);
     const location = await locateArchive(o.archive, o);
     await mkdir(sitePath, { recursive: true });
+    site = await DirHandle.open(sitePath);
     const config = await targetConfig(sitePath);
     const db = chooseDb(sitePath, config, o.db);
-    const owner = await siteOwner(sitePath);
-    staging = await makeStaging(sitePath);
-    await checkDatabase(staging, db, { force: o.force, named: !config });
+    const owner = await siteOwner(site);
+    stagingDir = await makeStaging(sitePath, site);
+    const staging = stagingDir.ref;
+    // The client's option files (the password) go where only this process can reach them by name.
+    secrets = await mkdtemp(join(tmpdir(), 'wpbackup-restore-'));
+    await checkDatabase(secrets, db, { force: o.force, named: !config });
     const src = await location.open();
     tracker.detail(`Downloading and extracting ${src.name}`, true);
-    const extracted = await extractArchive(src.stream, staging, {
+    const extracted = await extractArchive(src.stream, stagingDir, {
       signal: o.signal,
       onBytes: (n) => {
         tracker.bytes(n, src.size ?? n);
@@ -204,18 +204,20 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
       warnings.push(`the site's wp-config.php uses $table_prefix '${prefix}' but the backup's tables use '${manifest.site.table_prefix}': set $table_prefix = '${manifest.site.table_prefix}'; in wp-config.php`);
     }
     tracker.stage('import_db', `Importing database.sql (${formatBytes(manifest.database.bytes)}) into '${db.name}'`);
-    await importDb(staging, db, dump, o.signal);
+    await importDb(secrets, db, dump, o.signal);
     throwIfStopped(o.signal);
     tracker.stage('swap_files', 'Moving the restored wp-content into place');
-    if (owner) await chownTree(join(staging, 'wp-content'), owner, o.signal);
-    const oldWpContent = await swapFiles({ staging, sitePath, keepOld: o.keepOld, owner, config, named: o.db, warnings });
+    if (owner) await chownTree(stagingDir, owner, o.signal);
+    const oldWpContent = await swapFiles({ staging, site: site.ref, sitePath, keepOld: o.keepOld, owner, config, named: o.db, warnings });
     return { sitePath, database: db.name, manifest, oldWpContent, sha256: extracted.sha256, warnings };
   } catch (err) {
     error = err;
     throw err;
   } finally {
     tracker.stage('cleanup', 'Removing the staging dir');
-    if (staging) await rm(staging, { recursive: true, force: true });
+    if (secrets) await rm(secrets, { recursive: true, force: true });
+    if (stagingDir) await removeStaging(stagingDir);
+    await site?.close();
     if (error === undefined) tracker.finish('completed', 'Restore complete', null);
     else if (kindOf(error) === 'stopped' || o.signal?.aborted) tracker.finish('stopped', 'Stopped; staging removed, site files unchanged', null);
     else tracker.finish('failed', 'Failed; staging removed', describe(error));

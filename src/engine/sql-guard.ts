@@ -20,6 +20,8 @@ const NAMED = new Set([
   'charset', 'clear', 'connect', 'delimiter', 'edit', 'ego', 'exit', 'go', 'help', 'nopager', 'notee', 'nowarning',
   'pager', 'print', 'prompt', 'quit', 'rehash', 'sandbox', 'source', 'status', 'system', 'tee', 'use', 'warnings',
 ]);
+/** SQL statements no dump holds that reach for files: LOAD DATA/XML [LOCAL] INFILE (the client runs with --local-infile=0 too). */
+const FILE_STATEMENTS = new Set(['load']);
 /** Backslash commands allowed outside quotes: \- turns the sandbox on (mariadb-dump's first line), \N is NULL. */
 const SAFE_BACKSLASH = new Set(['-', 'N']);
 const DANGEROUS_PAIR = new Set(['!', '.', 'T', 'P', 'e', 'u', 'C', 'd']);
@@ -247,6 +249,7 @@ export class SqlScanner {
   #endWord(term: number | undefined, atDelimiter = false): void {
     const word = (this.#word ?? '').toLowerCase();
     this.#word = null;
+    if (FILE_STATEMENTS.has(word) && (term === undefined || isSpace(term))) throw refuse(this.#wordLine, `a ${word.toUpperCase()} statement, which reads files and which mysqldump never writes`);
     if (!NAMED.has(word)) return;
     // The client takes a word as a command when whitespace, the delimiter or the end follows it.
     if (!(term === undefined || isSpace(term) || atDelimiter)) return;

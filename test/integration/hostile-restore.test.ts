@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resultOf, runCli, type CliRun } from '../helpers/cli.ts';
@@ -61,6 +61,7 @@ describe('restoring a hostile archive', () => {
       ['a command after a statement on the same line', (m) => `SELECT 1; system touch ${m}`, /line 4 holds the client command 'system'/],
       ['a command hidden in a versioned comment', (m) => `/*!40101 \\! touch ${m} */;`, /line 4 holds the client command '\\!'/],
       ['use another database', () => 'use mysql;', /line 4 holds the client command 'use'/],
+      ['LOAD DATA LOCAL INFILE (the client, as root, would send the file)', () => "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE wp_options (option_name);", /line 4 holds a LOAD statement, which reads files/],
     ];
     for (const [what, line, message] of cases) {
       it(`refuses ${what}, runs nothing and imports nothing`, async () => {
@@ -72,6 +73,20 @@ describe('restoring a hostile archive', () => {
         await assertRefused(run, t, message);
       });
     }
+
+    it('runs the client with --local-infile=0: LOAD DATA LOCAL hidden in a versioned comment sends no file', async () => {
+      const t = await target();
+      const dump = `${BARE_DUMP}/*!50000 LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE wp_options (option_value) */;\n`;
+      // As on a host whose option files turn LOAD DATA LOCAL on for the client.
+      const home = mkdtempSync(join(work, 'home-'));
+      writeFileSync(join(home, '.my.cnf'), '[client]\nlocal-infile=1\n');
+      const run = await runCli(['restore', archive(layout([], { dump })), '--site', t.dir], { env: { HOME: home } });
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /Database error .*not allowed/i);
+      const hostname = readFileSync('/etc/hostname', 'utf8').trim();
+      assert.equal(await sql(`SELECT COUNT(*) FROM wp_options WHERE option_value LIKE ${JSON.stringify(`%${hostname}%`)}`, t.dbName), '0', 'the file did not reach the database');
+      assert.ok(!existsSync(join(t.dir, 'wp-content')), 'a failed import moves no files in');
+    });
 
     it('imports data that only looks like commands, inside quoted values', async () => {
       const t = await target();

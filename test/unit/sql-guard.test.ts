@@ -104,6 +104,8 @@ describe('database.sql guard', () => {
       ['SELECT `a\\!b`;\n', /'\\!' inside a backquoted name/],
       ['-- \\! touch /tmp/p\n', /'\\!' inside a comment/],
       ['system', /client command 'system'/],
+      ["SELECT 1;\nLOAD DATA LOCAL INFILE '/etc/shadow' INTO TABLE t;\n", /line 2 holds a LOAD statement, which reads files/],
+      ["load xml local infile '/etc/shadow' into table t;\n", /LOAD statement/],
     ];
     for (const [text, re] of cases) assert.match(refusal(text), re, JSON.stringify(text));
   });
@@ -142,7 +144,7 @@ describe('database.sql guard', () => {
   it('imports with --binary-mode always, and --sandbox when the installed client lists it', async () => {
     const help = execFileSync('mariadb', ['--no-defaults', '--help'], { encoding: 'utf8' });
     const flags = await importFlags('mariadb');
-    assert.equal(flags[0], '--binary-mode');
+    assert.deepEqual(flags.slice(0, 2), ['--binary-mode', '--local-infile=0']);
     assert.equal(flags.includes('--sandbox'), /^\s*--sandbox\b/m.test(help));
   });
 });
