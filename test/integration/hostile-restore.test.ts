@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resultOf, runCli, type CliRun } from '../helpers/cli.ts';
 import { BARE_DUMP, layout, writeArchive, type RawMember } from '../helpers/hostile-archive.ts';
@@ -165,6 +165,36 @@ describe('restoring a hostile archive', () => {
       for (const rel of ['wp-content', 'wp-content/uploads', 'wp-content/uploads/root-owned', 'wp-content/uploads/other', 'wp-content/uploads/dir', 'wp-content/uploads/link', 'wp-content/uploads/hello.txt']) {
         const st = lstatSync(join(t.dir, rel));
         assert.deepEqual([st.uid, st.gid], [4321, 4322], rel);
+      }
+    });
+  });
+
+  describe('the directories a restore writes into', () => {
+    it("writes nothing through a link put in place of the staging dir mid-restore (by whoever can write the site's parent)", async () => {
+      const t = await target();
+      const parent = dirname(t.dir);
+      const decoy = mkdtempSync(join(work, 'decoy-'));
+      const prefix = `.wpbackup-restore-${basename(t.dir)}-`;
+      let swapped = '';
+      const watcher = watch(parent, (_event, name) => {
+        if (swapped || !name?.startsWith(prefix)) return;
+        try {
+          renameSync(join(parent, name), join(work, 'moved-staging'));
+          symlinkSync(decoy, join(parent, name));
+          swapped = name;
+        } catch {
+          // not there yet, or already gone: the next event tries again
+        }
+      });
+      try {
+        const run = await runCli(['restore', archive(layout([])), '--site', t.dir]);
+        assert.ok(swapped, 'the staging dir was swapped for a link');
+        assert.deepEqual(readdirSync(decoy), [], 'nothing was written through the link');
+        if (run.code === 0) assert.equal(readFileSync(join(t.dir, 'wp-content', 'uploads', 'hello.txt'), 'utf8'), 'hello\n');
+        else assert.match(run.stderr, /was replaced while it was being made/);
+      } finally {
+        watcher.close();
+        if (swapped) rmSync(join(parent, swapped), { force: true });
       }
     });
   });
