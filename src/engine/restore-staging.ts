@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { failure } from '../errors.ts';
+import { badInput, failure } from '../errors.ts';
 
 // Directories a restore writes into, held by descriptor. The staging dir sits beside the site
 // (same filesystem, so the swap is a rename), and the site's parent may be writable by the
@@ -30,7 +30,9 @@ export class DirHandle {
 
   /** Opens a directory the caller named (links followed: that is the caller's choice). */
   static async open(path: string): Promise<DirHandle> {
-    const fh = await open(path, DIR_FLAGS);
+    const fh = await open(path, DIR_FLAGS).catch((err: NodeJS.ErrnoException) => {
+      throw badInput(`Cannot open ${path} as a directory: ${err.code ?? err.message}`, 'Pass --site the WordPress root directory to restore into', err);
+    });
     const st = await fh.stat();
     return new DirHandle(path, fh, st.dev, st.ino);
   }
@@ -53,17 +55,29 @@ export class DirHandle {
   }
 }
 
+/** The site's root, created when missing. */
+export async function openSite(sitePath: string): Promise<DirHandle> {
+  await mkdir(sitePath, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    throw badInput(`Cannot create ${sitePath}: ${err.code ?? err.message}`, 'Pass --site the WordPress root directory to restore into', err);
+  });
+  return DirHandle.open(sitePath);
+}
+
 /** A private (0700) staging dir beside the site, refused if anything but ours is found at its name. */
 export async function makeStaging(sitePath: string, site: DirHandle): Promise<DirHandle> {
   const parent = dirname(sitePath);
   const sameFs = (await stat(parent)).dev === site.dev;
   const dir = join(sameFs ? parent : sitePath, `.wpbackup-restore-${basename(sitePath)}-${randomBytes(4).toString('hex')}`);
+  const replaced = (cause?: unknown): Error => failure(`The staging dir ${dir} was replaced while it was being made: someone who can write ${dirname(dir)} is interfering`, cause);
   await mkdir(dir, { mode: 0o700 });
-  const fh = await open(dir, DIR_FLAGS | constants.O_NOFOLLOW);
+  // O_NOFOLLOW: a link put in its place fails here (ENOTDIR/ELOOP) instead of being followed.
+  const fh = await open(dir, DIR_FLAGS | constants.O_NOFOLLOW).catch((err: unknown) => {
+    throw replaced(err);
+  });
   const st = await fh.stat();
   if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid) || st.mode & 0o077) {
     await fh.close();
-    throw failure(`The staging dir ${dir} was replaced while it was being made: someone who can write ${dirname(dir)} is interfering`);
+    throw replaced();
   }
   return new DirHandle(dir, fh, st.dev, st.ino);
 }

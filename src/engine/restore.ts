@@ -1,4 +1,4 @@
-import { lchown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lchown, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.ts';
@@ -11,7 +11,7 @@ import type { DbTarget } from './mysql.ts';
 import { formatBytes, NullProgress, type Progress } from './progress.ts';
 import { pointConfigAt } from './restore-config.ts';
 import { checkDatabase, importDb, namedDbTarget, scanDump, type NamedDb } from './restore-db.ts';
-import { CHILD_DIR, DirHandle, makeStaging, removeStaging } from './restore-staging.ts';
+import { CHILD_DIR, makeStaging, openSite, removeStaging, type DirHandle } from './restore-staging.ts';
 import { dbTarget, pathExists } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
 
@@ -171,8 +171,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
   try {
     tracker.stage('download', `Checking ${sitePath}`);
     const location = await locateArchive(o.archive, o);
-    await mkdir(sitePath, { recursive: true });
-    site = await DirHandle.open(sitePath);
+    site = await openSite(sitePath);
     const config = await targetConfig(sitePath);
     const db = chooseDb(sitePath, config, o.db);
     const owner = await siteOwner(site);
