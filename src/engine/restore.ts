@@ -91,11 +91,31 @@ async function chownTree(staging: DirHandle, owner: Owner, signal?: AbortSignal)
 }
 
 async function readManifest(staging: string): Promise<Manifest> {
+  let m: Manifest;
   try {
-    return JSON.parse(await readFile(join(staging, 'manifest.json'), 'utf8')) as Manifest;
+    m = JSON.parse(await readFile(join(staging, 'manifest.json'), 'utf8')) as Manifest;
   } catch (err) {
     throw badInput('The archive has no readable manifest.json: it is not a complete wpbackup archive', 'Check that the backup finished, or restore by hand (see README)', err);
   }
+  if (typeof m?.database?.sha256 !== 'string' || typeof m.site?.table_prefix !== 'string') {
+    throw badInput("The archive's manifest.json lacks database.sha256 or site.table_prefix: it is not a wpbackup manifest", 'Restore by hand (see README) if you trust this archive');
+  }
+  return m;
+}
+
+/** The checks between extraction and import: the whole archive, the manifest, database.sql. */
+async function verify(staging: string, archiveSha256: string, o: RestoreOptions, config: WpConfig | undefined, warnings: string[]): Promise<{ manifest: Manifest; dump: string }> {
+  checkSha256(archiveSha256, o.sha256);
+  const manifest = await readManifest(staging);
+  const dump = join(staging, 'database.sql');
+  if (!(await pathExists(dump))) throw badInput('The archive holds no database.sql: it is not a complete wpbackup archive', 'Check that the backup finished');
+  if ((await scanDump(dump)) !== manifest.database.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
+  if (!(await pathExists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
+  const prefix = config?.tablePrefix;
+  if (prefix !== undefined && prefix !== manifest.site.table_prefix) {
+    warnings.push(`the site's wp-config.php uses $table_prefix '${prefix}' but the backup's tables use '${manifest.site.table_prefix}': set $table_prefix = '${manifest.site.table_prefix}'; in wp-config.php`);
+  }
+  return { manifest, dump };
 }
 
 function checkSha256(actual: string, expected: string | undefined): void {
@@ -192,16 +212,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     warnings.push(...extracted.warnings);
     throwIfStopped(o.signal);
     tracker.stage('verify', 'Checking the archive, the manifest and database.sql');
-    checkSha256(extracted.sha256, o.sha256);
-    const manifest = await readManifest(staging);
-    const dump = join(staging, 'database.sql');
-    if (!(await pathExists(dump))) throw badInput('The archive holds no database.sql: it is not a complete wpbackup archive', 'Check that the backup finished');
-    if ((await scanDump(dump)) !== manifest.database?.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
-    if (!(await pathExists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
-    const prefix = config?.tablePrefix;
-    if (prefix !== undefined && prefix !== manifest.site.table_prefix) {
-      warnings.push(`the site's wp-config.php uses $table_prefix '${prefix}' but the backup's tables use '${manifest.site.table_prefix}': set $table_prefix = '${manifest.site.table_prefix}'; in wp-config.php`);
-    }
+    const { manifest, dump } = await verify(staging, extracted.sha256, o, config, warnings);
     tracker.stage('import_db', `Importing database.sql (${formatBytes(manifest.database.bytes)}) into '${db.name}'`);
     await importDb(secrets, db, dump, o.signal);
     throwIfStopped(o.signal);
