@@ -89,6 +89,7 @@ export interface DownloadResponse {
   expires_in_seconds: number;
   filename: string;
   size: number;
+  /** The whole object's sha256 as recorded at upload: `wpbackup restore --sha256` checks it (and `--backup ID` uses it). */
   sha256: string;
 }
 

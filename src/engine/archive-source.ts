@@ -9,6 +9,8 @@ import { openStorage } from '../storage/open.ts';
 
 // Where a restore reads its archive from: a file, an s3://bucket/key, or an http(s) URL
 // (a presigned download link). Always a stream; nothing is downloaded to disk first.
+// locateArchive() checks what it can without downloading (the file exists, the object
+// exists), so a restore can check its database before the first byte comes.
 
 export interface ArchiveStream {
   stream: Readable;
@@ -38,26 +40,42 @@ async function fromHttp(url: string, signal?: AbortSignal): Promise<ArchiveStrea
   return { stream: Readable.fromWeb(res.body as ReadableStream), size: Number.isFinite(len) && len > 0 ? len : undefined, name: new URL(url).pathname.split('/').pop() ?? 'archive' };
 }
 
-async function fromS3(url: string, o: SourceOptions): Promise<ArchiveStream> {
+async function fromS3(url: string, o: SourceOptions): Promise<ArchiveLocation> {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
   if (!m) throw badInput(`${url} names no object`, 'Use s3://bucket/path/to/archive.tar.zst');
   const [, bucket, key] = m as unknown as [string, string, string];
   const storage = openStorage(`s3://${bucket}`, { env: o.env, s3ConfigFile: o.s3ConfigFile });
   const info = await storage.head(key);
   if (!info) throw badInput(`There is no archive at ${url}`, 'List the backups with your S3 tool, or check the key');
-  return { stream: await storage.get(key, { signal: o.signal }), size: info.size, name: key.split('/').pop() ?? key };
+  const name = key.split('/').pop() ?? key;
+  return { name, open: async () => ({ stream: await storage.get(key, { signal: o.signal }), size: info.size, name }) };
 }
 
-async function fromFile(path: string): Promise<ArchiveStream> {
+async function fromFile(path: string): Promise<ArchiveLocation> {
   const st = await stat(path).catch(() => undefined);
   if (!st?.isFile()) throw badInput(`Archive ${path} does not exist or is not a file`, 'Pass a .tar.zst file, an s3://bucket/key or a download URL');
-  return { stream: createReadStream(path, { highWaterMark: 1 << 20 }), size: st.size, name: path.split('/').pop() ?? path };
+  const name = path.split('/').pop() ?? path;
+  return { name, open: () => Promise.resolve({ stream: createReadStream(path, { highWaterMark: 1 << 20 }), size: st.size, name }) };
 }
 
-export async function openArchive(archive: string, o: SourceOptions = {}): Promise<ArchiveStream> {
-  if (/^https?:\/\//i.test(archive)) return fromHttp(archive, o.signal);
+export interface ArchiveLocation {
+  name: string;
+  /** Starts the download (or the read). */
+  open(): Promise<ArchiveStream>;
+}
+
+/** Checks that the archive is there, as far as that goes without downloading it. */
+export async function locateArchive(archive: string, o: SourceOptions = {}): Promise<ArchiveLocation> {
+  if (/^https?:\/\//i.test(archive)) {
+    const url = new URL(archive);
+    return { name: url.pathname.split('/').pop() ?? 'archive', open: () => fromHttp(archive, o.signal) };
+  }
   if (archive.startsWith('s3://')) return fromS3(archive, o);
   if (archive.startsWith('file://')) return fromFile(fileURLToPath(archive));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(archive)) throw badInput(`Unsupported archive location ${archive}`, 'Use a file path, s3://bucket/key, or an https:// URL');
   return fromFile(resolve(archive));
+}
+
+export async function openArchive(archive: string, o: SourceOptions = {}): Promise<ArchiveStream> {
+  return (await locateArchive(archive, o)).open();
 }

@@ -1,27 +1,46 @@
-import { Transform, type Readable } from 'node:stream';
+import { lstat, readlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { HashTap } from '../hash-tap.ts';
 import { startChild } from './child.ts';
 import { PipeGroup } from './pipe-group.ts';
+import { CHILD_DIR } from './restore-staging.ts';
+import { TarGuard } from './tar-guard.ts';
 
-// archive stream -> zstd -d -> GNU tar -x into a staging dir, all in one pipe. GNU tar
-// refuses members with '..' and defers risky symlinks until the end of extraction.
+// archive stream -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one
+// pipe. TarGuard decides what tar sees (see tar-guard.ts); tar's own options are the second
+// lock: no owners from the archive. After extraction, each
+// symlink is followed through the tree as extracted, since a chain of links that each look
+// fine alone can still lead out of wp-content.
 
-export async function extractArchive(source: Readable, dir: string, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<void> {
+export interface ExtractResult {
+  /** sha256 of the archive's bytes as they came (compressed). */
+  sha256: string;
+  bytes: number;
+  warnings: string[];
+}
+
+const TAR_ARGS = ['--extract', '--file=-', '--no-same-owner', '--preserve-permissions', '--delay-directory-restore'];
+const MAX_HOPS = 40;
+
+/** Where to extract: a path for this process (`ref`) and the same dir as a descriptor for tar. */
+export interface ExtractDir {
+  ref: string;
+  fd: number;
+}
+
+export async function extractArchive(source: Readable, into: ExtractDir, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
+  const tap = new HashTap(opts.onBytes);
+  const guard = new TarGuard();
+  const dir = into.ref;
   try {
     const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: group.signal });
-    const tar = startChild('tar', ['--extract', '--file=-', `--directory=${dir}`, '--preserve-permissions'], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe'] });
-    let n = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        n += chunk.length;
-        opts.onBytes?.(n);
-        cb(null, chunk);
-      },
-    });
+    const tar = startChild('tar', [...TAR_ARGS, `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
     const parts = [
-      pipeline(source, count, zstd.proc.stdin!, { signal: group.signal }),
-      pipeline(zstd.proc.stdout!, tar.proc.stdin!, { signal: group.signal }),
+      pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }),
+      pipeline(zstd.proc.stdout!, guard, tar.proc.stdin!, { signal: group.signal }),
       zstd.done,
       tar.done,
     ];
@@ -30,4 +49,46 @@ export async function extractArchive(source: Readable, dir: string, opts: { sign
   } finally {
     group.close();
   }
+  const warnings = [...guard.report.warnings];
+  for (const link of guard.report.symlinks) {
+    const why = await linkEscapes(dir, link);
+    if (!why) continue;
+    await unlink(join(dir, link)).catch(() => {});
+    warnings.push(`${link} leads ${why} through other links; it was not restored`);
+  }
+  return { sha256: tap.sha256(), bytes: tap.bytes, warnings };
+}
+
+/**
+ * Follows the link `name` (an archive path under wp-content) through the extracted tree,
+ * never leaving `dir/wp-content`; says where it leads when it would leave it.
+ */
+export async function linkEscapes(dir: string, name: string): Promise<string | undefined> {
+  const root = join(dir, 'wp-content');
+  const at = await lstat(join(dir, name)).catch(() => undefined);
+  if (!at?.isSymbolicLink()) return undefined; // a later member replaced it
+  const stack = name.split('/').slice(1, -1);
+  const own = await readlink(join(dir, name));
+  if (own.startsWith('/')) return `to ${own}`;
+  let todo = own.split('/');
+  let hops = 0;
+  while (todo.length) {
+    const c = todo.shift() as string;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (stack.length === 0) return 'out of wp-content';
+      stack.pop();
+      continue;
+    }
+    stack.push(c);
+    const p = join(root, ...stack);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st?.isSymbolicLink()) continue;
+    if (++hops > MAX_HOPS) return 'in a loop';
+    const target = await readlink(p);
+    if (target.startsWith('/')) return `to ${target}`;
+    stack.pop();
+    todo = [...target.split('/'), ...todo];
+  }
+  return undefined;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addBulk } from '../helpers/bulk.ts';
 import { runCli, s3Env, type CliRun } from '../helpers/cli.ts';
+import { createRestoreTarget } from '../helpers/restore-target.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s3.ts';
 import { TEST_HOME } from '../helpers/services.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
@@ -135,9 +136,17 @@ describe('bad input', () => {
     await assertClean(await runCli(['restore', 'gopher://x/y', '--site', target]), 2, /Unsupported archive location/);
     await assertClean(await runCli(['restore', `s3://${bucket}/nope.tar.zst`, '--site', target], { env: s3Env() }), 2, /no archive at/);
     cpSync(join(site.dir, 'wp-config.php'), join(work, 'not-an-archive.tar.zst'));
-    const junk = await runCli(['restore', join(work, 'not-an-archive.tar.zst'), '--site', target]);
-    assert.equal(junk.code, 1);
-    assert.match(junk.stderr, /zstd/);
+    // A site without wp-config.php needs its database named: the archive's is never used.
+    await assertClean(await runCli(['restore', join(work, 'not-an-archive.tar.zst'), '--site', target]), 2, /no wp-config\.php, so the database to restore into must be named/);
+    const empty = await createRestoreTarget(site.tablePrefix);
+    try {
+      const junk = await runCli(['restore', join(work, 'not-an-archive.tar.zst'), '--site', empty.dir]);
+      assert.equal(junk.code, 1);
+      assert.match(junk.stderr, /zstd/);
+      assert.deepEqual(readdirSync(join(empty.dir, '..')).filter((n) => n.startsWith('.wpbackup-restore')), [], 'no staging dir left');
+    } finally {
+      await empty.cleanup();
+    }
     assert.deepEqual(readdirSync(work).filter((n) => n.startsWith('.wpbackup-restore')), [], 'no staging dir left');
   });
 });

@@ -1,0 +1,342 @@
+import { posix } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { badInput } from '../errors.ts';
+import { BLOCK, END_OF_ARCHIVE, entryHeader, padding, type EntryType, type TarEntry } from './tar-header.ts';
+
+// Sits between zstd -d and GNU tar on restore and decides, member by member, what tar may
+// see. A restore runs as root, and an archive may be crafted (a node key uploads any bytes),
+// so tar never reads the archive's own headers: each member is parsed here, checked against
+// the layout a wpbackup archive has, and written again as a fresh header with only a name,
+// a type, a size, a mode (no setuid/setgid) and a time. Owners, pax extras (xattrs, sparse
+// maps), hard links, devices and FIFOs never reach tar.
+//
+// Refused (the whole restore stops): absolute names, '..', members outside the layout, hard
+// links, a member under a symlink the archive made, anything tar-specific wpbackup never writes.
+// Left out with a warning: symlinks pointing outside wp-content, device nodes and FIFOs.
+
+const TOP_FILES = new Set(['database.sql', 'manifest.json', 'wp-config.php', '.htaccess']);
+const MAX_META = 1 << 20;
+const RECORD = 10240;
+const MAX_WARNINGS = 50;
+
+export interface TarGuardReport {
+  warnings: string[];
+  /** Symlinks let through (archive names), for the check after extraction. */
+  symlinks: string[];
+}
+
+interface Member {
+  name: string;
+  type: string;
+  size: number;
+  mode: number;
+  mtimeNs: bigint;
+  linkname: string;
+}
+
+function refuse(what: string): Error {
+  return badInput(`The archive ${what}: refusing to restore it; it was not made by wpbackup or was altered`, 'Restore only archives wpbackup made; nothing was imported or moved into the site');
+}
+
+function text(b: Buffer, at: number, len: number): string {
+  const field = b.subarray(at, at + len);
+  const nul = field.indexOf(0);
+  return utf8(nul === -1 ? field : field.subarray(0, nul));
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+function utf8(b: Uint8Array): string {
+  try {
+    return decoder.decode(b);
+  } catch {
+    throw refuse('holds a member name that is not UTF-8');
+  }
+}
+
+/** Octal, or GNU base-256 when the first byte has its high bit set. */
+function numeric(b: Buffer, at: number, len: number): number {
+  const f = b.subarray(at, at + len);
+  if ((f[0] as number) & 0x80) {
+    let n = (f[0] as number) & 0x7f;
+    for (let k = 1; k < f.length; k++) n = n * 256 + (f[k] as number);
+    return n;
+  }
+  const s = f.toString('latin1').replace(/\0.*$/s, '').trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw refuse(`has a header field that is not a number (${JSON.stringify(s)})`);
+  return parseInt(s, 8);
+}
+
+function checksumOk(h: Buffer): boolean {
+  const stored = numeric(h, 148, 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let k = 0; k < BLOCK; k++) {
+    const v = k >= 148 && k < 156 ? 0x20 : (h[k] as number);
+    unsigned += v;
+    signed += v > 127 ? v - 256 : v;
+  }
+  return stored === unsigned || stored === signed;
+}
+
+function paxRecords(body: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let at = 0;
+  while (at < body.length) {
+    const sp = body.indexOf(0x20, at);
+    const len = sp === -1 ? NaN : Number(body.subarray(at, sp).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || at + len > body.length) throw refuse('has a damaged pax header');
+    const rec = utf8(body.subarray(sp + 1, at + len - 1));
+    const eq = rec.indexOf('=');
+    if (eq === -1) throw refuse('has a damaged pax header');
+    out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    at += len;
+  }
+  return out;
+}
+
+/** The member's path inside the archive, or undefined for the archive root ('./'). */
+export function memberPath(raw: string): string | undefined {
+  if (raw.includes('\0')) throw refuse(`has a member name with a NUL byte (${JSON.stringify(raw)})`);
+  if (raw.startsWith('/')) throw refuse(`holds a member with an absolute name (${raw})`);
+  const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw refuse(`holds a member whose name climbs out with '..' (${raw})`);
+  return parts.length ? parts.join('/') : undefined;
+}
+
+/** Whether a link at `name` pointing at `target` stays inside wp-content, read as plain paths. */
+export function linkStaysInside(name: string, target: string): boolean {
+  if (target === '' || target.startsWith('/')) return false;
+  const resolved = posix.normalize(posix.join(posix.dirname(name), target));
+  return resolved === 'wp-content' || resolved.startsWith('wp-content/');
+}
+
+type State = 'header' | 'meta' | 'data' | 'pad' | 'end';
+
+export class TarGuard extends Transform {
+  readonly report: TarGuardReport = { warnings: [], symlinks: [] };
+  #state: State = 'header';
+  #pending: Buffer = Buffer.alloc(0);
+  #remaining = 0;
+  #padSkip = 0;
+  #keep = false;
+  #dataSize = 0;
+  #metaType = '';
+  #pax = new Map<string, string>();
+  #longName: string | undefined;
+  #longLink: string | undefined;
+  #links = new Set<string>();
+  #out = 0;
+  #current = '';
+  #moreWarnings = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#feed(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#state !== 'end') {
+      if (this.#state !== 'header' || this.#pending.length > 0 || this.#metaType) {
+        return cb(refuse(`ends in the middle of ${this.#current ? `member ${this.#current}` : 'a header'}: it is truncated`));
+      }
+      this.#finish();
+    }
+    if (this.#moreWarnings) this.report.warnings.push(`... and ${this.#moreWarnings} more members left out the same way`);
+    cb();
+  }
+
+  #emit(b: Buffer): void {
+    this.#out += b.length;
+    this.push(b);
+  }
+
+  #warn(w: string): void {
+    if (this.report.warnings.length < MAX_WARNINGS) this.report.warnings.push(w);
+    else this.#moreWarnings++;
+  }
+
+  #feed(chunk: Buffer): void {
+    let buf = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
+    let i = 0;
+    while (i < buf.length) {
+      const left = buf.length - i;
+      if (this.#state === 'data') {
+        const n = Math.min(this.#remaining, left);
+        if (this.#keep) this.#emit(buf.subarray(i, i + n));
+        this.#remaining -= n;
+        i += n;
+        if (this.#remaining === 0) this.#endData();
+      } else if (this.#state === 'pad') {
+        const n = Math.min(this.#padSkip, left);
+        this.#padSkip -= n;
+        i += n;
+        if (this.#padSkip === 0) this.#state = 'header';
+      } else if (this.#state === 'header') {
+        if (left < BLOCK) break;
+        this.#header(buf.subarray(i, i + BLOCK));
+        i += BLOCK;
+      } else if (this.#state === 'meta') {
+        const total = this.#remaining + padding(this.#remaining).length;
+        if (left < total) break;
+        this.#meta(buf.subarray(i, i + this.#remaining));
+        i += total;
+      } else {
+        i = buf.length;
+      }
+    }
+    buf = buf.subarray(i);
+    this.#pending = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
+  }
+
+  #endData(): void {
+    if (this.#keep) this.#emit(padding(this.#dataSize));
+    this.#padSkip = padding(this.#dataSize).length;
+    this.#state = this.#padSkip ? 'pad' : 'header';
+  }
+
+  #header(h: Buffer): void {
+    if (h.every((b) => b === 0)) {
+      if (this.#metaType || this.#pax.size || this.#longName !== undefined) throw refuse('ends right after an extended header');
+      this.#finish();
+      return;
+    }
+    if (!checksumOk(h)) throw refuse(`has a damaged header${this.#current ? ` after member ${this.#current}` : ''}: it is not a tar archive or is corrupt`);
+    const type = h[156] === 0 ? '0' : String.fromCharCode(h[156] as number);
+    const size = numeric(h, 124, 12);
+    if (type === 'g') throw refuse('has a global pax header, which wpbackup never writes');
+    if (type === 'x' || type === 'L' || type === 'K') {
+      if (size > MAX_META) throw refuse(`has an extended header of ${size} bytes`);
+      this.#metaType = type;
+      this.#remaining = size;
+      this.#state = 'meta';
+      return;
+    }
+    const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
+    const prefix = ustar ? text(h, 345, 155) : '';
+    const plainName = prefix ? `${prefix}/${text(h, 0, 100)}` : text(h, 0, 100);
+    const paxSize = this.#pax.get('size');
+    const m: Member = {
+      name: this.#pax.get('path') ?? this.#longName ?? plainName,
+      type,
+      size: paxSize !== undefined ? Number(paxSize) : size,
+      mode: numeric(h, 100, 8),
+      mtimeNs: this.#mtime(h),
+      linkname: this.#pax.get('linkpath') ?? this.#longLink ?? text(h, 157, 100),
+    };
+    if (!Number.isSafeInteger(m.size) || m.size < 0) throw refuse(`gives member ${m.name} a bad size`);
+    this.#pax.clear();
+    this.#longName = undefined;
+    this.#longLink = undefined;
+    this.#current = m.name;
+    this.#member(m);
+  }
+
+  #mtime(h: Buffer): bigint {
+    const pax = this.#pax.get('mtime');
+    if (pax !== undefined && /^\d{1,12}(\.\d{1,9})?$/.test(pax)) {
+      const [s, frac = ''] = pax.split('.');
+      return BigInt(s as string) * 1_000_000_000n + BigInt(frac.padEnd(9, '0'));
+    }
+    return BigInt(numeric(h, 136, 12)) * 1_000_000_000n;
+  }
+
+  #meta(body: Buffer): void {
+    const type = this.#metaType;
+    this.#metaType = '';
+    this.#state = 'header';
+    if (type === 'L') this.#longName = text(body, 0, body.length);
+    else if (type === 'K') this.#longLink = text(body, 0, body.length);
+    else {
+      for (const [k, v] of paxRecords(body)) {
+        if (k.startsWith('GNU.sparse')) throw refuse('holds a sparse file, which wpbackup never writes');
+        this.#pax.set(k, v);
+      }
+    }
+  }
+
+  #member(m: Member): void {
+    const path = memberPath(m.name);
+    const decision = path === undefined ? 'skip' : this.#decide(path, m);
+    if (decision === 'skip') return this.#data(false, m.size);
+    const type: EntryType = decision;
+    const mode = m.mode & 0o777;
+    if (type === 'file' && m.mode & 0o6000) this.#warn(`${path} had the setuid/setgid bit; restored without it`);
+    const entry: TarEntry = { name: path as string, type, size: type === 'file' ? m.size : 0, mode, uid: 0, gid: 0, uname: '', gname: '', mtimeNs: m.mtimeNs };
+    if (type === 'symlink') {
+      entry.linkname = m.linkname;
+      this.#links.add(path as string);
+      this.report.symlinks.push(path as string);
+    }
+    this.#emit(entryHeader(entry));
+    if (type === 'file') this.#data(true, m.size);
+    else this.#data(false, m.size);
+  }
+
+  #data(keep: boolean, size: number): void {
+    this.#keep = keep;
+    this.#dataSize = size;
+    this.#remaining = size;
+    if (size === 0) this.#endData();
+    else this.#state = 'data';
+  }
+
+  /** What tar gets for this member: its type, 'skip', or a refusal. */
+  #decide(path: string, m: Member): EntryType | 'skip' {
+    const parts = path.split('/');
+    for (let k = 1; k <= parts.length; k++) {
+      const up = parts.slice(0, k).join('/');
+      if (this.#links.has(up)) throw refuse(`holds ${path}, which lies at or under the symlink ${up} it made before`);
+    }
+    const top = parts[0] as string;
+    if (m.type === '1') throw refuse(`holds a hard link (${path} -> ${m.linkname}); wpbackup archives hold none`);
+    if (parts.length === 1 && TOP_FILES.has(top)) {
+      if (m.type === '0' || m.type === '7') return 'file';
+      if (m.type === '2' && (top === 'wp-config.php' || top === '.htaccess')) {
+        this.#warn(`the archive's ${top} is a link to ${m.linkname}; it was not restored`);
+        return 'skip';
+      }
+      throw refuse(`holds ${path} as something other than a plain file`);
+    }
+    if (top !== 'wp-content') throw refuse(`holds ${path}, which is not part of a wpbackup archive (database.sql, manifest.json, wp-config.php, .htaccess, wp-content/)`);
+    if (parts.length === 1) {
+      if (m.type === '5') return 'dir';
+      throw refuse('holds wp-content as something other than a directory');
+    }
+    switch (m.type) {
+      case '0':
+      case '7':
+        return 'file';
+      case '5':
+        return 'dir';
+      case '2':
+        if (m.linkname.includes('\0')) throw refuse(`holds a link with a NUL byte in its target (${path})`);
+        if (linkStaysInside(path, m.linkname)) return 'symlink';
+        this.#warn(`${path} is a link to ${m.linkname}, outside wp-content; it was not restored`);
+        return 'skip';
+      case '3':
+      case '4':
+      case '6':
+        this.#warn(`${path} is a ${m.type === '6' ? 'FIFO' : 'device node'}; it was not restored`);
+        return 'skip';
+      default:
+        throw refuse(`holds ${path} of tar type '${m.type}', which wpbackup never writes`);
+    }
+  }
+
+  #finish(): void {
+    this.#state = 'end';
+    this.#pending = Buffer.alloc(0);
+    this.#emit(END_OF_ARCHIVE);
+    // Whole records, as tar itself writes them.
+    const rest = (RECORD - (this.#out % RECORD)) % RECORD;
+    if (rest) this.#emit(Buffer.alloc(rest));
+    // End tar's input now: tar stops at the end marker and may exit before the (ignored) rest
+    // of the stream has come through; its stdin must not be closed under a pending write.
+    this.push(null);
+  }
+}
