@@ -2,7 +2,7 @@ import { lchown, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.ts';
-import { readWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
+import type { WpConfig } from '../wordpress/wp-config.ts';
 import { locateArchive, type SourceOptions } from './archive-source.ts';
 import { startChild } from './child.ts';
 import { extractArchive } from './extract.ts';
@@ -12,7 +12,7 @@ import { formatBytes, NullProgress, type Progress } from './progress.ts';
 import { pointConfigAt } from './restore-config.ts';
 import { checkDatabase, importDb, namedDbTarget, scanDump, type NamedDb } from './restore-db.ts';
 import { CHILD_DIR, makeStaging, openSite, removeStaging, type DirHandle } from './restore-staging.ts';
-import { dbTarget, pathExists } from './site.ts';
+import { dbTarget, pathExists, readSiteConfig } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
 
 // Restore: check the target database, stream the archive into a staging dir next to the site
@@ -53,9 +53,10 @@ interface Owner {
   gid: number;
 }
 
+/** The target's own wp-config.php, read as a backup reads it: a link to another site's config must not aim the import at that site's database. */
 async function targetConfig(sitePath: string): Promise<WpConfig | undefined> {
   try {
-    return await readWpConfig(sitePath);
+    return await readSiteConfig(sitePath);
   } catch (err) {
     if (kindOf(err) === 'bad_input' && !(await pathExists(join(sitePath, 'wp-config.php')))) return undefined;
     throw err;

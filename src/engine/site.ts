@@ -74,7 +74,7 @@ async function checkSitePathLinks(path: string): Promise<{ uid: number; gid: num
 }
 
 /** wp-config.php, read as config-files.ts allows: never through a link that leads outside the site. */
-async function readSiteConfig(path: string): Promise<WpConfig> {
+export async function readSiteConfig(path: string): Promise<WpConfig> {
   const file = await findWpConfig(path);
   let source: Buffer;
   try {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, symlinkSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -90,6 +90,18 @@ describe('which database a restore goes into', () => {
     assert.match(run.stderr, new RegExp(`Database '${live.dbName}' already has 1 tables of a WordPress site \\(siteurl https://live\\.example\\): refusing`));
     assert.match(run.stderr, /--force/);
     assert.equal(downloads, before, 'nothing downloaded');
+  });
+
+  it("refuses a target whose wp-config.php links to another site's config, even with --force, before downloading", async () => {
+    const before = downloads;
+    const site = newSite();
+    mkdirSync(site);
+    symlinkSync(join(live.dir, 'wp-config.php'), join(site, 'wp-config.php'));
+    const run = await runCli(['restore', url, '--site', site, '--force']);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /wp-config\.php is a link to .*outside the site/);
+    assert.equal(downloads, before, 'nothing downloaded');
+    assert.equal(await liveTables(), '1', "the other site's database is untouched");
   });
 
   it('checks the login before downloading, and names the options to fix', async () => {
