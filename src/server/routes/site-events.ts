@@ -3,6 +3,7 @@ import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute } from '../route.ts';
+import { holdSlot } from '../stream-caps.ts';
 import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-common.ts';
 
 // GET /api/v1/sites/{id}/backup/events: Server-Sent Events. An initial `status` event with
@@ -10,7 +11,8 @@ import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-co
 // (events.ts) or by reading the row every sseTiming.pollMs (other server processes write progress
 // too). A `: keepalive` comment every sseTiming.keepaliveMs keeps proxies from closing the stream.
 // A deleted site ends the stream with a `deleted` event. Everything stops when the client
-// goes away or the server closes.
+// goes away or the server closes. Each stream holds a slot of the per-user and total caps
+// (429 with Retry-After beyond them), released with the stream on every path.
 
 /** How often a stream re-reads its site, and sends a keepalive comment; tests shorten them. */
 export const sseTiming = { pollMs: 1_000, keepaliveMs: 15_000 };
@@ -30,7 +32,10 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
     tags: ['backup'],
     schema: { params: idParams, querystring: noQuery },
     handler: async ({ params, principal, raw, reply }) => {
-      const { site } = await siteFor(ctx, principal, 'site.read', params.id);
+      const { site, principal: p } = await siteFor(ctx, principal, 'site.read', params.id);
+      // Per-process caps (stream-caps.ts): one user cannot hold every socket and timer of the server.
+      const userKey = p.kind === 'user' ? p.userId : 'node';
+      const releaseSlot = holdSlot(ctx.caps.streams, userKey, reply, { thing: 'event streams', holder: 'one user', option: '--max-streams-per-user', totalOption: '--max-streams' });
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -95,6 +100,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
         clearInterval(keepalive);
         unsubscribe();
         unregister();
+        releaseSlot();
         if (!res.writableEnded) res.end();
       }
       // The response closes when the client disconnects (or we end it).
