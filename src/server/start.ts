@@ -45,11 +45,15 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 export async function openContext(o: Omit<StartOptions, 'port' | 'host'> & { publicUrl: string }): Promise<ServerContext> {
   ensureDataDir(o.dataDir);
   const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
   const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
-  const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...o.limits };
+  const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...definedOnly(o.limits ?? {}) };
   const config: ServerConfig = {
     publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000,
     pollRecheckMs: o.pollRecheckMs ?? DEFAULT_POLL_RECHECK_MS, limits, queuedJobTimeoutMs: o.queuedJobTimeoutMs ?? DEFAULT_QUEUED_JOB_TIMEOUT_MS,

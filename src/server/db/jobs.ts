@@ -78,6 +78,12 @@ export class JobsRepo {
     return row && toJob(row);
   }
 
+  /** The job whose multipart upload this is (local part uploads know only the upload id). */
+  async byUploadId(uploadId: string): Promise<JobRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE upload_id = ?`, [uploadId]);
+    return row && toJob(row);
+  }
+
   async activeForSite(siteId: string, type: JobType = 'backup'): Promise<JobRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE site_id = ? AND type = ? AND state IN ${ACTIVE_STATES}`, [siteId, type]);
     return row && toJob(row);
