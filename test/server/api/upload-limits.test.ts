@@ -155,9 +155,9 @@ for (const dialect of DIALECTS) {
         const done = await agent(`${base}/complete`, { parts, size: sizes[0]! + sizes[1]!, sha256: hash.digest('hex') });
         assert.equal(done.status, 200, JSON.stringify(done.body));
         assert.equal((await agent(`/api/v1/agent/jobs/${jobId}/finish`, { status: 'completed', stage: null, error: null })).status, 200);
-        // 5 MiB + 1234 bytes of a 10 MiB node quota are used: 4 MiB left plus 1 MiB margin is the next job's limit.
+        // 5 MiB + 1234 bytes of a 10 MiB node quota are used: under 5 MiB left plus 1 MiB margin is the next job's limit.
         const next = await startedJob(null);
-        const tooMany = await agent(`${next.base}/parts`, { part_numbers: [1], part_size: 5 * MiB + 1 });
+        const tooMany = await agent(`${next.base}/parts`, { part_numbers: [1], part_size: 6 * MiB });
         assert.equal(tooMany.status, 413);
         assert.match(tooMany.body.error.message, /node a\.example\.com's remaining quota of \d+ bytes plus a margin of 1048576 bytes/);
         await t.server.ctx.repos.nodes.update(f.nodeA, { quotaBytes: null });
