@@ -11,7 +11,9 @@ import { failOverLimit, grantParts, uploadLimit } from '../upload-limits.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
 // Multipart upload of a job's archive through presigned part URLs. The server creates,
-// completes and aborts the upload with its own credentials; the agent only PUTs parts.
+// completes and aborts the upload with its own credentials; the agent only PUTs parts, each
+// to a URL signed for its size, and only as many as the job's byte limit allows
+// (upload-limits.ts: remaining quota plus a margin; past it, 413 and the job fails).
 
 const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
