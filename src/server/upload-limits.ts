@@ -72,6 +72,11 @@ async function signedSizes(q: Queryable, jobId: string, uploadId: string): Promi
   return new Map(rows.map((r) => [Number(r.part_number), Number(r.size_bytes)]));
 }
 
+/** The job ended: its signed part sizes are no longer needed (they would pile up, a row per part). */
+export async function forgetSignedParts(ctx: ServerContext, jobId: string): Promise<void> {
+  await ctx.db.exec('DELETE FROM job_upload_parts WHERE job_id = ?', [jobId]);
+}
+
 /**
  * The job went past its limit: abort its upload, fail it with the reason, and return the 413
  * to answer with. The message names the limit and where it comes from.
@@ -80,6 +85,7 @@ export async function failOverLimit(ctx: ServerContext, job: JobRow, nodeId: str
   const error = `The upload was refused: ${message}; the upload was aborted. Delete old backups or raise the quota, then run the backup again`;
   await abortJobUpload(ctx, job);
   await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
+  await forgetSignedParts(ctx, job.id).catch(() => undefined);
   await ctx.repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } }).catch(() => undefined);
   siteEvents(ctx).publish(job.siteId);
   return new ApiError(413, 'upload_limit', error);

@@ -12,6 +12,7 @@ import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { siteEvents } from '../events.ts';
 import { holdSlot } from '../stream-caps.ts';
+import { forgetSignedParts } from '../upload-limits.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -178,6 +179,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
             : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
       }
       if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
+      await forgetSignedParts(ctx, job.id);
       siteEvents(ctx).publish(job.siteId);
       return { state: ended.state };
     },

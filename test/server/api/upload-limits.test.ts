@@ -155,6 +155,8 @@ for (const dialect of DIALECTS) {
         const done = await agent(`${base}/complete`, { parts, size: sizes[0]! + sizes[1]!, sha256: hash.digest('hex') });
         assert.equal(done.status, 200, JSON.stringify(done.body));
         assert.equal((await agent(`/api/v1/agent/jobs/${jobId}/finish`, { status: 'completed', stage: null, error: null })).status, 200);
+        const left = await t.server.ctx.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM job_upload_parts WHERE job_id = ?', [jobId]);
+        assert.equal(Number(left?.n), 0, 'the signed part sizes go with the job');
         // 5 MiB + 1234 bytes of a 10 MiB node quota are used: under 5 MiB left plus 1 MiB margin is the next job's limit.
         const next = await startedJob(null);
         const tooMany = await agent(`${next.base}/parts`, { part_numbers: [1], part_size: 6 * MiB });
