@@ -162,8 +162,9 @@ export class AgentClient {
     return this.call<UploadStartResponse>(`/api/v1/agent/jobs/${encodeURIComponent(jobId)}/upload/start`, {}, signal);
   }
 
-  partUrls(jobId: string, partNumbers: number[], signal?: AbortSignal): Promise<PartUrlsResponse> {
-    return this.call<PartUrlsResponse>(`/api/v1/agent/jobs/${encodeURIComponent(jobId)}/upload/parts`, { part_numbers: partNumbers }, signal);
+  /** URLs for these parts, each signed for a body of exactly partSize bytes. */
+  partUrls(jobId: string, partNumbers: number[], partSize: number, signal?: AbortSignal): Promise<PartUrlsResponse> {
+    return this.call<PartUrlsResponse>(`/api/v1/agent/jobs/${encodeURIComponent(jobId)}/upload/parts`, { part_numbers: partNumbers, part_size: partSize }, signal);
   }
 
   uploadComplete(jobId: string, body: UploadCompleteRequest, signal?: AbortSignal): Promise<UploadCompleteResponse> {

@@ -5,7 +5,9 @@ import type { AgentClient } from './client.ts';
 // Parts go to URLs the server signed, fetched in batches; the agent never holds storage
 // credentials. Retries per part are uploadMultipart's; a URL the store refuses (expired) is
 // dropped so the retry fetches a fresh one. complete() only collects the parts: the storage
-// commits them through /upload/complete once the size and sha256 are known.
+// commits them through /upload/complete once the size and sha256 are known. Each URL is signed
+// for one part size (the server budgets bytes by it, S3 checks it): parts of the full size
+// share batches; a shorter last part gets a URL of its own.
 
 /** URLs are valid for an hour; fetch new ones well before. */
 const URL_MAX_AGE_MS = 45 * 60 * 1000;
@@ -26,7 +28,9 @@ export class PresignedPartSink implements PartSink {
   private readonly client: AgentClient;
   private readonly jobId: string;
   private readonly batch: number;
-  private readonly urls = new Map<number, { url: string; at: number }>();
+  private readonly urls = new Map<number, { url: string; at: number; size: number }>();
+  /** The size of full parts: the first part's. */
+  private fullSize: number | undefined;
   private fetching: Promise<void> = Promise.resolve();
   completed: CompletedPart[] | undefined;
 
@@ -36,20 +40,23 @@ export class PresignedPartSink implements PartSink {
     this.batch = Math.max(1, Math.min(100, opts.batch ?? 16));
   }
 
-  private async urlFor(partNumber: number, signal: AbortSignal): Promise<string> {
+  private async urlFor(partNumber: number, size: number, signal: AbortSignal): Promise<string> {
     const fresh = (): string | undefined => {
       const u = this.urls.get(partNumber);
-      return u && Date.now() - u.at < URL_MAX_AGE_MS ? u.url : undefined;
+      return u && u.size === size && Date.now() - u.at < URL_MAX_AGE_MS ? u.url : undefined;
     };
+    this.fullSize ??= size;
+    // Look-ahead URLs only for full parts; the last, shorter one is asked for alone.
+    const count = size === this.fullSize ? Math.min(this.batch, MAX_PART - partNumber + 1) : 1;
     let url = fresh();
     if (url) return url;
     // One batch request at a time; parts waiting behind it usually find their URL in it.
     const next = this.fetching.catch(() => undefined).then(async () => {
       if (fresh()) return;
-      const numbers = Array.from({ length: Math.min(this.batch, MAX_PART - partNumber + 1) }, (_, i) => partNumber + i);
-      const res = await this.client.partUrls(this.jobId, numbers, signal);
+      const numbers = Array.from({ length: count }, (_, i) => partNumber + i);
+      const res = await this.client.partUrls(this.jobId, numbers, size, signal);
       const at = Date.now();
-      for (const [n, u] of Object.entries(res.urls)) this.urls.set(Number(n), { url: u, at });
+      for (const [n, u] of Object.entries(res.urls)) this.urls.set(Number(n), { url: u, at, size });
     });
     this.fetching = next;
     await next;
@@ -59,7 +66,7 @@ export class PresignedPartSink implements PartSink {
   }
 
   async uploadPart(partNumber: number, body: Buffer, signal: AbortSignal): Promise<string> {
-    const url = await this.urlFor(partNumber, signal);
+    const url = await this.urlFor(partNumber, body.length, signal);
     const res = await fetch(url, { method: 'PUT', body, signal, headers: { 'content-type': 'application/octet-stream' } });
     const text = await res.text();
     if (!res.ok) {

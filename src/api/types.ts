@@ -158,6 +158,8 @@ export interface UploadStartResponse {
 
 export interface PartUrlsRequest {
   part_numbers: number[];
+  /** The exact size of each of these parts; their URLs are signed for it. Required when a quota applies. */
+  part_size?: number;
 }
 
 export interface PartUrlsResponse {

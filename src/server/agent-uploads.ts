@@ -81,11 +81,21 @@ export async function abortJobUpload(ctx: ServerContext, job: JobRow): Promise<E
   }
 }
 
+export class PartTooLarge extends ApiError {
+  readonly token: PartToken;
+  constructor(token: PartToken) {
+    super(413, 'upload_limit', `Part ${token.n} may hold at most ${token.maxBytes} bytes, the size its URL was signed for`);
+    this.token = token;
+  }
+}
+
 // ---- local providers: parts under <data dir>/uploads/<upload id>/, URLs back to us ----
 
 export interface PartToken {
   u: string;
   n: number;
+  /** The most bytes this part may hold: the size its URL was signed for. */
+  maxBytes: number;
 }
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
@@ -116,14 +126,15 @@ export class LocalServerMultipart implements ServerMultipart {
     return id;
   }
 
-  async presignParts(_key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number): Promise<Record<string, string>> {
+  async presignParts(_key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize = MAX_PART_BYTES): Promise<Record<string, string>> {
     const secret = await readSecret(this.ctx, uploadId);
     if (!secret) throw new ApiError(409, 'no_upload', `Upload ${uploadId} does not exist (aborted or already completed)`);
     const urls: Record<string, string> = {};
     const base = this.ctx.config.publicUrl.replace(/\/+$/, '');
     const expires = (Date.now() + expiresInSeconds * 1000).toString(36);
+    const size = Math.min(partSize, MAX_PART_BYTES).toString(36);
     for (const n of partNumbers) {
-      urls[String(n)] = `${base}/api/v1/agent/uploads/${uploadId}.${expires}.${sign(secret, uploadId, expires, n)}/parts/${n}`;
+      urls[String(n)] = `${base}/api/v1/agent/uploads/${uploadId}.${expires}.${size}.${sign(secret, uploadId, expires, n, size)}/parts/${n}`;
     }
     return urls;
   }
@@ -182,29 +193,32 @@ function concatParts(dir: string, numbers: number[]): Readable {
 
 const SECRET_FILE = 'url.key';
 
-function sign(secret: string, uploadId: string, expires: string, n: number): string {
-  return createHmac('sha256', secret).update(`${uploadId}.${expires}.${n}`).digest('base64url');
+function sign(secret: string, uploadId: string, expires: string, n: number, size: string): string {
+  return createHmac('sha256', secret).update(`${uploadId}.${expires}.${n}.${size}`).digest('base64url');
 }
 
 async function readSecret(ctx: ServerContext, uploadId: string): Promise<string | undefined> {
   return readFile(join(uploadsDir(ctx, uploadId), SECRET_FILE), 'utf8').catch(() => undefined);
 }
 
-/** Checks a part URL's token (<upload id>.<expiry>.<hmac>); 403 for anything forged, expired or for another part. */
+/** Checks a part URL's token (<upload id>.<expiry>.<max bytes>.<hmac>); 403 for anything forged, expired or for another part. */
 export async function openPartToken(ctx: ServerContext, token: string, partNumber: number): Promise<PartToken> {
   const refused = (why: string): ApiError => new ApiError(403, 'forbidden', `This part URL ${why}; ask the server for a new one`);
-  const [u = '', expires = '', mac = ''] = token.split('.');
-  if (!UPLOAD_ID.test(u) || !/^[0-9a-z]{1,12}$/.test(expires)) throw refused('is not valid');
+  const [u = '', expires = '', size = '', mac = ''] = token.split('.');
+  if (!UPLOAD_ID.test(u) || !/^[0-9a-z]{1,12}$/.test(expires) || !/^[0-9a-z]{1,12}$/.test(size)) throw refused('is not valid');
   const secret = await readSecret(ctx, u);
   if (!secret) throw refused('is for an upload that no longer exists');
-  const want = Buffer.from(sign(secret, u, expires, partNumber));
+  const want = Buffer.from(sign(secret, u, expires, partNumber, size));
   const got = Buffer.from(mac);
   if (want.length !== got.length || !timingSafeEqual(want, got)) throw refused('is not valid for this part');
   if (Date.now() > parseInt(expires, 36)) throw refused('has expired');
-  return { u, n: partNumber };
+  return { u, n: partNumber, maxBytes: parseInt(size, 36) };
 }
 
-/** Streams one part to <upload dir>/<n>.part (fsynced, renamed into place); returns its ETag. */
+/**
+ * Streams one part to <upload dir>/<n>.part (fsynced, renamed into place); returns its ETag.
+ * Stops at the size the URL was signed for (413): the job's byte budget was spent on that.
+ */
 export async function storeLocalPart(ctx: ServerContext, token: PartToken, body: Readable): Promise<string> {
   const dir = uploadsDir(ctx, token.u);
   try {
@@ -222,7 +236,7 @@ export async function storeLocalPart(ctx: ServerContext, token: PartToken, body:
     const limit = new Transform({
       transform(c: Buffer, _enc, done) {
         seen += c.length;
-        if (seen > MAX_PART_BYTES) {
+        if (seen > token.maxBytes) {
           tooBig = true;
           done(new Error('part too large'));
         } else done(null, c);
@@ -231,7 +245,7 @@ export async function storeLocalPart(ctx: ServerContext, token: PartToken, body:
     await pipeline(body, limit, tap, file.createWriteStream({ flush: true }));
   } catch (err) {
     await rm(temp, { force: true });
-    if (tooBig) throw new ApiError(413, 'too_large', 'A part may hold at most 5 GiB');
+    if (tooBig) throw new PartTooLarge(token);
     throw failure(`Storing part ${token.n} failed: ${(err as Error).message}`, err);
   }
   const etag = `"${tap.sha256()}"`;

@@ -2,6 +2,8 @@ import type { Db } from './db/db.ts';
 import type { Repos } from './db/repos.ts';
 import type { SecretBox } from './db/secrets.ts';
 import type { LoginLimiter } from './auth/rate-limit.ts';
+import type { JobNotifier } from './job-notifier.ts';
+import type { Caps, StreamLimits } from './stream-caps.ts';
 
 // What every route gets: the database and its repositories, the secret box for storage
 // credentials, and the server's settings.
@@ -14,6 +16,14 @@ export interface ServerConfig {
   leaseMs: number;
   /** Longest an agent poll waits for a job. */
   pollWaitMs: number;
+  /** How often a waiting poll looks for a job no event announced (job-notifier.ts). */
+  pollRecheckMs: number;
+  /** Open event streams and long-polls one caller may hold (stream-caps.ts). */
+  limits: StreamLimits;
+  /** A queued job whose node has been offline or disabled this long fails (reaper.ts). */
+  queuedJobTimeoutMs: number;
+  /** Bytes a job may upload beyond its site's and node's remaining quota (agent-upload-limits.ts). */
+  uploadMarginBytes: number;
 }
 
 export interface ServerContext {
@@ -22,4 +32,8 @@ export interface ServerContext {
   secrets: SecretBox;
   config: ServerConfig;
   loginLimiter: LoginLimiter;
+  /** Wakes agent polls when a job is queued. */
+  jobNotifier: JobNotifier;
+  /** Per-process caps on open streams and polls. */
+  caps: Caps;
 }

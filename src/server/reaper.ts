@@ -2,18 +2,23 @@ import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
 import { siteEvents } from './events.ts';
 import { abortJobUpload } from './agent-uploads.ts';
+import { forgetSignedParts } from './upload-limits.ts';
 
 // Jobs whose agent stopped reporting: every few seconds, jobs.expireLeases() fails each job
 // whose lease ran out ("agent on <host> stopped reporting during <stage>") together with its
 // site, and the reaper aborts the multipart upload the job had started. Safe with several
 // servers: expireLeases() hands each expired job to exactly one caller (one UPDATE ...
 // RETURNING), so only one server aborts a given upload. Runs never overlap in one process.
+// The same pass fails queued jobs whose node has been offline or disabled for longer than
+// config.queuedJobTimeoutMs (job-expiry.ts), so their site does not show "running" forever.
 
 export interface ReaperOptions {
   /** How often to look; 5 s by default. */
   intervalMs?: number;
   /** Where failures to abort an upload are reported; console.error by default. */
   log?: (message: string, err?: unknown) => void;
+  /** The clock (epoch ms); Date.now by default. Tests pass their own. */
+  now?: () => number;
 }
 
 export interface Reaper {
@@ -24,23 +29,30 @@ export interface Reaper {
 }
 
 /** One pass: expire, then abort each expired job's upload and tell SSE watchers. */
-export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = defaultLog): Promise<JobRow[]> {
-  const expired = await ctx.repos.jobs.expireLeases();
+export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = defaultLog, now: number = Date.now()): Promise<JobRow[]> {
+  const expired = await ctx.repos.jobs.expireLeases(now);
+  const stranded = await ctx.repos.jobs.expireQueuedOnDeadNodes(ctx.config.queuedJobTimeoutMs, now);
+  for (const job of stranded) {
+    await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, reason: 'node_unavailable' });
+    siteEvents(ctx).publish(job.siteId);
+  }
   for (const job of expired) {
     const err = await abortJobUpload(ctx, job);
     if (err) log(`Could not abort the upload of expired job ${job.id} (site ${job.siteId})`, err);
     const aborted = !err && job.uploadId !== null;
-    try {
-      await ctx.repos.audit.record({
-        nodeId: job.claimedBy, action: 'job.expired', targetType: 'job', targetId: job.id,
-        detail: { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted },
-      });
-    } catch (err) {
-      log(`Could not audit expired job ${job.id}`, err);
-    }
+    await forgetSignedParts(ctx, job.id).catch((e: unknown) => log(`Could not forget the part sizes of expired job ${job.id}`, e));
+    await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted });
     siteEvents(ctx).publish(job.siteId);
   }
-  return expired;
+  return [...expired, ...stranded];
+}
+
+async function auditExpiry(ctx: ServerContext, log: NonNullable<ReaperOptions['log']>, job: JobRow, detail: Record<string, unknown>): Promise<void> {
+  try {
+    await ctx.repos.audit.record({ nodeId: job.claimedBy ?? job.nodeId, action: 'job.expired', targetType: 'job', targetId: job.id, detail });
+  } catch (err) {
+    log(`Could not audit expired job ${job.id}`, err);
+  }
 }
 
 /** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
@@ -50,7 +62,7 @@ export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reape
   let stopped = false;
   const runOnce = async (): Promise<JobRow[]> => {
     while (running) await running.catch(() => undefined);
-    running = reapExpiredJobs(ctx, log).finally(() => {
+    running = reapExpiredJobs(ctx, log, (opts.now ?? Date.now)()).finally(() => {
       running = undefined;
     });
     return running;

@@ -6,7 +6,10 @@ import type { ServerConfig, ServerContext } from './context.ts';
 import { openDb } from './db/open.ts';
 import { createRepos } from './db/repos.ts';
 import { openSecretBox } from './db/secrets.ts';
+import { JobNotifier } from './job-notifier.ts';
+import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
+import { createCaps, DEFAULT_STREAM_LIMITS, type StreamLimits } from './stream-caps.ts';
 
 // Opens the database (SQLite in the data dir, or PostgreSQL from DATABASE_URL), the secret
 // box, and the HTTP API. Shared by `wpbackup server` and the tests.
@@ -19,22 +22,46 @@ export interface StartOptions extends AppOptions {
   publicUrl?: string;
   leaseMs?: number;
   pollWaitMs?: number;
+  /** See ServerConfig.pollRecheckMs; 5 s by default. */
+  pollRecheckMs?: number;
+  limits?: Partial<StreamLimits>;
+  /** See ServerConfig.queuedJobTimeoutMs; 15 min by default. */
+  queuedJobTimeoutMs?: number;
+  /** See ServerConfig.uploadMarginBytes; 64 MiB by default. */
+  uploadMarginBytes?: number;
   env?: NodeJS.ProcessEnv;
 }
+
+export const DEFAULT_POLL_RECHECK_MS = 5_000;
+export const DEFAULT_QUEUED_JOB_TIMEOUT_MS = 15 * 60_000;
+export const DEFAULT_UPLOAD_MARGIN_BYTES = 64 * 1024 * 1024;
 
 export interface RunningServer {
   app: FastifyInstance;
   ctx: ServerContext;
   url: string;
+  /** The LISTEN connection for jobs queued by other servers (PostgreSQL only). */
+  jobListener?: PgJobListener;
   close(): Promise<void>;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export async function openContext(o: Omit<StartOptions, 'port' | 'host'> & { publicUrl: string }): Promise<ServerContext> {
   ensureDataDir(o.dataDir);
   const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
   const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
-  const config: ServerConfig = { publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000 };
-  return { db, repos: createRepos(db, { secrets }), secrets, config, loginLimiter: new LoginLimiter() };
+  const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...definedOnly(o.limits ?? {}) };
+  const config: ServerConfig = {
+    publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000,
+    pollRecheckMs: o.pollRecheckMs ?? DEFAULT_POLL_RECHECK_MS, limits, queuedJobTimeoutMs: o.queuedJobTimeoutMs ?? DEFAULT_QUEUED_JOB_TIMEOUT_MS,
+    uploadMarginBytes: o.uploadMarginBytes ?? DEFAULT_UPLOAD_MARGIN_BYTES,
+  };
+  const jobNotifier = new JobNotifier();
+  const repos = createRepos(db, { secrets, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
+  return { db, repos, secrets, config, loginLimiter: new LoginLimiter(), jobNotifier, caps: createCaps(limits) };
 }
 
 export async function startServer(o: StartOptions): Promise<RunningServer> {
@@ -43,9 +70,13 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   const app = await buildApp(ctx, o);
   // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
   const reaper = startReaper(ctx);
+  // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
+  const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
+  await listener?.ready;
   try {
     await app.listen({ port: o.port, host: o.host });
   } catch (err) {
+    await listener?.close();
     await reaper.stop();
     await app.close();
     await ctx.db.close();
@@ -59,7 +90,10 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     app,
     ctx,
     url,
+    jobListener: listener,
     close: async () => {
+      ctx.jobNotifier.close();
+      await listener?.close();
       await reaper.stop();
       await app.close();
       await ctx.db.close();

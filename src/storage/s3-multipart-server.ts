@@ -18,7 +18,8 @@ export interface ServerMultipart {
   /** Where objects go, for messages. */
   readonly location: string;
   create(key: string): Promise<string>;
-  presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number): Promise<Record<string, string>>;
+  /** partSize, when given, binds each URL to a body of exactly that many bytes. */
+  presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize?: number): Promise<Record<string, string>>;
   complete(key: string, uploadId: string, parts: CompletedPart[], expect: { size: number; sha256: string }): Promise<void>;
   /** Missing uploads are not an error. */
   abort(key: string, uploadId: string): Promise<void>;
@@ -55,12 +56,13 @@ export class S3ServerMultipart implements ServerMultipart {
     return res.UploadId;
   }
 
-  async presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number): Promise<Record<string, string>> {
+  async presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize?: number): Promise<Record<string, string>> {
     validateKey(key);
     checkExpiry(expiresInSeconds);
     const urls: Record<string, string> = {};
     for (const n of partNumbers) {
-      const cmd = new UploadPartCommand({ Bucket: this.bucket, Key: this.full(key), UploadId: uploadId, PartNumber: n });
+      // With ContentLength the signature covers content-length: S3 refuses any other size.
+      const cmd = new UploadPartCommand({ Bucket: this.bucket, Key: this.full(key), UploadId: uploadId, PartNumber: n, ContentLength: partSize });
       urls[String(n)] = await getSignedUrl(this.client, cmd, { expiresIn: expiresInSeconds });
     }
     return urls;

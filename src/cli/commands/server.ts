@@ -20,6 +20,13 @@ Options:
   --no-local-agent     do not run an agent in this process (by default one backs up this machine's sites)
   --log-requests       log one JSON line per request on stdout (tokens and signed links are redacted)
 
+Limits (per server process; see README "Limits"):
+  --max-streams-per-user N   open backup event streams one user may hold (default 10)
+  --max-streams N            open event streams in total (default 1000)
+  --max-polls-per-node N     agent long-polls one node key may hold (default 4)
+  --queued-job-timeout MIN   a queued job whose node is offline or disabled this many minutes fails (default 15)
+  --upload-margin-mb N       MiB a job may upload beyond its site's and node's remaining quota (default 64)
+
 DATABASE_URL=postgres://... shares one database between several server processes.
 WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
   options: {
@@ -29,6 +36,11 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     'data-dir': { type: 'string' },
     'no-local-agent': { type: 'boolean' },
     'log-requests': { type: 'boolean' },
+    'max-streams-per-user': { type: 'string' },
+    'max-streams': { type: 'string' },
+    'max-polls-per-node': { type: 'string' },
+    'queued-job-timeout': { type: 'string' },
+    'upload-margin-mb': { type: 'string' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx) {
@@ -38,7 +50,10 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
-    const server = await startServer({ port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true });
+    const server = await startServer({
+      port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true,
+      ...limitOptions(v),
+    });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
     if ((await server.ctx.repos.users.count()) === 0) {
@@ -58,3 +73,21 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     return EXIT.ok;
   },
 };
+
+/** The limit options, each a positive whole number; absent ones keep the server's defaults. */
+function limitOptions(v: Record<string, unknown>): { limits: { streamsPerUser?: number; streamsTotal?: number; pollsPerNode?: number }; queuedJobTimeoutMs?: number; uploadMarginBytes?: number } {
+  const count = (name: string, min = 1): number | undefined => {
+    const text = str(v[name] as string | undefined);
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min) throw badInput(`--${name} must be a whole number of at least ${min}, not ${text}`);
+    return n;
+  };
+  const minutes = count('queued-job-timeout');
+  const margin = count('upload-margin-mb', 0);
+  return {
+    limits: { streamsPerUser: count('max-streams-per-user'), streamsTotal: count('max-streams'), pollsPerNode: count('max-polls-per-node') },
+    queuedJobTimeoutMs: minutes === undefined ? undefined : minutes * 60_000,
+    uploadMarginBytes: margin === undefined ? undefined : margin * 1024 * 1024,
+  };
+}

@@ -119,3 +119,32 @@ export function siteFilter(p: Principal): SiteFilter {
     ? { all: false, nodeIds: [...p.nodeIds], siteIds: [] }
     : { all: false, nodeIds: [], siteIds: [...p.siteIds] };
 }
+
+/**
+ * What a user who may edit a node (node.write) may change on it, beyond that grant. A
+ * super_admin may change anything. A node_admin may, on its own nodes:
+ * - rename it (hostname: a label, audited);
+ * - disable it, and re-enable it only if no super_admin disabled it;
+ * - set or lower its quota, never raise or remove it (quotas are the super_admin's budget).
+ * Returns why the change is refused, or undefined when it is allowed.
+ */
+export function nodeChangeRefusal(
+  p: Principal,
+  node: { status: string; quotaBytes: number | null; disabledByRole: string | null },
+  patch: { status?: string; quota_bytes?: number | null },
+): string | undefined {
+  if (p.kind !== 'user' || p.role === 'super_admin') return undefined;
+  if (patch.status !== undefined && patch.status !== 'disabled' && node.status === 'disabled' && node.disabledByRole === 'super_admin') {
+    return 'A super_admin disabled this node; only a super_admin may enable it again';
+  }
+  if (patch.quota_bytes !== undefined) {
+    if (patch.quota_bytes === null) return "Only a super_admin may remove a node's quota";
+    if (node.quotaBytes !== null && patch.quota_bytes > node.quotaBytes) return `Only a super_admin may raise a node's quota (now ${node.quotaBytes} bytes); you may lower it`;
+  }
+  return undefined;
+}
+
+/** Whether a principal sees storage providers' settings (paths, endpoints, buckets, key ids) or only their names and types. */
+export function seesStorageSettings(p: Principal): boolean {
+  return authorize(p, 'storage.write', {}) === 'allow';
+}

@@ -30,7 +30,7 @@ const SITE_ENDING = {
 };
 
 /** Ends the site's run of jobId; call inside a transaction. */
-async function endSiteRun(tx: Queryable, siteId: string, jobId: string, now: number, outcome: JobOutcome): Promise<void> {
+export async function endSiteRun(tx: Queryable, siteId: string, jobId: string, now: number, outcome: JobOutcome): Promise<void> {
   const value = outcome.state === 'done' ? outcome.backupId : outcome.state === 'failed' ? outcome.error : null;
   await tx.exec(
     `UPDATE sites SET ${SITE_ENDING[outcome.state]}, finished_at = ?, updated_at = ? WHERE id = ? AND current_job_id = ? AND status = 'running'`,

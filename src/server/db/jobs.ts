@@ -3,6 +3,7 @@ import { ACTIVE_STATES, JOB_COLUMNS, LEASED_STATES, insertJob, toJob } from './j
 import type { JobRow, JobType } from './job-rows.ts';
 import { expireLeases, finishJob, requestCancel, resetSite } from './job-endings.ts';
 import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
+import { expireQueuedOnDeadNodes } from './job-expiry.ts';
 import { reportProgress } from './job-report.ts';
 import type { ReportReply } from './job-report.ts';
 import type { Raw, RepoContext } from './rows.ts';
@@ -20,6 +21,9 @@ export type { ReportReply } from './job-report.ts';
 // - a claim hands a job to one agent: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
 //   LOCKED) on PostgreSQL, the same statement in a BEGIN IMMEDIATE transaction on SQLite.
 
+/** The PostgreSQL channel queued jobs are announced on (payload: the node id); see job-notifier.ts. */
+export const JOBS_CHANNEL = 'wpbackup_jobs';
+
 export class JobsRepo {
   readonly #ctx: RepoContext;
 
@@ -35,7 +39,7 @@ export class JobsRepo {
   async enqueueBackup(siteId: string, opts: { storageId?: string } = {}): Promise<JobRow> {
     const now = this.#ctx.now();
     try {
-      return await this.#ctx.db.transaction(async (tx) => {
+      const queued = await this.#ctx.db.transaction(async (tx) => {
         const job = await insertJob(tx, { type: 'backup', siteId, storageId: opts.storageId, now });
         await tx.exec(
           `UPDATE sites SET status = 'running', progress = 0, stage = NULL, stage_detail = 'Queued', error = NULL,
@@ -44,6 +48,8 @@ export class JobsRepo {
         );
         return job;
       });
+      await this.#announce(queued.nodeId);
+      return queued;
     } catch (err) {
       if (isConflict(err, 'duplicate')) throw new ConflictError('active_job', `Site ${siteId} already has a backup queued or running`, err);
       throw err;
@@ -52,11 +58,29 @@ export class JobsRepo {
 
   /** Queues a clean-up job for the site's agent, or returns the one already queued. */
   async enqueueReset(siteId: string): Promise<JobRow> {
-    return this.#ctx.db.transaction((tx) => insertJob(tx, { type: 'reset', siteId, now: this.#ctx.now(), orExisting: true }));
+    const job = await this.#ctx.db.transaction((tx) => insertJob(tx, { type: 'reset', siteId, now: this.#ctx.now(), orExisting: true }));
+    await this.#announce(job.nodeId);
+    return job;
+  }
+
+  /**
+   * Wakes the node's waiting polls, after the commit: pg_notify reaches every server on the
+   * database (this one included); onJobQueued this process at once (and SQLite's only way).
+   * Failing to announce loses nothing: polls re-check on a slow timer.
+   */
+  async #announce(nodeId: string): Promise<void> {
+    if (this.#ctx.db.dialect === 'postgres') await this.#ctx.db.exec('SELECT pg_notify(?, ?)', [JOBS_CHANNEL, nodeId]).catch(() => undefined);
+    this.#ctx.onJobQueued?.(nodeId);
   }
 
   async get(id: string): Promise<JobRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`, [id]);
+    return row && toJob(row);
+  }
+
+  /** The job whose multipart upload this is (local part uploads know only the upload id). */
+  async byUploadId(uploadId: string): Promise<JobRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE upload_id = ?`, [uploadId]);
     return row && toJob(row);
   }
 
@@ -92,7 +116,9 @@ export class JobsRepo {
   /** Puts a claimed job back in the queue: its agent went away before it could be told about it. */
   async release(jobId: string, nodeId: string): Promise<boolean> {
     const sql = `UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, attempt = attempt - 1, updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
-    return (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
+    const released = (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
+    if (released) await this.#announce(nodeId);
+    return released;
   }
 
   async markRunning(jobId: string, nodeId: string): Promise<boolean> {
@@ -145,12 +171,19 @@ export class JobsRepo {
   }
 
   /** The reset endpoint: cancels the site's backup jobs, idles the site, queues a clean-up job. */
-  resetSite(siteId: string): Promise<ResetResult> {
-    return resetSite(this.#ctx, siteId);
+  async resetSite(siteId: string): Promise<ResetResult> {
+    const r = await resetSite(this.#ctx, siteId);
+    await this.#announce(r.reset.nodeId);
+    return r;
   }
 
   /** Fails every job whose lease ran out before now, and its site; each is returned to one caller only. */
   expireLeases(now: number = this.#ctx.now()): Promise<JobRow[]> {
     return expireLeases(this.#ctx, now);
+  }
+
+  /** Fails queued jobs whose node has been offline or disabled for timeoutMs (job-expiry.ts). */
+  expireQueuedOnDeadNodes(timeoutMs: number, now: number = this.#ctx.now()): Promise<JobRow[]> {
+    return expireQueuedOnDeadNodes(this.#ctx, now, timeoutMs);
   }
 }

@@ -198,8 +198,25 @@ ALTER TABLE nodes ADD COLUMN key_rotation_at BIGINT;
 ALTER TABLE join_codes ADD COLUMN node_id TEXT REFERENCES nodes (id) ON DELETE CASCADE;
 `;
 
+// disabled_at / disabled_by_role: since when a node is disabled (a queued job on it fails after
+// a while, naming that time) and whether a super_admin did it (a node_admin may not undo that).
+// job_upload_parts: the size each part URL of a job's upload was signed for, so the server can
+// refuse URLs beyond the job's byte budget (its site's and node's remaining quota plus a margin).
+const limits = `
+ALTER TABLE nodes ADD COLUMN disabled_at BIGINT;
+ALTER TABLE nodes ADD COLUMN disabled_by_role TEXT;
+CREATE TABLE job_upload_parts (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  upload_id TEXT NOT NULL,
+  part_number INTEGER NOT NULL CHECK (part_number BETWEEN 1 AND 10000),
+  size_bytes BIGINT NOT NULL CHECK (size_bytes >= 0),
+  PRIMARY KEY (job_id, upload_id, part_number)
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
+  { version: 5, name: 'node disabled since, upload part budget', sql: limits },
 ];

@@ -33,10 +33,12 @@ export interface RepoOptions {
   secrets: SecretBox;
   /** Epoch milliseconds; Date.now by default. */
   now?: () => number;
+  /** See RepoContext.onJobQueued. */
+  onJobQueued?: (nodeId: string) => void;
 }
 
 export function createRepos(db: Queryable, opts: RepoOptions): Repos {
-  const ctx: RepoContext = { db, now: opts.now ?? Date.now };
+  const ctx: RepoContext = { db, now: opts.now ?? Date.now, onJobQueued: opts.onJobQueued };
   return {
     nodes: new NodesRepo(ctx),
     joinCodes: new JoinCodesRepo(ctx),

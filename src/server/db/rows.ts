@@ -8,6 +8,8 @@ export interface RepoContext {
   db: Queryable;
   /** The clock, replaceable in tests. */
   now: () => number;
+  /** Told, after the commit, that a job was queued for a node (wakes waiting polls; job-notifier.ts). */
+  onJobQueued?: (nodeId: string) => void;
 }
 
 export const newId = (): string => randomUUID();

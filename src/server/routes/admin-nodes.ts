@@ -1,16 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { JoinCodeRequest, JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
-import { authorize } from '../auth/roles.ts';
-import { notFound, unauthorized } from '../api-error.ts';
+import { authorize, nodeChangeRefusal } from '../auth/roles.ts';
+import { forbidden, notFound, unauthorized } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
+import { disabledInfo, recordStatusChange } from '../db/node-status.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { createJoinCode } from '../node-keys.ts';
+import { createRepos } from '../db/repos.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId, uuid } from './admin-common.ts';
 import { registerNodeKeyRoutes } from './node-keys.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
-// super_admin or the node's node_admin. Join codes make new nodes, so only super_admin gets them.
+// super_admin or the node's node_admin, within nodeChangeRefusal's limits (roles.ts). Join codes make new nodes, so only super_admin gets them.
 // A node's key hash never leaves the database; has_key says whether it has enrolled.
 
 type IdP = { id: string };
@@ -64,7 +66,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     method: 'PATCH',
     url: '/api/v1/nodes/:id',
     auth: 'user',
-    summary: "Change a node's hostname, status (active/disabled) or quota",
+    summary: "Change a node's hostname, status (active/disabled) or quota; a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
     tags,
     schema: {
       params: idParams('id'),
@@ -82,7 +84,14 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     handler: async ({ body, params, principal }) => {
       const node = await loadNode(ctx, params.id);
       const p = must(principal, 'node.write', { nodeId: node.id });
-      const updated = await ctx.repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
+      const { disabledByRole } = await disabledInfo(ctx.db, node.id);
+      const refusal = nodeChangeRefusal(p, { ...node, disabledByRole }, body);
+      if (refusal) throw forbidden(refusal);
+      const updated = await ctx.db.transaction(async (tx) => {
+        const row = await createRepos(tx, { secrets: ctx.secrets }).nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
+        if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', Date.now());
+        return row;
+      });
       if (!updated) throw notFound('Node', node.id);
       await ctx.repos.audit.record({ userId: userId(p), action: 'node.update', targetType: 'node', targetId: node.id, detail: { ...body } });
       return nodeBody(updated);

@@ -5,6 +5,7 @@ import { describe } from '../../errors.ts';
 import { validatePrefix } from '../../storage/keys.ts';
 import { S3Storage } from '../../storage/s3.ts';
 import { conflict, invalid, notFound } from '../api-error.ts';
+import { seesStorageSettings, type Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { S3Credentials, StorageProviderRow } from '../db/storage-providers.ts';
 import { defineRoute, must, replied } from '../route.ts';
@@ -13,7 +14,8 @@ import { storageRegistry } from '../storage-registry.ts';
 
 // Storage providers: a local directory or an S3 bucket. S3 credentials go in and are stored
 // encrypted (the repository seals them); responses say has_credentials and show at most the
-// access key id. An s3 provider is only saved after a preflight against the bucket passes.
+// access key id, and only to those who may change the provider (a node_admin sees names and
+// types: namesOnly). An s3 provider is only saved after a preflight against the bucket passes.
 
 type IdP = { id: string };
 
@@ -46,6 +48,20 @@ async function accessKeyIdOf(ctx: ServerContext, p: StorageProviderRow): Promise
   } catch {
     return null; // sealed under another server key: the provider is still listed
   }
+}
+
+/**
+ * What a node_admin (storage.read without storage.write) sees: name, type, whether it is the
+ * default and has credentials. Paths, endpoints, buckets, regions, prefixes and key ids stay
+ * with those who may change them: they map the storage out for an attacker holding one node.
+ */
+function namesOnly(b: StorageProvider): StorageProvider {
+  return { ...b, root_path: null, endpoint: null, bucket: null, region: null, prefix: '', path_style: false, access_key_id: null };
+}
+
+async function visibleBody(ctx: ServerContext, principal: Principal, p: StorageProviderRow): Promise<StorageProvider> {
+  if (seesStorageSettings(principal)) return providerBody(ctx, p);
+  return namesOnly({ ...(await providerBody(ctx, { ...p, hasCredentials: false })), has_credentials: p.hasCredentials });
 }
 
 async function providerBody(ctx: ServerContext, p: StorageProviderRow): Promise<StorageProvider> {
@@ -111,12 +127,12 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     method: 'GET',
     url: '/api/v1/storage-providers',
     auth: 'user',
-    summary: 'Storage providers (credentials never shown)',
+    summary: 'Storage providers (credentials never shown; a node_admin sees names and types only)',
     tags,
     handler: async ({ principal }) => {
-      must(principal, 'storage.read');
+      const who = must(principal, 'storage.read');
       const rows = await ctx.repos.storageProviders.list();
-      return { storage_providers: await Promise.all(rows.map((p) => providerBody(ctx, p))) };
+      return { storage_providers: await Promise.all(rows.map((p) => visibleBody(ctx, who, p))) };
     },
   });
 
@@ -162,12 +178,12 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     method: 'GET',
     url: '/api/v1/storage-providers/:id',
     auth: 'user',
-    summary: 'One storage provider (credentials never shown)',
+    summary: 'One storage provider (credentials never shown; a node_admin sees its name and type only)',
     tags,
     schema: { params: idParams('id') },
     handler: async ({ params, principal }) => {
-      must(principal, 'storage.read');
-      return providerBody(ctx, await loadProvider(ctx, params.id));
+      const who = must(principal, 'storage.read');
+      return visibleBody(ctx, who, await loadProvider(ctx, params.id));
     },
   });
 

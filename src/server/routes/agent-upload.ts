@@ -2,17 +2,21 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { PartUrlsRequest, PartUrlsResponse, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse } from '../../api/types.ts';
 import { WpbError } from '../../errors.ts';
-import { PART_URL_SECONDS, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
-import { ApiError, toApiError } from '../api-error.ts';
+import { PART_URL_SECONDS, PartTooLarge, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
+import { ApiError, invalid, toApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { defineRoute } from '../route.ts';
+import { failOverLimit, grantParts, uploadLimit } from '../upload-limits.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
 // Multipart upload of a job's archive through presigned part URLs. The server creates,
-// completes and aborts the upload with its own credentials; the agent only PUTs parts.
+// completes and aborts the upload with its own credentials; the agent only PUTs parts, each
+// to a URL signed for its size, and only as many as the job's byte limit allows
+// (upload-limits.ts: remaining quota plus a margin; past it, 413 and the job fails).
 
 const MAX_PARTS = 10_000;
+const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
 
 const partsSchema = {
   params: jobParams,
@@ -20,7 +24,11 @@ const partsSchema = {
     type: 'object',
     required: ['part_numbers'],
     additionalProperties: false,
-    properties: { part_numbers: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: MAX_PARTS } } },
+    properties: {
+      part_numbers: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: MAX_PARTS } },
+      // The exact size of each of these parts: their URLs are signed for it (required when a quota applies).
+      part_size: { type: 'integer', minimum: 0, maximum: MAX_PART_BYTES },
+    },
   },
 } as const;
 
@@ -82,6 +90,13 @@ function asClientError(err: unknown, what: string): unknown {
   return err;
 }
 
+/** A local part went past the size its URL was signed for: the job it belongs to fails, its upload aborted. */
+async function failUploadOf(ctx: ServerContext, err: PartTooLarge): Promise<unknown> {
+  const job = await ctx.repos.jobs.byUploadId(err.token.u);
+  if (!job?.claimedBy || (job.state !== 'claimed' && job.state !== 'running')) return err;
+  return failOverLimit(ctx, job, job.claimedBy, `${err.message} (job ${job.id})`);
+}
+
 export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, Id, Q, UploadStartResponse>(app, ctx, {
     method: 'POST',
@@ -110,13 +125,23 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     method: 'POST',
     url: '/api/v1/agent/jobs/:id/upload/parts',
     auth: 'node',
-    summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to',
+    summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to, each signed for part_size bytes; only the parts within the job\'s byte limit (remaining quota plus a margin) get one. 413 (upload_limit) when none fits: the job fails and its upload is aborted',
     tags: ['agent'],
     schema: partsSchema,
     handler: async ({ body, params, principal }) => {
-      const { job } = await leasedJob(ctx, principal, params.id);
+      const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key, uploadId } = started(job);
-      return withStorage(ctx, job, async (s) => ({ urls: await s.multipart.presignParts(key, uploadId, body.part_numbers, PART_URL_SECONDS) }));
+      const limit = await uploadLimit(ctx, job);
+      if (limit.bytes === null) {
+        return withStorage(ctx, job, async (s) => ({ urls: await s.multipart.presignParts(key, uploadId, body.part_numbers, PART_URL_SECONDS, body.part_size) }));
+      }
+      if (body.part_size === undefined) throw invalid(`part_size is required: job ${job.id} may upload at most ${limit.bytes} bytes (${limit.why}), so each part URL is signed for its size`);
+      const granted = await grantParts(ctx, job, uploadId, body.part_numbers, body.part_size, limit.bytes);
+      if (granted.length === 0) {
+        const n = Math.min(...body.part_numbers);
+        throw await failOverLimit(ctx, job, nodeId, `part ${n} of ${body.part_size} bytes would take job ${job.id} past its limit of ${limit.bytes} bytes (${limit.why})`);
+      }
+      return withStorage(ctx, job, async (s) => ({ urls: await s.multipart.presignParts(key, uploadId, granted, PART_URL_SECONDS, body.part_size) }));
     },
   });
 
@@ -124,13 +149,14 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     method: 'POST',
     url: '/api/v1/agent/jobs/:id/upload/complete',
     auth: 'node',
-    summary: 'Complete the upload; the stored size must match. Records the backup',
+    summary: "Complete the upload; the stored size must match and fit the job's byte limit (413 upload_limit: the object is removed and the job fails). Records the backup",
     tags: ['agent'],
     schema: completeSchema,
     handler: async ({ body, params, principal }) => {
-      const { job } = await leasedJob(ctx, principal, params.id);
+      const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const done = await completedBackupOf(ctx, job);
       if (done) return { backup_id: done.id }; // a retried complete whose first answer was lost
+      const limit = await uploadLimit(ctx, job);
       const { key, uploadId } = started(job);
       const parts = body.parts.map((p) => ({ partNumber: p.part_number, etag: p.etag })).sort((a, b) => a.partNumber - b.partNumber);
       if (parts.some((p, i) => i > 0 && parts[i - 1]?.partNumber === p.partNumber)) throw new ApiError(400, 'validation', 'Each part number may appear once');
@@ -144,6 +170,10 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
         if (!head || head.size !== body.size) {
           await s.multipart.delete(key).catch(() => undefined);
           throw new ApiError(400, 'size_mismatch', `The stored object holds ${head?.size ?? 'no'} bytes but ${body.size} were reported; it was removed, run the backup again`);
+        }
+        if (limit.bytes !== null && head.size > limit.bytes) {
+          await s.multipart.delete(key).catch(() => undefined);
+          throw await failOverLimit(ctx, job, nodeId, `the archive holds ${head.size} bytes, more than job ${job.id}'s limit of ${limit.bytes} bytes (${limit.why}); the object was removed`);
         }
         const filename = key.split('/').pop() ?? key;
         const row = await ctx.repos.backups.create({ siteId: job.siteId, storageId: s.provider.id, jobId: job.id, key, filename });
@@ -187,8 +217,9 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
           const body = (request.body as Readable | undefined) ?? request.raw;
           const etag = await storeLocalPart(ctx, token, body);
           return reply.code(200).header('etag', etag).send({ etag });
-        } catch (err) {
+        } catch (caught) {
           (request.body as Readable | undefined)?.resume?.();
+          const err = caught instanceof PartTooLarge ? await failUploadOf(ctx, caught) : caught;
           const { status, body, internal } = toApiError(err);
           if (internal) request.log.error({ err }, 'storing a part failed');
           return reply.code(status).header('connection', 'close').send(body);

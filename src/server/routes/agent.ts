@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
@@ -13,6 +12,8 @@ import { defineRoute } from '../route.ts';
 import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { siteEvents } from '../events.ts';
+import { holdSlot } from '../stream-caps.ts';
+import { forgetSignedParts } from '../upload-limits.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -93,6 +94,12 @@ type Id = { id: string };
 type Q = Record<string, string>;
 
 export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // Waiting polls answer { job: null } at once instead of holding the close up.
+  app.addHook('preClose', (done) => {
+    ctx.jobNotifier.close();
+    done();
+  });
+
   defineRoute<JoinRequest, Q, Q, JoinResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/agent/join',
@@ -125,26 +132,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     tags: ['agent'],
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
-      let gone = false;
-      reply.raw.once('close', () => (gone = true));
-      const deadline = Date.now() + ctx.config.pollWaitMs;
-      for (;;) {
-        if (gone) return { job: null };
-        const claimed = await ctx.repos.jobs.claimNext(nodeId, ctx.config.leaseMs);
-        if (claimed) {
-          const job = await toAgentJob(ctx, claimed, nodeId);
-          // An agent that hung up meanwhile would never hear of the job: queue it again.
-          if (job && gone) {
-            await ctx.repos.jobs.release(claimed.id, nodeId);
-            return { job: null };
-          }
-          if (job) return { job };
-          continue;
-        }
-        const left = deadline - Date.now();
-        if (left <= 0 || gone) return { job: null };
-        await sleep(Math.min(250, left));
-      }
+      holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
+      return waitForJob(ctx, nodeId, reply.raw);
     },
   });
 
@@ -193,6 +182,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
             : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
       }
       if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
+      await forgetSignedParts(ctx, job.id);
       siteEvents(ctx).publish(job.siteId);
       return { state: ended.state };
     },
@@ -219,6 +209,66 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
   });
 
   registerAgentUploadRoutes(app, ctx);
+}
+
+/**
+ * The long poll: claim, and while there is nothing, wait for the notifier (a job queued for
+ * this node, here or on another server), the slow re-check timer, the deadline, the agent
+ * hanging up or the server closing, whichever comes first. Subscribed before each claim, so
+ * a job queued between the claim and the wait still wakes it. An idle poll costs one claim
+ * per pollRecheckMs, not one every 250 ms.
+ */
+async function waitForJob(ctx: ServerContext, nodeId: string, res: NodeJS.EventEmitter): Promise<PollResponse> {
+  // Changed by the callbacks below while the loop awaits.
+  const state = { gone: false, woken: false, wake: () => {} };
+  const onWake = (): void => {
+    state.woken = true;
+    state.wake();
+  };
+  const onClose = (): void => {
+    state.gone = true;
+    state.wake();
+  };
+  res.once('close', onClose);
+  const unsubscribe = ctx.jobNotifier.subscribe(nodeId, onWake);
+  const deadline = Date.now() + ctx.config.pollWaitMs;
+  try {
+    for (;;) {
+      if (state.gone || ctx.jobNotifier.closed) return { job: null };
+      state.woken = false;
+      const claimed = await ctx.repos.jobs.claimNext(nodeId, ctx.config.leaseMs);
+      if (claimed) {
+        const job = await toAgentJob(ctx, claimed, nodeId);
+        // An agent that hung up meanwhile would never hear of the job: queue it again.
+        if (job && state.gone) {
+          await ctx.repos.jobs.release(claimed.id, nodeId);
+          return { job: null };
+        }
+        if (job) return { job };
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || state.gone) return { job: null };
+      if (!state.woken) await pause(Math.min(left, ctx.config.pollRecheckMs), (w) => (state.wake = w));
+      if (Date.now() >= deadline && !state.woken) return { job: null };
+    }
+  } finally {
+    unsubscribe();
+    res.removeListener('close', onClose);
+  }
+}
+
+/** Waits ms, or until the function handed to setWake is called. */
+function pause(ms: number, setWake: (w: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      setWake(() => {});
+      resolve();
+    }
+    setWake(done);
+  });
 }
 
 /** The job as the agent sees it; for a backup, with the object key chosen now. undefined: failed instead. */

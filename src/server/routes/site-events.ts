@@ -5,6 +5,7 @@ import { siteEvents } from '../events.ts';
 import { defineRoute } from '../route.ts';
 import { guardStream } from '../stream-access.ts';
 import { userId } from './admin-common.ts';
+import { holdSlot } from '../stream-caps.ts';
 import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-common.ts';
 
 // GET /api/v1/sites/{id}/backup/events: Server-Sent Events. An initial `status` event with
@@ -14,6 +15,8 @@ import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-co
 // A deleted site ends the stream with a `deleted` event; a caller who lost access (token revoked,
 // user disabled, assignment removed: stream-access.ts) gets `access_ended`. Everything stops when
 // the client goes away or the server closes.
+// Each stream holds a slot of the per-user and total caps (429 with Retry-After beyond them),
+// released with the stream on every path.
 
 /** How often a stream re-reads its site, and sends a keepalive comment; tests shorten them. */
 export const sseTiming = { pollMs: 1_000, keepaliveMs: 15_000 };
@@ -33,7 +36,10 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
     tags: ['backup'],
     schema: { params: idParams, querystring: noQuery },
     handler: async ({ params, principal, raw, reply }) => {
-      const { site } = await siteFor(ctx, principal, 'site.read', params.id);
+      const { site, principal: p } = await siteFor(ctx, principal, 'site.read', params.id);
+      // Per-process caps (stream-caps.ts): one user cannot hold every socket and timer of the server.
+      const userKey = p.kind === 'user' ? p.userId : 'node';
+      const releaseSlot = holdSlot(ctx.caps.streams, userKey, reply, { thing: 'event streams', holder: 'one user', option: '--max-streams-per-user', totalOption: '--max-streams' });
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -103,6 +109,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
         unsubscribe();
         unregister();
         unguard();
+        releaseSlot();
         if (!res.writableEnded) res.end();
       }
       // The response closes when the client disconnects (or we end it).

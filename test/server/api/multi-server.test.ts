@@ -37,7 +37,8 @@ describe('two servers on one PostgreSQL database', () => {
     target = await postgresTarget();
     otherDataDir = mkdtempSync(join(tmpdir(), 'wpb-second-'));
     const env = { WPBACKUP_SECRET_KEY: randomBytes(32).toString('base64') };
-    const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, pollWaitMs: 1500 };
+    // Ten polls of one node key at once: more than the default cap per key (4) allows.
+    const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, pollWaitMs: 1500, limits: { pollsPerNode: 10 } };
     a = await startServer({ ...common, dataDir: target.options.dataDir });
     b = await startServer({ ...common, dataDir: otherDataDir });
     await a.ctx.repos.users.create({ email: 'ops@example.com', passwordHash: await hashPassword(TEST_PASSWORD), role: 'super_admin' });

@@ -61,6 +61,16 @@ function classify(status: number): Outcome | 'bad' {
   return 'bad';
 }
 
+/** A node_admin may read storage providers' names and types, not their paths, endpoints, buckets or key ids. */
+const SETTINGS = ['root_path', 'endpoint', 'bucket', 'region', 'access_key_id'];
+function storageSettingsShown(c: Caller, providers: Record<string, unknown>[]): string | undefined {
+  if (providers.length === 0 || providers.some((p) => typeof p.name !== 'string' || typeof p.type !== 'string')) return 'lists no provider names and types';
+  const shown = providers.flatMap((p) => SETTINGS.filter((k) => p[k] !== null && p[k] !== undefined));
+  if (c === 'node_admin' && shown.length > 0) return `shows a node_admin the settings ${JSON.stringify(shown)}`;
+  if (c === 'super' && !providers.some((p) => p.root_path || p.bucket)) return 'hides the settings from a super_admin';
+  return undefined;
+}
+
 const subjectOf = (c: Caller): Subject | undefined => (c === 'super' ? 'super_admin' : c === 'node_admin' || c === 'site_admin' || c === 'node' ? c : undefined);
 
 /** What roles.ts says the route must answer this caller for this resource. */
@@ -207,7 +217,14 @@ for (const dialect of DIALECTS) {
         },
       },
       'GET /api/v1/nodes/{id}': { auth: 'user', action: 'node.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/nodes/${nodeOf(s)}` }) },
-      'PATCH /api/v1/nodes/{id}': { auth: 'user', action: 'node.write', make: async (_c, s) => ({ method: 'PATCH', path: `/api/v1/nodes/${nodeOf(s)}`, body: { quota_bytes: null } }) },
+      // Removing a quota is the super_admin's alone: node.write lets a node_admin rename, disable and lower the quota of its
+      // node (roles.ts nodeChangeRefusal), so here it is refused even on its own node.
+      'PATCH /api/v1/nodes/{id}': {
+        auth: 'user',
+        action: 'node.write',
+        make: async (_c, s) => ({ method: 'PATCH', path: `/api/v1/nodes/${nodeOf(s)}`, body: { quota_bytes: null } }),
+        override: (c) => (c === 'node_admin' ? '403' : undefined),
+      },
       'DELETE /api/v1/nodes/{id}': { auth: 'user', action: 'node.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/nodes/${await freshNode(s)}` }) },
       // No node yet, so no resource: "own" grants never pass.
       'POST /api/v1/nodes/join-codes': { auth: 'user', action: 'node.join_code', make: async () => ({ method: 'POST', path: '/api/v1/nodes/join-codes' }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
@@ -222,9 +239,19 @@ for (const dialect of DIALECTS) {
         make: async (c) => ({ method: 'POST', path: '/api/v1/auth/password', body: { current_password: 'not the password', new_password: 'violet tractor moonlight 7' }, token: await sessionFor(c) }),
         override: (c) => (c === 'super' || c === 'node_admin' || c === 'site_admin' ? '403' : undefined),
       },
-      'GET /api/v1/storage-providers': { auth: 'user', action: 'storage.read', make: get('/api/v1/storage-providers') },
+      'GET /api/v1/storage-providers': {
+        auth: 'user',
+        action: 'storage.read',
+        make: get('/api/v1/storage-providers'),
+        check: (c, _s, body) => storageSettingsShown(c, (body as { storage_providers: Record<string, unknown>[] }).storage_providers),
+      },
       'POST /api/v1/storage-providers': superOnly(async () => ({ method: 'POST', path: '/api/v1/storage-providers', body: { name: `m-${rand()}`, type: 'local', root_path: '/srv/m' } }), 'storage.write'),
-      'GET /api/v1/storage-providers/{id}': { auth: 'user', action: 'storage.read', make: async () => ({ method: 'GET', path: `/api/v1/storage-providers/${f.providerId}` }) },
+      'GET /api/v1/storage-providers/{id}': {
+        auth: 'user',
+        action: 'storage.read',
+        make: async () => ({ method: 'GET', path: `/api/v1/storage-providers/${f.providerId}` }),
+        check: (c, _s, body) => storageSettingsShown(c, [body as Record<string, unknown>]),
+      },
       'PATCH /api/v1/storage-providers/{id}': superOnly(async () => ({ method: 'PATCH', path: `/api/v1/storage-providers/${await freshProvider()}`, body: { root_path: '/srv/other' } }), 'storage.write'),
       'DELETE /api/v1/storage-providers/{id}': superOnly(async () => ({ method: 'DELETE', path: `/api/v1/storage-providers/${await freshProvider()}` }), 'storage.write'),
       // Makes a throwaway provider the default, then the fixture's again (below, after the call).

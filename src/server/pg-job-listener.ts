@@ -1,0 +1,88 @@
+import pg from 'pg';
+import { JOBS_CHANNEL } from './db/jobs.ts';
+import type { JobNotifier } from './job-notifier.ts';
+
+// LISTEN wpbackup_jobs on a connection of its own (a pooled one would be handed to other
+// queries), feeding each notification to the notifier. On any error the connection is
+// dropped and opened again after a short back-off; every waiter is woken on reconnect,
+// because notifications sent meanwhile are lost.
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
+
+export interface PgJobListener {
+  /** Resolves once the first LISTEN is in place (or failed: the poll re-check still works). */
+  ready: Promise<void>;
+  /** How many times the connection was (re)established; for tests. */
+  readonly connects: number;
+  close(): Promise<void>;
+}
+
+export function startPgJobListener(url: string, notifier: JobNotifier, log: (message: string) => void = () => {}): PgJobListener {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let delay = RETRY_MIN_MS;
+  let connects = 0;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  const retry = (why: unknown): void => {
+    const c = client;
+    client = undefined;
+    c?.removeAllListeners();
+    c?.on('error', () => {});
+    void c?.end().catch(() => undefined);
+    markReady();
+    if (stopped) return;
+    log(`job listener: ${why instanceof Error ? why.message : String(why)}; reconnecting in ${delay} ms`);
+    timer = setTimeout(connect, delay);
+    timer.unref();
+    delay = Math.min(delay * 2, RETRY_MAX_MS);
+  };
+
+  async function connect(): Promise<void> {
+    if (stopped) return;
+    const c = new pg.Client({ connectionString: url, application_name: 'wpbackup-listen', keepAlive: true });
+    client = c;
+    c.on('error', retry);
+    c.on('end', () => {
+      if (client === c) retry(new Error('connection closed'));
+    });
+    c.on('notification', (msg) => {
+      if (msg.channel === JOBS_CHANNEL && msg.payload) notifier.notify(msg.payload);
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOBS_CHANNEL}`);
+      if (client !== c) return;
+      connects++;
+      delay = RETRY_MIN_MS;
+      // Jobs queued while we were not listening are announced to no one: look now.
+      if (connects > 1) notifier.notifyAll();
+      markReady();
+    } catch (err) {
+      if (client === c) retry(err);
+    }
+  }
+
+  void connect();
+  return {
+    ready,
+    get connects() {
+      return connects;
+    },
+    close: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      markReady();
+      if (c) {
+        c.removeAllListeners();
+        c.on('error', () => {});
+        await c.end().catch(() => undefined);
+      }
+    },
+  };
+}

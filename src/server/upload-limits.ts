@@ -1,0 +1,92 @@
+import { ApiError } from './api-error.ts';
+import type { ServerContext } from './context.ts';
+import type { Queryable } from './db/db.ts';
+import type { JobRow } from './db/jobs.ts';
+import { abortJobUpload } from './agent-uploads.ts';
+import { siteEvents } from './events.ts';
+
+// How many bytes a job may upload: its site's and its node's remaining quota (the smaller),
+// plus config.uploadMarginBytes; no limit when neither has a quota. The server cannot see
+// bytes going to a presigned S3 URL, so it bounds what it signs: each part URL is signed for
+// one size (S3 checks Content-Length against the signature; local part uploads stop at it),
+// and the sizes signed for a job's upload (job_upload_parts, migration 5) may not sum past the
+// limit. /upload/complete checks the stored object against the limit too. A job that goes
+// past it fails with the reason, and its multipart upload is aborted.
+
+export interface UploadLimit {
+  /** Bytes the job may upload; null: no quota applies. */
+  bytes: number | null;
+  /** Where the number comes from, for messages. */
+  why: string;
+}
+
+export async function uploadLimit(ctx: ServerContext, job: JobRow): Promise<UploadLimit> {
+  const site = await ctx.repos.sites.get(job.siteId);
+  const node = await ctx.repos.nodes.get(job.nodeId);
+  const margin = ctx.config.uploadMarginBytes;
+  const room: { bytes: number; why: string }[] = [];
+  if (site?.quotaBytes != null) {
+    const left = Math.max(0, site.quotaBytes - (await ctx.repos.backups.usageBySite(site.id)));
+    room.push({ bytes: left, why: `site ${site.name}'s remaining quota of ${left} bytes` });
+  }
+  if (node?.quotaBytes != null) {
+    const left = Math.max(0, node.quotaBytes - (await ctx.repos.backups.usageByNode(node.id)));
+    room.push({ bytes: left, why: `node ${node.hostname}'s remaining quota of ${left} bytes` });
+  }
+  if (room.length === 0) return { bytes: null, why: 'no quota applies' };
+  const tightest = room.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+  return { bytes: tightest.bytes + margin, why: `${tightest.why} plus a margin of ${margin} bytes` };
+}
+
+/**
+ * Records that part URLs of sizes[i] were signed for numbers[i] (a part signed twice counts at
+ * its largest size: an older URL stays valid), and returns the part numbers that fit in the
+ * limit, lowest first. Runs in one transaction that locks the job, so concurrent requests on
+ * any server cannot both spend the same bytes.
+ */
+export async function grantParts(ctx: ServerContext, job: JobRow, uploadId: string, numbers: number[], size: number, limit: number): Promise<number[]> {
+  return ctx.db.transaction(async (tx) => {
+    if (tx.dialect === 'postgres') await tx.get('SELECT id FROM jobs WHERE id = ? FOR UPDATE', [job.id]);
+    const signed = await signedSizes(tx, job.id, uploadId);
+    let total = [...signed.values()].reduce((a, b) => a + b, 0);
+    const granted: number[] = [];
+    for (const n of [...numbers].sort((a, b) => a - b)) {
+      const before = signed.get(n) ?? 0;
+      const after = Math.max(before, size);
+      if (total - before + after > limit) break;
+      total += after - before;
+      signed.set(n, after);
+      granted.push(n);
+      await tx.exec(
+        `INSERT INTO job_upload_parts (job_id, upload_id, part_number, size_bytes) VALUES (?, ?, ?, ?)
+         ON CONFLICT (job_id, upload_id, part_number) DO UPDATE SET size_bytes = CASE WHEN excluded.size_bytes > job_upload_parts.size_bytes THEN excluded.size_bytes ELSE job_upload_parts.size_bytes END`,
+        [job.id, uploadId, n, size],
+      );
+    }
+    return granted;
+  });
+}
+
+async function signedSizes(q: Queryable, jobId: string, uploadId: string): Promise<Map<number, number>> {
+  const rows = await q.query<{ part_number: number; size_bytes: number }>('SELECT part_number, size_bytes FROM job_upload_parts WHERE job_id = ? AND upload_id = ?', [jobId, uploadId]);
+  return new Map(rows.map((r) => [Number(r.part_number), Number(r.size_bytes)]));
+}
+
+/** The job ended: its signed part sizes are no longer needed (they would pile up, a row per part). */
+export async function forgetSignedParts(ctx: ServerContext, jobId: string): Promise<void> {
+  await ctx.db.exec('DELETE FROM job_upload_parts WHERE job_id = ?', [jobId]);
+}
+
+/**
+ * The job went past its limit: abort its upload, fail it with the reason, and return the 413
+ * to answer with. The message names the limit and where it comes from.
+ */
+export async function failOverLimit(ctx: ServerContext, job: JobRow, nodeId: string, message: string): Promise<ApiError> {
+  const error = `The upload was refused: ${message}; the upload was aborted. Delete old backups or raise the quota, then run the backup again`;
+  await abortJobUpload(ctx, job);
+  await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
+  await forgetSignedParts(ctx, job.id).catch(() => undefined);
+  await ctx.repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } }).catch(() => undefined);
+  siteEvents(ctx).publish(job.siteId);
+  return new ApiError(413, 'upload_limit', error);
+}
