@@ -3,6 +3,7 @@ import type {
   ApiErrorBody, FinishRequest, JoinRequest, JoinResponse, PartUrlsResponse, PollResponse, ProgressReply, ProgressReport,
   RotateKeyResponse, ScanReply, ScanReport, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse,
 } from '../api/types.ts';
+import { KEY_ROTATION_HEADER } from '../api/types.ts';
 import { WpbError, badInput, failure, stopped } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
 
@@ -47,7 +48,6 @@ export function normalizeServerUrl(server: string): string {
 }
 
 /** The header a poll reply carries when an admin asked for a new node key (server/node-keys.ts). */
-export const KEY_ROTATION_HEADER = 'x-wpbackup-rotate-key';
 
 interface RequestOptions {
   token?: string;

@@ -132,6 +132,9 @@ export interface PollResponse {
   job: AgentJob | null;
 }
 
+/** Set to '1' on a poll reply when an admin asked for a new node key: fetch it with POST /api/v1/agent/rotate-key. */
+export const KEY_ROTATION_HEADER = 'x-wpbackup-rotate-key';
+
 /** POST /api/v1/agent/rotate-key: this node's next key, sent once; the old one works until this one is used. */
 export interface RotateKeyResponse {
   node_key: string;

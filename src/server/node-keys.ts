@@ -16,7 +16,6 @@ import { reapExpiredJobs } from './reaper.ts';
 //   (the reaper aborts their uploads), and the node comes back only with a re-join code bound to it,
 //   which keeps its id, sites and history.
 
-export const KEY_ROTATION_HEADER = 'x-wpbackup-rotate-key';
 
 export interface Actor {
   userId: string | null;

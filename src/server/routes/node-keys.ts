@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Node, RevokeKeyResponse } from '../../api/admin-types.ts';
-import type { RotateKeyResponse } from '../../api/types.ts';
+import { KEY_ROTATION_HEADER, type RotateKeyResponse } from '../../api/types.ts';
 import { hashToken, parseBearer } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
-import { handOverKey, KEY_ROTATION_HEADER, requestKeyRotation, revokeNodeKey } from '../node-keys.ts';
+import { handOverKey, requestKeyRotation, revokeNodeKey } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { nodeBody } from './admin-nodes.ts';
 import { emptyBody, errorResponses as errors, idParams, userId } from './admin-common.ts';
