@@ -2,6 +2,7 @@ import type { Db } from './db/db.ts';
 import type { Repos } from './db/repos.ts';
 import type { SecretBox } from './db/secrets.ts';
 import type { LoginLimiter } from './auth/rate-limit.ts';
+import type { MfaService } from './auth/mfa.ts';
 
 // What every route gets: the database and its repositories, the secret box for storage
 // credentials, and the server's settings.
@@ -14,6 +15,8 @@ export interface ServerConfig {
   leaseMs: number;
   /** Longest an agent poll waits for a job. */
   pollWaitMs: number;
+  /** Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs); none when undefined. */
+  trustProxy?: string[];
 }
 
 export interface ServerContext {
@@ -22,4 +25,5 @@ export interface ServerContext {
   secrets: SecretBox;
   config: ServerConfig;
   loginLimiter: LoginLimiter;
+  mfa: MfaService;
 }

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { ensureDataDir } from '../datadir.ts';
 import { buildApp, type AppOptions } from './app.ts';
-import { LoginLimiter } from './auth/rate-limit.ts';
+import { MfaService } from './auth/mfa.ts';
+import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { ServerConfig, ServerContext } from './context.ts';
 import { openDb } from './db/open.ts';
 import { createRepos } from './db/repos.ts';
+import type { Role } from './db/users.ts';
 import { openSecretBox } from './db/secrets.ts';
 import { startReaper } from './reaper.ts';
 
@@ -20,6 +22,13 @@ export interface StartOptions extends AppOptions {
   leaseMs?: number;
   pollWaitMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Reverse proxies to believe X-Forwarded-For from (see auth/trust-proxy.ts). */
+  trustProxy?: string[];
+  /** Roles whose users must sign in with a second factor. */
+  requireMfa?: Role[];
+  loginLimits?: Partial<LoginLimits>;
+  /** The clock for sign-in limits, codes and repositories (tests). */
+  now?: () => number;
 }
 
 export interface RunningServer {
@@ -33,8 +42,11 @@ export async function openContext(o: Omit<StartOptions, 'port' | 'host'> & { pub
   ensureDataDir(o.dataDir);
   const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
   const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
-  const config: ServerConfig = { publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000 };
-  return { db, repos: createRepos(db, { secrets }), secrets, config, loginLimiter: new LoginLimiter() };
+  const config: ServerConfig = { publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000, trustProxy: o.trustProxy };
+  const repos = createRepos(db, { secrets, now: o.now });
+  const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
+  const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
+  return { db, repos, secrets, config, loginLimiter, mfa };
 }
 
 export async function startServer(o: StartOptions): Promise<RunningServer> {
