@@ -1,7 +1,7 @@
 import { hashPassword } from '../../src/server/auth/passwords.ts';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Dialect } from '../../src/server/db/db.ts';
-import { startServer, type RunningServer } from '../../src/server/start.ts';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server/start.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../server/db/targets.ts';
 
 // A real server on a free port, on SQLite or on a fresh PostgreSQL database, with a
@@ -31,9 +31,11 @@ export interface TestServer {
 
 export const TEST_PASSWORD = 'correct horse battery staple 42';
 
-export async function startTestServer(dialect: Dialect, opts: { leaseMs?: number; pollWaitMs?: number } = {}): Promise<TestServer> {
+export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now'>;
+
+export async function startTestServer(dialect: Dialect, opts: TestServerOptions = {}): Promise<TestServer> {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
-  const server = await startServer({ port: 0, host: '127.0.0.1', dataDir: target.options.dataDir, databaseUrl: target.options.databaseUrl, leaseMs: opts.leaseMs, pollWaitMs: opts.pollWaitMs, env: {} });
+  const server = await startServer({ ...opts, port: 0, host: '127.0.0.1', dataDir: target.options.dataDir, databaseUrl: target.options.databaseUrl, env: {} });
   const api: TestServer['api'] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...o.headers };
     const token = o.token === undefined ? t.adminToken : o.token;
