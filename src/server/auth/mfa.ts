@@ -29,6 +29,7 @@ export class MfaService {
   readonly #secrets: SecretBox;
   readonly #now: () => number;
   readonly #requiredFor: ReadonlySet<Role>;
+  #lastCleanup = 0;
 
   constructor(o: { repo: MfaRepo; secrets: SecretBox; now?: () => number; requiredFor?: readonly Role[] }) {
     this.#repo = o.repo;
@@ -89,7 +90,13 @@ export class MfaService {
   /** A challenge id for the second step of a sign-in; only its hash is stored. */
   async newChallenge(userId: string, purpose: ChallengePurpose): Promise<{ challenge: string; expiresAt: number }> {
     const challenge = randomBytes(32).toString('base64url');
-    const expiresAt = this.#now() + CHALLENGE_TTL_MS[purpose];
+    const now = this.#now();
+    const expiresAt = now + CHALLENGE_TTL_MS[purpose];
+    // Expired challenges go now and then, by whichever server makes one (at most every 10 minutes each).
+    if (now - this.#lastCleanup >= 10 * 60_000) {
+      this.#lastCleanup = now;
+      void this.#repo.deleteExpiredChallenges().catch(() => {});
+    }
     await this.#repo.createChallenge({ idHash: hashToken(challenge), userId, purpose, expiresAt });
     return { challenge, expiresAt };
   }
