@@ -105,6 +105,54 @@ export interface LoginResponse {
   expires_at: string;
 }
 
+/**
+ * A right password for an account with a second factor (mfa_required), or of a role that must have
+ * one but has none yet (mfa_enrollment_required): no token, a challenge for POST /api/v1/auth/login/mfa.
+ */
+export interface LoginChallenge {
+  mfa_required?: true;
+  mfa_enrollment_required?: true;
+  challenge: string;
+  challenge_expires_at: string;
+}
+
+export type LoginResult = LoginResponse | LoginChallenge;
+
+export interface LoginMfaRequest {
+  challenge: string;
+  /** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
+  code: string;
+}
+
+/** The session; after an enrollment challenge, also the recovery codes (shown this once). */
+export interface LoginMfaResponse extends LoginResponse {
+  recovery_codes?: string[];
+}
+
+export interface MfaEnrollment {
+  /** The TOTP secret in base32, for typing into an authenticator app. */
+  secret: string;
+  /** otpauth://totp/... : what a QR code for the app holds. */
+  otpauth_uri: string;
+}
+
+export interface MfaStatusBody {
+  enabled: boolean;
+  /** An enrollment waits for its confirming code. */
+  pending: boolean;
+  /** The server requires a second factor for this user's role. */
+  required: boolean;
+  recovery_codes_left: number;
+}
+
+export interface MfaCodeRequest {
+  code: string;
+}
+
+export interface MfaRecoveryCodes {
+  recovery_codes: string[];
+}
+
 // ---- agents (node key as bearer token) ----
 
 export interface JoinRequest {

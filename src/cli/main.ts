@@ -10,13 +10,14 @@ import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.
 import { restoreCommand } from './commands/restore.ts';
 import { serverCommand } from './commands/server.ts';
 import { sitesScan } from './commands/sites.ts';
-import { usersCreateCommand, usersListCommand } from './commands/users.ts';
+import { loginCommand } from './commands/login.ts';
+import { usersCreateCommand, usersListCommand, usersResetMfaCommand } from './commands/users.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
+export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));

@@ -39,6 +39,8 @@ function requestForLog(req: { method: string; url: string; ip?: string }): Recor
 export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: 1 << 20,
+    // Only the listed proxies' X-Forwarded-For counts, right-most untrusted address first (auth/trust-proxy.ts).
+    trustProxy: ctx.config.trustProxy ?? false,
     // Never log headers (bearer tokens) nor the signed tokens some URLs carry.
     logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'], serializers: { req: requestForLog }, ...(opts.logStream ? { stream: opts.logStream } : {}) } : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },

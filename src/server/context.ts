@@ -4,6 +4,7 @@ import type { SecretBox } from './db/secrets.ts';
 import type { LoginLimiter } from './auth/rate-limit.ts';
 import type { JobNotifier } from './job-notifier.ts';
 import type { Caps, StreamLimits } from './stream-caps.ts';
+import type { MfaService } from './auth/mfa.ts';
 
 // What every route gets: the database and its repositories, the secret box for storage
 // credentials, and the server's settings.
@@ -24,6 +25,8 @@ export interface ServerConfig {
   queuedJobTimeoutMs: number;
   /** Bytes a job may upload beyond its site's and node's remaining quota (agent-upload-limits.ts). */
   uploadMarginBytes: number;
+  /** Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs); none when undefined. */
+  trustProxy?: string[];
 }
 
 export interface ServerContext {
@@ -36,4 +39,5 @@ export interface ServerContext {
   jobNotifier: JobNotifier;
   /** Per-process caps on open streams and polls. */
   caps: Caps;
+  mfa: MfaService;
 }

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { ensureDataDir } from '../datadir.ts';
 import { buildApp, type AppOptions } from './app.ts';
-import { LoginLimiter } from './auth/rate-limit.ts';
+import { MfaService } from './auth/mfa.ts';
+import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { ServerConfig, ServerContext } from './context.ts';
 import { openDb } from './db/open.ts';
 import { createRepos } from './db/repos.ts';
+import type { Role } from './db/users.ts';
 import { openSecretBox } from './db/secrets.ts';
 import { JobNotifier } from './job-notifier.ts';
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
@@ -30,6 +32,13 @@ export interface StartOptions extends AppOptions {
   /** See ServerConfig.uploadMarginBytes; 64 MiB by default. */
   uploadMarginBytes?: number;
   env?: NodeJS.ProcessEnv;
+  /** Reverse proxies to believe X-Forwarded-For from (see auth/trust-proxy.ts). */
+  trustProxy?: string[];
+  /** Roles whose users must sign in with a second factor. */
+  requireMfa?: Role[];
+  loginLimits?: Partial<LoginLimits>;
+  /** The clock for sign-in limits, codes and repositories (tests). */
+  now?: () => number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -57,11 +66,13 @@ export async function openContext(o: Omit<StartOptions, 'port' | 'host'> & { pub
   const config: ServerConfig = {
     publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000,
     pollRecheckMs: o.pollRecheckMs ?? DEFAULT_POLL_RECHECK_MS, limits, queuedJobTimeoutMs: o.queuedJobTimeoutMs ?? DEFAULT_QUEUED_JOB_TIMEOUT_MS,
-    uploadMarginBytes: o.uploadMarginBytes ?? DEFAULT_UPLOAD_MARGIN_BYTES,
+    uploadMarginBytes: o.uploadMarginBytes ?? DEFAULT_UPLOAD_MARGIN_BYTES, trustProxy: o.trustProxy,
   };
   const jobNotifier = new JobNotifier();
-  const repos = createRepos(db, { secrets, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
-  return { db, repos, secrets, config, loginLimiter: new LoginLimiter(), jobNotifier, caps: createCaps(limits) };
+  const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
+  const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
+  const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
+  return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps: createCaps(limits) };
 }
 
 export async function startServer(o: StartOptions): Promise<RunningServer> {

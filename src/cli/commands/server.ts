@@ -1,6 +1,9 @@
 import { join } from 'node:path';
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
+import { isRole, ROLES } from '../../server/auth/roles.ts';
+import { parseTrustProxy } from '../../server/auth/trust-proxy.ts';
+import type { Role } from '../../server/db/users.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { str } from '../values.ts';
@@ -8,7 +11,7 @@ import { str } from '../values.ts';
 export const serverCommand: Command = {
   path: ['server'],
   summary: 'Run the control server: HTTP API, dashboard and job queue',
-  usage: 'server [--port 8080] [--host 127.0.0.1] [--data-dir DIR]',
+  usage: 'server [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--trust-proxy ADDRS] [--require-mfa ROLES]',
   help: `Keeps the fleet's state (SQLite in the data dir, or PostgreSQL when DATABASE_URL is set) and
 hands backup jobs to agents. API under /api/v1, OpenAPI at /api/openapi.json, docs at /api/docs.
 
@@ -19,6 +22,10 @@ Options:
   --data-dir DIR       database, secret key, local backups (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
   --no-local-agent     do not run an agent in this process (by default one backs up this machine's sites)
   --log-requests       log one JSON line per request on stdout (tokens and signed links are redacted)
+  --trust-proxy ADDRS  reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
+                       names the client (default $WPBACKUP_TRUST_PROXY, else none: the peer's address)
+  --require-mfa ROLES  roles that must sign in with a TOTP second factor, e.g. super_admin,node_admin
+                       (default $WPBACKUP_REQUIRE_MFA, else none)
 
 Limits (per server process; see README "Limits"):
   --max-streams-per-user N   open backup event streams one user may hold (default 10)
@@ -41,6 +48,8 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     'max-polls-per-node': { type: 'string' },
     'queued-job-timeout': { type: 'string' },
     'upload-margin-mb': { type: 'string' },
+    'trust-proxy': { type: 'string' },
+    'require-mfa': { type: 'string' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx) {
@@ -48,14 +57,18 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port must be a port number, not ${portText}`);
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
+    const trustProxy = str(v['trust-proxy']) !== undefined ? parseTrustProxy(str(v['trust-proxy'])) : parseTrustProxy(ctx.env.WPBACKUP_TRUST_PROXY, 'WPBACKUP_TRUST_PROXY');
+    const requireMfa = parseRoles(str(v['require-mfa']) ?? ctx.env.WPBACKUP_REQUIRE_MFA, str(v['require-mfa']) !== undefined ? '--require-mfa' : 'WPBACKUP_REQUIRE_MFA');
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
     const server = await startServer({
       port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true,
-      ...limitOptions(v),
+      trustProxy, requireMfa, ...limitOptions(v),
     });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
+    if (trustProxy) ctx.stdout.write(`  Client addresses from X-Forwarded-For of: ${trustProxy.join(', ')}\n`);
+    if (requireMfa.length > 0) ctx.stdout.write(`  Second factor required for: ${requireMfa.join(', ')}\n`);
     if ((await server.ctx.repos.users.count()) === 0) {
       ctx.stdout.write(`  No users yet. Create the first admin (password read from stdin or prompted):\n    wpbackup users create --email you@example.com --role super_admin --data-dir ${dataDir}\n`);
     }
@@ -90,4 +103,12 @@ function limitOptions(v: Record<string, unknown>): { limits: { streamsPerUser?: 
     queuedJobTimeoutMs: minutes === undefined ? undefined : minutes * 60_000,
     uploadMarginBytes: margin === undefined ? undefined : margin * 1024 * 1024,
   };
+}
+
+/** A comma-separated list of roles; empty or unset is none. */
+export function parseRoles(text: string | undefined, source: string): Role[] {
+  const roles = (text ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const bad = roles.filter((r) => !isRole(r));
+  if (bad.length > 0) throw badInput(`${source}: ${bad.join(', ')} is not a role`, `Use roles from: ${ROLES.join(', ')}`);
+  return [...new Set(roles)] as Role[];
 }

@@ -21,7 +21,7 @@ async function firstLine(stdin: NodeJS.ReadableStream): Promise<string> {
 }
 
 /** Reads one line from the terminal without echoing it. */
-function promptHidden(prompt: string, stderr: NodeJS.WritableStream): Promise<string> {
+export function promptHidden(prompt: string, stderr: NodeJS.WritableStream): Promise<string> {
   const stdin = process.stdin;
   stderr.write(prompt);
   return new Promise((resolve, reject) => {
@@ -117,4 +117,32 @@ ${DATA_DIR_HELP}`,
   },
 };
 
-export const usersCommands: Command[] = [usersCreateCommand, usersListCommand];
+export const usersResetMfaCommand: Command = {
+  path: ['users', 'reset-mfa'],
+  summary: "Turn off a user's second factor (a lost phone); they sign in with the password and enroll again",
+  usage: 'users reset-mfa --email EMAIL [--data-dir DIR]',
+  help: `Removes the user's TOTP secret and recovery codes and ends their pending sign-in challenges.
+Their next sign-in needs only the password (or, for a role the server requires MFA for, leads to a
+new enrollment). Recorded in the audit log. The API twin is DELETE /api/v1/users/{id}/mfa.
+
+Options:
+  --email EMAIL        the user's sign-in email
+${DATA_DIR_HELP}`,
+  options: { email: { type: 'string' }, 'data-dir': { type: 'string' } },
+  allowPositionals: false,
+  async run(v, _pos, ctx) {
+    const email = str(v.email)?.trim();
+    if (!email) throw badInput('--email is required', "See 'wpbackup users reset-mfa --help'");
+    const had = await withServerContext(str(v['data-dir']), ctx.env, async (sc) => {
+      const user = await sc.repos.users.getByEmail(email);
+      if (!user) throw badInput(`No user has the email ${email.toLowerCase()}`, "See 'wpbackup users list'");
+      const removed = await sc.mfa.disable(user.id);
+      await sc.repos.audit.record({ action: 'user.mfa_reset', targetType: 'user', targetId: user.id, detail: { email: user.email, had_mfa: removed, via: 'cli' } });
+      return removed;
+    });
+    ctx.stdout.write(had ? `Second factor removed for ${email.toLowerCase()}\n` : `${email.toLowerCase()} had no second factor; nothing to remove\n`);
+    return EXIT.ok;
+  },
+};
+
+export const usersCommands: Command[] = [usersCreateCommand, usersListCommand, usersResetMfaCommand];

@@ -1,107 +1,133 @@
-// Login throttling, in memory: a sliding window per (client, email) and a wider one per client, so one address
-// can neither hammer one account nor spray many. Use:
-//
-//   const v = limiter.attempt(ip, email);          // before checking the password
+// Sign-in throttling, stored in the database (db/login-throttle.ts) so every server on one PostgreSQL
+// counts together. Per attempt it charges, all or nothing:
+//   s|SOURCE          every failure from one source (an IPv4 address, an IPv6 /64): one source cannot
+//                     spray many accounts, and only ever locks out itself;
+//   p|SOURCE|EMAIL    failures of one source on one account;
+//   a|EMAIL           password failures on one account from sources that have NOT signed in as it
+//                     lately: bounds guessing from a whole botnet, while the owner, from a place they
+//                     signed in from before (k|SOURCE|EMAIL, kept 30 days), is never locked out by it;
+//   m|EMAIL           wrong second-factor codes on one account, from anywhere (only someone who has
+//                     the password gets that far).
+// Use:
+//   const v = await limiter.attempt(ip, email, 'password');   // before checking the password
 //   if (!v.ok) → 429 with Retry-After: v.retryAfterSec
-//   if (await verifyPassword(...)) limiter.succeeded(ip, email);
-//
-// attempt() counts the try as a failure straight away: a burst of parallel requests would otherwise all pass
-// the check before the first slow password hash finished. succeeded() takes it back.
+//   if (right) await limiter.succeeded(v.ticket, { complete: true });  // complete: a session was issued
+// attempt() counts the try as a failure straight away (a burst of parallel requests would otherwise all
+// pass before the first slow password hash finished); succeeded() takes it back.
 
+import type { LoginThrottleRepo } from '../db/login-throttle.ts';
 import { isIP } from 'node:net';
 
-export interface LoginLimiterOptions {
-  /** Failures allowed per (client, email) within the window. */
-  perEmail?: number;
-  /** Failures allowed per client, over all emails, within the window. */
-  perClient?: number;
-  windowMs?: number;
-  /** Keys kept at most; beyond it the least recently failed go first. */
-  maxKeys?: number;
-  now?: () => number;
+const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+
+export interface LoginLimits {
+  /** Failures per source over all accounts, per window. */
+  perSource: number;
+  /** Failures per (source, account), per window. */
+  perPair: number;
+  windowMs: number;
+  /** Password failures per account from unknown sources, per accountWindowMs. */
+  perAccount: number;
+  /** Wrong second-factor codes per account, from anywhere, per accountWindowMs. */
+  perAccountMfa: number;
+  accountWindowMs: number;
+  /** How long a source that signed in as an account stays known for it. */
+  knownForMs: number;
 }
 
-export type LimitVerdict = { ok: true } | { ok: false; retryAfterSec: number };
+/** The defaults and their reasoning are in the README's "Sign-in limits". */
+export const DEFAULT_LIMITS: Readonly<LoginLimits> = Object.freeze({
+  perSource: 20,
+  perPair: 5,
+  windowMs: 15 * MIN,
+  perAccount: 100,
+  perAccountMfa: 10,
+  accountWindowMs: DAY,
+  knownForMs: 30 * DAY,
+});
+
+export type LoginStage = 'password' | 'mfa';
+
+export interface LoginTicket {
+  source: string;
+  email: string;
+  stage: LoginStage;
+  charged: string[];
+}
+
+export type Refusal = { ok: false; retryAfterSec: number; scope: 'source' | 'account' };
+export type LimitVerdict = { ok: true; ticket: LoginTicket } | Refusal;
+
+/** The part of the repository the limiter uses. */
+export type ThrottleStore = Pick<LoginThrottleRepo, 'charge' | 'settle' | 'isLive' | 'deleteExpired'>;
+
+const CLEANUP_EVERY_MS = 10 * MIN;
 
 export class LoginLimiter {
-  readonly #perEmail: number;
-  readonly #perClient: number;
-  readonly #windowMs: number;
-  readonly #maxKeys: number;
+  readonly #store: ThrottleStore;
+  readonly #limits: LoginLimits;
   readonly #now: () => number;
-  // key → failure times, ascending, at most `limit` of them. Map order is last-failure order (a key is re-inserted
-  // on each failure) and every key shares one window, so expired keys are always at the front.
-  readonly #failures = new Map<string, number[]>();
+  #lastCleanup: number;
 
-  constructor(opts: LoginLimiterOptions = {}) {
-    this.#perEmail = opts.perEmail ?? 5;
-    this.#perClient = opts.perClient ?? 20;
-    this.#windowMs = opts.windowMs ?? 15 * 60 * 1000;
-    this.#maxKeys = opts.maxKeys ?? 50_000;
+  constructor(store: ThrottleStore, opts: { limits?: Partial<LoginLimits>; now?: () => number } = {}) {
+    this.#store = store;
+    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.#now = opts.now ?? Date.now;
+    this.#lastCleanup = this.#now();
   }
 
-  /** How many keys are held (for tests and metrics). */
-  get size(): number {
-    return this.#failures.size;
+  get limits(): Readonly<LoginLimits> {
+    return this.#limits;
   }
 
-  attempt(ip: string, email: string): LimitVerdict {
+  async attempt(ip: string, rawEmail: string, stage: LoginStage = 'password'): Promise<LimitVerdict> {
+    this.#cleanupNowAndThen();
+    const L = this.#limits;
+    const source = clientKey(ip);
+    const email = normalize(rawEmail);
+    const charges = [
+      { key: `s|${source}`, limit: L.perSource, windowMs: L.windowMs },
+      { key: `p|${source}|${email}`, limit: L.perPair, windowMs: L.windowMs },
+    ];
+    if (stage === 'mfa') charges.push({ key: `m|${email}`, limit: L.perAccountMfa, windowMs: L.accountWindowMs });
+    else if (!(await this.#store.isLive(knownKey(source, email)))) charges.push({ key: `a|${email}`, limit: L.perAccount, windowMs: L.accountWindowMs });
+    const r = await this.#store.charge(charges);
+    if (!r.ok) return { ok: false, retryAfterSec: Math.max(1, Math.ceil(r.retryAfterMs / 1000)), scope: /^[am]\|/.test(r.key) ? 'account' : 'source' };
+    return { ok: true, ticket: { source, email, stage, charged: charges.map((c) => c.key) } };
+  }
+
+  /**
+   * The password (or code) was right: this pair's failures are forgotten and the attempt given back.
+   * complete: the sign-in is finished (a session was issued), so the source becomes known for the account.
+   */
+  async succeeded(t: LoginTicket, o: { complete: boolean }): Promise<void> {
+    const pair = `p|${t.source}|${t.email}`;
+    await this.#store.settle({
+      forget: [pair],
+      refund: t.charged.filter((k) => k !== pair),
+      remember: o.complete ? { key: knownKey(t.source, t.email), untilMs: this.#now() + this.#limits.knownForMs } : undefined,
+    });
+  }
+
+  // Dead windows are deleted by whichever server notices first, at most every 10 minutes per process.
+  #cleanupNowAndThen(): void {
     const now = this.#now();
-    this.#evict(now);
-    const keys = keysFor(ip, email);
-    const wait = Math.max(this.#wait(keys.pair, this.#perEmail, now), this.#wait(keys.client, this.#perClient, now));
-    if (wait > 0) return { ok: false, retryAfterSec: Math.max(1, Math.ceil(wait / 1000)) };
-    this.#record(keys.pair, this.#perEmail, now);
-    this.#record(keys.client, this.#perClient, now);
-    return { ok: true };
-  }
-
-  /** The password was right: forget this pair's failures and give the client back the attempt. */
-  succeeded(ip: string, email: string): void {
-    const keys = keysFor(ip, email);
-    this.#failures.delete(keys.pair);
-    const client = this.#failures.get(keys.client);
-    client?.pop();
-    if (client?.length === 0) this.#failures.delete(keys.client);
-  }
-
-  // Milliseconds until the key has a free slot; 0 if it has one now.
-  #wait(key: string, limit: number, now: number): number {
-    const times = this.#live(key, now);
-    const oldest = times.length >= limit ? times[times.length - limit] : undefined;
-    return oldest === undefined ? 0 : oldest + this.#windowMs - now;
-  }
-
-  #live(key: string, now: number): number[] {
-    const times = this.#failures.get(key) ?? [];
-    while (times.length > 0 && (times[0] ?? 0) <= now - this.#windowMs) times.shift();
-    return times;
-  }
-
-  #record(key: string, limit: number, now: number): void {
-    const times = this.#live(key, now);
-    times.push(now);
-    if (times.length > limit) times.shift();
-    this.#failures.delete(key);
-    this.#failures.set(key, times);
-    if (this.#failures.size > this.#maxKeys) this.#failures.delete(this.#failures.keys().next().value ?? '');
-  }
-
-  // Amortised O(1): only ever looks at the front, where the stalest keys are.
-  #evict(now: number): void {
-    for (const [key, times] of this.#failures) {
-      const last = times[times.length - 1];
-      if (last !== undefined && last > now - this.#windowMs) return;
-      this.#failures.delete(key);
-    }
+    if (now - this.#lastCleanup < CLEANUP_EVERY_MS) return;
+    this.#lastCleanup = now;
+    void this.#store.deleteExpired().catch(() => {});
   }
 }
 
-function keysFor(ip: string, email: string): { pair: string; client: string } {
-  const client = clientKey(ip);
-  return { pair: `p ${client} ${email.trim().toLowerCase()}`, client: `c ${client}` };
+/** What a refusal tells the caller. */
+export function refusalMessage(r: Refusal): string {
+  return r.scope === 'account'
+    ? `Too many failed sign-ins on this account; try again in ${r.retryAfterSec} s, or from a network you signed in from before`
+    : `Too many failed sign-ins; try again in ${r.retryAfterSec} s`;
 }
+
+const normalize = (email: string): string => email.trim().toLowerCase();
+const knownKey = (source: string, email: string): string => `k|${source}|${email}`;
 
 /**
  * The unit one client is counted as. An IPv4-mapped IPv6 address is its IPv4 address; other IPv6 addresses

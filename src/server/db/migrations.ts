@@ -186,6 +186,48 @@ CREATE TABLE discovered_sites (
 );
 `;
 
+// Sign-in hardening. login_throttle: failure counters per source, per (source, account) and per
+// account, each a fixed window that starts at its first failure; shared by every server on the
+// database; rows past window_end are dead and deleted now and then. A "known source" (a source
+// that recently signed in as an account) is a row there too, with failures 0.
+// user_mfa: a user's TOTP secret (encrypted), active once confirmed (enabled_at), with the last
+// time step used so a code works once. mfa_recovery_codes: hashes of one-time codes.
+// login_challenges: the short-lived second step of a sign-in (hash of its id only).
+const loginSecurity = `
+CREATE TABLE login_throttle (
+  key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  window_end BIGINT NOT NULL
+);
+CREATE INDEX login_throttle_window_end ON login_throttle (window_end);
+
+CREATE TABLE user_mfa (
+  user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  secret_enc TEXT NOT NULL,
+  enabled_at BIGINT,
+  last_step BIGINT,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE mfa_recovery_codes (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  code_hash TEXT NOT NULL,
+  used_at BIGINT,
+  PRIMARY KEY (user_id, code_hash)
+);
+
+CREATE TABLE login_challenges (
+  id_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  purpose TEXT NOT NULL CHECK (purpose IN ('verify', 'enroll')),
+  failures INTEGER NOT NULL DEFAULT 0,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX login_challenges_user ON login_challenges (user_id);
+CREATE INDEX login_challenges_expires ON login_challenges (expires_at);
+`;
+
 // Ending access (issue 7): a user can be disabled (no login, no tokens); a node key can be
 // rotated (pending_key_hash: the next key, handed to the agent once and promoted the first time
 // it is used; key_rotation_at: when an admin asked for it) or revoked (node_key_hash NULL), after
@@ -217,6 +259,7 @@ CREATE TABLE job_upload_parts (
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
+  { version: 3, name: 'login throttle and MFA', sql: loginSecurity },
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
   { version: 5, name: 'node disabled since, upload part budget', sql: limits },
 ];

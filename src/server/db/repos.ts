@@ -4,6 +4,8 @@ import type { Queryable } from './db.ts';
 import { DiscoveredSitesRepo } from './discovered-sites.ts';
 import { JobsRepo } from './jobs.ts';
 import { JoinCodesRepo } from './join-codes.ts';
+import { LoginThrottleRepo } from './login-throttle.ts';
+import { MfaRepo } from './mfa.ts';
 import { NodesRepo } from './nodes.ts';
 import type { RepoContext } from './rows.ts';
 import type { SecretBox } from './secrets.ts';
@@ -27,6 +29,8 @@ export interface Repos {
   tokens: TokensRepo;
   storageProviders: StorageProvidersRepo;
   audit: AuditRepo;
+  loginThrottle: LoginThrottleRepo;
+  mfa: MfaRepo;
 }
 
 export interface RepoOptions {
@@ -50,5 +54,7 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     tokens: new TokensRepo(ctx),
     storageProviders: new StorageProvidersRepo(ctx, opts.secrets),
     audit: new AuditRepo(ctx),
+    loginThrottle: new LoginThrottleRepo(ctx),
+    mfa: new MfaRepo(ctx),
   };
 }

@@ -26,16 +26,6 @@ export const ROLE_SCHEMA = { type: 'string', enum: ['super_admin', 'node_admin',
 export const EMAIL_SCHEMA = { type: 'string', minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' } as const;
 export const PASSWORD_SCHEMA = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 
-const ERROR_BODY = {
-  type: 'object',
-  properties: { error: { type: 'object', additionalProperties: true, properties: { code: { type: 'string' }, message: { type: 'string' } } } },
-} as const;
-
-/** The error statuses a route documents in the OpenAPI document, e.g. { 404: 'No such node' }. */
-export function errorResponses(statuses: Record<number, string>): Record<number, unknown> {
-  return Object.fromEntries(Object.entries(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY }]));
-}
-
 export function iso(ms: number): string;
 export function iso(ms: number | null): string | null;
 export function iso(ms: number | null): string | null {

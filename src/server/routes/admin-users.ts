@@ -7,7 +7,9 @@ import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, EMAIL_SCHEMA, emptyBody, errorResponses, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { currentTokenHash, EMAIL_SCHEMA, emptyBody, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { admit } from './auth.ts';
+import { errorResponses } from './error-responses.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own account (/auth/me, /auth/logout). Passwords go in hashed and never come out.
@@ -155,14 +157,10 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     handler: async ({ body, principal, raw, reply }) => {
       const user = await loadUser(ctx, userId(principal));
       // The current password is guessed here no faster than at sign-in: the same limiter counts both.
-      const verdict = ctx.loginLimiter.attempt(raw.ip, user.email);
-      if (!verdict.ok) {
-        void reply.header('retry-after', String(verdict.retryAfterSec));
-        throw new ApiError(429, 'rate_limited', `Too many wrong passwords; try again in ${verdict.retryAfterSec} s`);
-      }
+      const ticket = admit(await ctx.loginLimiter.attempt(raw.ip, user.email, 'password'), reply);
       const creds = await ctx.repos.users.credentialsByEmail(user.email);
       if (!(await verifyPassword(body.current_password, creds?.passwordHash))) throw new ApiError(403, 'wrong_password', 'The current password is wrong; nothing was changed');
-      ctx.loginLimiter.succeeded(raw.ip, user.email);
+      await ctx.loginLimiter.succeeded(ticket, { complete: false });
       checkPolicy(body.new_password, user.email);
       await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.new_password));
       const ended = await endOtherTokens(ctx, raw, user.id);

@@ -6,7 +6,8 @@ import type { ServerContext } from '../context.ts';
 import { handOverKey, requestKeyRotation, revokeNodeKey } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { nodeBody } from './admin-nodes.ts';
-import { emptyBody, errorResponses as errors, idParams, userId } from './admin-common.ts';
+import { emptyBody, idParams, userId } from './admin-common.ts';
+import { errorResponses as errors } from './error-responses.ts';
 import { nodeIdOf } from './agent-common.ts';
 
 // Node key rotation and revocation (see node-keys.ts for the handover). super_admin, or the node's

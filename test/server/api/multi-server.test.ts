@@ -79,6 +79,23 @@ describe('two servers on one PostgreSQL database', () => {
     assert.equal((await call(a, 'POST', `/api/v1/agent/jobs/${jobId}/progress`, nodeKey, report)).body.cancel, true);
   });
 
+  it('counts failed sign-ins across both servers: the limits hold however requests are spread', async () => {
+    const attempt = async (s: RunningServer, email: string, password: string): Promise<number> => {
+      const res = await fetch(`${s.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+      await res.text();
+      return res.status;
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await attempt(i % 2 ? a : b, 'ops@example.com', 'wrong password here'));
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429], 'the 6th failure, on either server, is one too many');
+    assert.equal(await attempt(a, 'ops@example.com', TEST_PASSWORD), 429);
+    assert.equal(await attempt(b, 'ops@example.com', TEST_PASSWORD), 429);
+    // A burst split over both servers gets no more than the 5 tries one server would give.
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(i % 2 ? a : b, 'burst@example.com', 'wrong password here')));
+    assert.equal(burst.filter((st) => st === 401).length, 5, JSON.stringify(burst));
+    assert.equal(burst.filter((st) => st === 429).length, 7);
+  });
+
   it('encrypted storage credentials written by one server are usable by the other', async () => {
     const m = services().minio;
     const bucket = await makeBucket();

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/server/auth/roles.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
+import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
 
 // ONE permission matrix over every route the app registers. The routes come from the OpenAPI
@@ -182,6 +183,24 @@ for (const dialect of DIALECTS) {
     const ROUTES: Record<string, RouteSpec> = {
       'GET /healthz': { auth: 'public', make: get('/healthz') },
       'POST /api/v1/auth/login': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login', body: { email: f.siteAdmin.email, password: TEST_PASSWORD } }) },
+      // A real challenge each time (a fresh user's): the bearer token, whoever's, changes nothing.
+      'POST /api/v1/auth/login/mfa/enroll': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login/mfa/enroll', body: { challenge: (await t.server.ctx.mfa.newChallenge(await freshUser(), 'enroll')).challenge } }) },
+      'POST /api/v1/auth/login/mfa': {
+        auth: 'public',
+        make: async () => {
+          const uid = await freshUser();
+          const { challenge } = await t.server.ctx.mfa.newChallenge(uid, 'enroll');
+          const e = await t.server.ctx.mfa.startEnrollment(uid, 'x@example.com');
+          assert.ok(e);
+          return { method: 'POST', path: '/api/v1/auth/login/mfa', body: { challenge, code: totp(base32Decode(e.secret), Date.now()) } };
+        },
+      },
+      'GET /api/v1/auth/mfa': { auth: 'user', make: get('/api/v1/auth/mfa') },
+      'POST /api/v1/auth/mfa/enroll': { auth: 'user', make: async () => ({ method: 'POST', path: '/api/v1/auth/mfa/enroll' }) },
+      // A pending enrollment and a wrong code (422), or none (409): refused for the state of things, not the caller.
+      'POST /api/v1/auth/mfa/confirm': { auth: 'user', make: async () => ({ method: 'POST', path: '/api/v1/auth/mfa/confirm', body: { code: 'zzzzzz' } }) },
+      'POST /api/v1/auth/mfa/disable': { auth: 'user', make: async () => ({ method: 'POST', path: '/api/v1/auth/mfa/disable', body: { code: 'zzzzzz' } }) },
+      'DELETE /api/v1/users/{id}/mfa': superOnly(async () => ({ method: 'DELETE', path: `/api/v1/users/${await freshUser()}/mfa` }), 'user.manage'),
       'GET /api/v1/users': superOnly(get('/api/v1/users'), 'user.manage'),
       'POST /api/v1/users': superOnly(async () => ({ method: 'POST', path: '/api/v1/users', body: { email: `m-${rand()}@example.com`, password: 'violet tractor moonlight 7', role: 'site_admin' } }), 'user.manage'),
       'GET /api/v1/users/{id}': superOnly(async () => ({ method: 'GET', path: `/api/v1/users/${await freshUser()}` }), 'user.manage'),

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
@@ -154,6 +155,25 @@ for (const dialect of DIALECTS) {
         assert.equal((await api(`me via api token ${p.email}`, 'GET', '/api/v1/auth/me', tok.body.token as string)).status, 200);
         assert.equal((await api(`tokens ${p.email}`, 'GET', '/api/v1/tokens', p.token)).status, 200);
       }
+      // A second factor: the TOTP secret and the recovery codes are shown once, by enrollment and
+      // confirmation; the sign-in challenge once, by the password step. None of them anywhere else.
+      const ops = people[0];
+      assert.ok(ops?.token);
+      const enroll = await api('mfa enroll', 'POST', '/api/v1/auth/mfa/enroll', ops.token);
+      assert.equal(enroll.status, 200, JSON.stringify(enroll.body));
+      created(enroll.body.secret);
+      const confirm = await api('mfa confirm', 'POST', '/api/v1/auth/mfa/confirm', ops.token, { code: totp(base32Decode(enroll.body.secret as string), Date.now()) });
+      assert.equal(confirm.status, 200, JSON.stringify(confirm.body));
+      const recovery = confirm.body.recovery_codes as string[];
+      for (const c of recovery) created(c);
+      const challenge = await api('mfa login, password', 'POST', '/api/v1/auth/login', null, { email: ops.email, password: ops.password });
+      assert.equal(challenge.body.mfa_required, true);
+      created(challenge.body.challenge);
+      const second = await api('mfa login, recovery code', 'POST', '/api/v1/auth/login/mfa', null, { challenge: challenge.body.challenge, code: recovery[0] });
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+      created(second.body.token);
+      assert.equal((await api('mfa status', 'GET', '/api/v1/auth/mfa', second.body.token as string)).body.recovery_codes_left, 9);
+
       const newPassword = strong();
       never.add(newPassword);
       const users = (await api('users', 'GET', '/api/v1/users', admin)).body.users as { id: string; email: string }[];
