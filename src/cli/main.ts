@@ -45,15 +45,27 @@ function parse(cmd: Command, rest: string[]): { values: Record<string, string | 
   }
 }
 
+/**
+ * A terminal's Ctrl-C, `timeout` and systemd signal a whole process group: with the Node
+ * launcher in front (bin/wpbackup.js on an older node), which passes signals on, one request
+ * arrives twice. A repeat within this long is that copy, not a second request.
+ */
+const SAME_REQUEST_MS = 1000;
+
 function signalController(ctx: { stderr: NodeJS.WritableStream }): AbortController {
   const ac = new AbortController();
+  let firstAt = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (ac.signal.aborted) process.exit(EXIT.stopped);
+    if (ac.signal.aborted) {
+      if (performance.now() - firstAt >= SAME_REQUEST_MS) process.exit(EXIT.stopped);
+      return;
+    }
+    firstAt = performance.now();
     ctx.stderr.write(`\nwpbackup: ${sig} received, stopping and cleaning up (again to quit at once)\n`);
     ac.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a closed terminal or ssh session stops a backup cleanly instead of killing it mid-write.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   return ac;
 }
 

@@ -1,5 +1,4 @@
 import { badInput } from '../../errors.ts';
-import { generateToken, hashToken } from '../../server/auth/tokens.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { DATA_DIR_HELP, withServerContext } from '../server-context.ts';
@@ -26,6 +25,7 @@ ${DATA_DIR_HELP}`,
   async run(v, _pos, ctx) {
     const ttl = Number(str(v.ttl) ?? '60');
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_MINUTES) throw badInput(`--ttl must be a whole number of minutes from 1 to ${MAX_TTL_MINUTES}, not ${str(v.ttl)}`);
+    const { generateToken, hashToken } = await import('../../server/auth/tokens.ts');
     const code = generateToken('join');
     const expires = new Date(Date.now() + ttl * 60_000);
     await withServerContext(str(v['data-dir']), ctx.env, async (server) => {

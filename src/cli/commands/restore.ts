@@ -1,6 +1,7 @@
-import { runRestore, type RestoreStep } from '../../engine/restore.ts';
+import type { RestoreStep } from '../../engine/restore.ts';
 import { badInput } from '../../errors.ts';
 import type { Command } from '../command.ts';
+import { runRestore } from '../lazy.ts';
 import { EXIT } from '../exit-codes.ts';
 import { progressFor } from '../render.ts';
 import { str } from '../values.ts';
