@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { badInput, failure } from './errors.ts';
 
 // A child's output read through a FIFO instead of a pipe stream: a consumer that has
 // buffers of its own (the multipart uploader's part buffers) reads straight into them with
@@ -56,7 +57,12 @@ export class FdReadable extends Readable implements ReadInto {
  * end-of-stream when the child exits.
  */
 export async function openFifo(path: string): Promise<{ reader: FdReadable; writeFd: number; closeWriter(): void }> {
-  execFileSync('mkfifo', ['-m', '600', path]);
+  try {
+    execFileSync('mkfifo', ['-m', '600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badInput('mkfifo is not installed (not found on PATH)', 'Install it (apt-get install coreutils) or put it on PATH', err);
+    throw failure(`Cannot make the FIFO ${path}: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`, err);
+  }
   const [r, w] = await Promise.all([open(path, 'r'), open(path, 'w')]);
   let closed = false;
   return {
