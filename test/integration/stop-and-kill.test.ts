@@ -100,7 +100,10 @@ describe('stop and kill -9 in every stage', () => {
   });
 
   const destOf = (dest: Dest, name: string): string => (dest === 's3' ? `s3://${bucket}` : join(work, name, 'dest'));
-  const args = (dest: string, dataDir: string): string[] => ['backup', '--site', site.dir, '--to', dest, '--json', '--data-dir', dataDir, '--limit-upload', '12M'];
+  // S3 uploads are throttled so the upload stages last; a local directory is written at full
+  // speed, as users do, which is also the path that used to crash on a stop (no stream between
+  // zstd's output and the file).
+  const args = (dest: string, dataDir: string): string[] => ['backup', '--site', site.dir, '--to', dest, '--json', '--data-dir', dataDir, ...(dest.startsWith('s3://') ? ['--limit-upload', '12M'] : [])];
   const runDirs = (dataDir: string): string[] => (existsSync(join(dataDir, 'tmp')) ? readdirSync(join(dataDir, 'tmp')) : []);
 
   async function assertNothingLeft(dest: Dest, name: string, dataDir: string): Promise<void> {
