@@ -43,7 +43,8 @@ if (major >= 24) {
  * both (same process group): the child takes the copy as the same request.
  */
 function runChild(node, args) {
-  const child = spawn(node, args, { stdio: 'inherit' });
+  // fd 3 tells the child if this process is killed outright (see watchLauncher in main.ts).
+  const child = spawn(node, args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env: { ...process.env, WPBACKUP_LAUNCHER_PIPE: '3' } });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('error', (err) => {
     process.stderr.write(`wpbackup: could not start ${node}: ${err.message}. Run 'bash scripts/bootstrap.sh' in ${root}.\n`);

@@ -99,8 +99,24 @@ export async function main(argv: string[], ctx: Omit<CommandContext, 'signal'>):
   }
 }
 
+/**
+ * Under the Node launcher (bin/wpbackup.js on an older node), fd 3 is a pipe the launcher
+ * holds open. If the launcher is killed outright (kill -9), the pipe closes: that is a
+ * hang-up, so the run stops and cleans up instead of going on with nobody to report to.
+ */
+async function watchLauncher(env: NodeJS.ProcessEnv): Promise<void> {
+  if (env.WPBACKUP_LAUNCHER_PIPE !== '3') return;
+  const { Socket } = await import('node:net');
+  const pipe = new Socket({ fd: 3, readable: true, writable: false });
+  pipe.on('error', () => {});
+  pipe.on('close', () => process.kill(process.pid, 'SIGHUP'));
+  pipe.resume();
+  pipe.unref();
+}
+
 /** The process entry: stdout/stderr are synchronous for files, pipes and TTYs on Linux, so exiting at once loses no output and no idle socket keeps the process alive. */
 export async function cli(): Promise<never> {
+  await watchLauncher(process.env);
   const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
   process.exit(code);
 }

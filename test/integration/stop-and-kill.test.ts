@@ -191,6 +191,25 @@ describe('stop and kill -9 in every stage', () => {
     });
   }
 
+  it('kill -9 of the launcher on the system node: its child stops, cleans up and exits', async () => {
+    const name = 'kill-launcher';
+    const dataDir = join(work, name, 'data');
+    let processes: number[] = [];
+    const run = await runCli(args(destOf('local', name), dataDir), {
+      command: LAUNCHERS.systemNode(),
+      onEvent: (e, child) => {
+        if (processes.length || !inStage(e, 'backup_files')) return;
+        processes = [child.pid as number, ...descendants(child.pid as number)];
+        child.kill('SIGKILL');
+      },
+    });
+    assert.ok(processes.length > 2, `the run reached backup_files with a child and its children: ${run.stderr}`);
+    assert.equal(run.signal, 'SIGKILL');
+    assert.equal(run.events.filter((e) => e.type === 'progress').at(-1)?.status, 'stopped', 'the child saw the launcher go and stopped');
+    await waitFor('every process of the run to be gone', async () => processes.every((p) => !alive(p)), { ms: 5000, context: () => `alive: ${processes.filter(alive).join(' ')}` });
+    await assertNothingLeft('local', name, dataDir);
+  });
+
   describe('without zstd on PATH', () => {
     let path: string;
     before(() => {
