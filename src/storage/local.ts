@@ -19,6 +19,8 @@ import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from '
 
 /** Parts written at once: one writing while the next fills is enough for a local disk. */
 const WRITE_CONCURRENCY = 2;
+/** The write unit: big enough for few thread-pool round trips, small enough to keep RSS low (3 in use). */
+const DEFAULT_PART_SIZE = 2 * 1024 * 1024;
 
 /** Signs a URL for key; the server passes one so local objects get http URLs. */
 export type LocalSigner = (key: string, expiresInSeconds: number) => string | Promise<string>;
@@ -31,7 +33,7 @@ export class LocalStorage implements Storage {
   private readonly signer: LocalSigner | undefined;
   private readonly partSize: number | undefined;
 
-  /** partSize: the write unit (default multipart.ts's part size); tests make it small. */
+  /** partSize: the write unit (default 2 MiB). */
   constructor(dir: string, opts: { presign?: LocalSigner; partSize?: number } = {}) {
     this.location = resolve(dir);
     this.signer = opts.presign;
@@ -54,12 +56,13 @@ export class LocalStorage implements Storage {
     try {
       const path = this.pathOf(key);
       throwIfStopped(opts.signal);
-      const partSize = choosePartSize(this.partSize, opts.sizeHint);
+      // A file takes any number of parts, so no size hint has to make them bigger.
+      const partSize = choosePartSize(this.partSize ?? DEFAULT_PART_SIZE);
       file = await LocalFile.create(this.location, path, partSize);
       await opts.onUploadStarted?.({ backend: 'local', key, uploadId: file.name });
       const sink = file.sink((err, action) => this.explain(err, `${action} "${key}"`));
       // One attempt per part: a local write that failed (no space, I/O error) fails again.
-      const r = await uploadMultipart(body, sink, { partSize, concurrency: WRITE_CONCURRENCY, retries: 1, signal: opts.signal, onProgress: opts.onProgress });
+      const r = await uploadMultipart(body, sink, { partSize, concurrency: WRITE_CONCURRENCY, retries: 1, maxParts: Infinity, signal: opts.signal, onProgress: opts.onProgress });
       return { key, size: r.size, sha256: r.sha256 };
     } catch (err) {
       body.destroy();

@@ -39,6 +39,8 @@ export interface MultipartOptions {
   signal?: AbortSignal;
   /** Running count of bytes in parts the sink accepted. */
   onProgress?: (bytesUploaded: number) => void;
+  /** The most parts the sink takes (S3's 10,000 by default; a local file has no limit). */
+  maxParts?: number;
 }
 
 export interface MultipartResult {
@@ -157,8 +159,9 @@ class MultipartUpload {
   private async startPart(body: Buffer): Promise<void> {
     while (this.inFlight.size >= this.concurrency && !this.error) await Promise.race(this.inFlight);
     this.throwIfFailed();
-    if (this.partCount >= MAX_PARTS) {
-      throw failure(`The upload needs more than ${MAX_PARTS} parts of ${this.partSize} bytes`, undefined, 'Pass a size hint so bigger parts are used');
+    const maxParts = this.opts.maxParts ?? MAX_PARTS;
+    if (this.partCount >= maxParts) {
+      throw failure(`The upload needs more than ${maxParts} parts of ${this.partSize} bytes`, undefined, 'Pass a size hint so bigger parts are used');
     }
     const partNumber = ++this.partCount;
     const task: Promise<void> = this.uploadPart(partNumber, body).finally(() => this.inFlight.delete(task));
