@@ -106,6 +106,7 @@ export async function main(argv: string[], ctx: Omit<CommandContext, 'signal'>):
  */
 async function watchLauncher(env: NodeJS.ProcessEnv): Promise<void> {
   if (env.WPBACKUP_LAUNCHER_PIPE !== '3') return;
+  delete env.WPBACKUP_LAUNCHER_PIPE; // for this process only, not the programs it runs
   const { Socket } = await import('node:net');
   const pipe = new Socket({ fd: 3, readable: true, writable: false });
   pipe.on('error', () => {});
