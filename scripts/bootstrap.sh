@@ -22,3 +22,18 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node_modules/.bin/node --version >/dev/null
+
+# README's way to call wpbackup: bin/wpbackup execs the pinned Node 24 (no npm, no second
+# node in between), linked onto PATH unless something else already has the name.
+link=/usr/local/bin/wpbackup
+target="$PWD/bin/wpbackup"
+if [ "$(readlink "$link" 2>/dev/null)" != "$target" ]; then
+  if [ ! -e "$link" ] && [ ! -L "$link" ] && [ -w "$(dirname "$link")" ]; then
+    ln -s "$target" "$link"
+    echo "[bootstrap] linked $link -> $target"
+  else
+    echo "[bootstrap] $link is taken or not writable: call $target instead"
+  fi
+fi
+# Also fills Node's compile cache for the CLI, so the first real call starts fast too.
+bin/wpbackup --version >/dev/null

@@ -37,7 +37,9 @@ export class ConcatReader extends Readable implements ReadInto {
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    for (const p of this.parts) p.destroy(err ?? undefined);
+    // The error is this reader's to report, to whoever reads it; handed to the parts, which
+    // nobody listens to, it would crash the process ("Unhandled 'error' event").
+    for (const p of this.parts) p.destroy();
     cb(err);
   }
 }

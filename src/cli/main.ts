@@ -46,15 +46,27 @@ function parse(cmd: Command, rest: string[]): { values: Record<string, string | 
   }
 }
 
+/**
+ * A terminal's Ctrl-C, `timeout` and systemd signal a whole process group: with the Node
+ * launcher in front (bin/wpbackup.js on an older node), which passes signals on, one request
+ * arrives twice. A repeat within this long is that copy, not a second request.
+ */
+const SAME_REQUEST_MS = 1000;
+
 function signalController(ctx: { stderr: NodeJS.WritableStream }): AbortController {
   const ac = new AbortController();
+  let firstAt = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (ac.signal.aborted) process.exit(EXIT.stopped);
+    if (ac.signal.aborted) {
+      if (performance.now() - firstAt >= SAME_REQUEST_MS) process.exit(EXIT.stopped);
+      return;
+    }
+    firstAt = performance.now();
     ctx.stderr.write(`\nwpbackup: ${sig} received, stopping and cleaning up (again to quit at once)\n`);
     ac.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a closed terminal or ssh session stops a backup cleanly instead of killing it mid-write.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   return ac;
 }
 
@@ -88,8 +100,25 @@ export async function main(argv: string[], ctx: Omit<CommandContext, 'signal'>):
   }
 }
 
+/**
+ * Under the Node launcher (bin/wpbackup.js on an older node), fd 3 is a pipe the launcher
+ * holds open. If the launcher is killed outright (kill -9), the pipe closes: that is a
+ * hang-up, so the run stops and cleans up instead of going on with nobody to report to.
+ */
+async function watchLauncher(env: NodeJS.ProcessEnv): Promise<void> {
+  if (env.WPBACKUP_LAUNCHER_PIPE !== '3') return;
+  delete env.WPBACKUP_LAUNCHER_PIPE; // for this process only, not the programs it runs
+  const { Socket } = await import('node:net');
+  const pipe = new Socket({ fd: 3, readable: true, writable: false });
+  pipe.on('error', () => {});
+  pipe.on('close', () => process.kill(process.pid, 'SIGHUP'));
+  pipe.resume();
+  pipe.unref();
+}
+
 /** The process entry: stdout/stderr are synchronous for files, pipes and TTYs on Linux, so exiting at once loses no output and no idle socket keeps the process alive. */
 export async function cli(): Promise<never> {
+  await watchLauncher(process.env);
   const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
   process.exit(code);
 }

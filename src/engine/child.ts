@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { failure, stopped } from '../errors.ts';
+import { badInput, failure, stopped } from '../errors.ts';
 
 // Child processes (mysqldump, zstd, tar, mysql) that die with the run: killed on abort,
 // their stderr kept (the tail) for error messages, their exit turned into a promise.
@@ -46,9 +46,12 @@ export function startChild(cmd: string, args: string[], opts: ChildOptions = {})
   };
   signal?.addEventListener('abort', kill, { once: true });
   const done = new Promise<void>((resolve, reject) => {
-    proc.once('error', (err) => {
+    proc.once('error', (err: NodeJS.ErrnoException) => {
       exited = true;
-      reject(failure(`Cannot run ${cmd}: ${err.message}`, err, `Install ${cmd} or put it on PATH`));
+      signal?.removeEventListener('abort', kill);
+      // A missing program is the machine's setup to fix, like a missing database client (mysql.ts).
+      if (err.code === 'ENOENT') reject(badInput(`${cmd} is not installed (not found on PATH)`, `Install it (apt-get install ${cmd}) or put it on PATH`, err));
+      else reject(failure(`Cannot run ${cmd}: ${err.message}`, err, `Install ${cmd} or put it on PATH`));
     });
     proc.once('close', (code, sig) => {
       exited = true;

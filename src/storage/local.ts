@@ -1,19 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { WpbError, badInput, failure, stopped, throwIfStopped } from '../errors.ts';
-import { HashTap } from '../hash-tap.ts';
 import { checkExpiry, compareKeys, validateKey, validatePrefix } from './keys.ts';
+import { choosePartSize, uploadMultipart, type PartSink } from './multipart.ts';
 import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from './storage.ts';
 
 // A directory as storage. An object is written to a hidden temp file next to its final
 // name, fsynced, size-checked and renamed, so a crash never leaves half an object under
 // the final name; the temp name is the "upload id" a successor can clean up.
+// Writing takes the S3 path's design (multipart.ts): the body is read straight into a few
+// reused part buffers and hashed there, and each part is written at its offset while the
+// next one fills. No stream stages, no buffer per chunk, one fsync at the end.
+
+/** Parts written at once: one writing while the next fills is enough for a local disk. */
+const WRITE_CONCURRENCY = 2;
+/** The write unit: big enough for few thread-pool round trips, small enough to keep RSS low (3 in use). */
+const DEFAULT_PART_SIZE = 2 * 1024 * 1024;
 
 /** Signs a URL for key; the server passes one so local objects get http URLs. */
 export type LocalSigner = (key: string, expiresInSeconds: number) => string | Promise<string>;
@@ -24,10 +31,13 @@ const TEMP_NAME = /^\.wpb-upload-[0-9a-f]{16}\.tmp$/;
 export class LocalStorage implements Storage {
   readonly location: string;
   private readonly signer: LocalSigner | undefined;
+  private readonly partSize: number | undefined;
 
-  constructor(dir: string, opts: { presign?: LocalSigner } = {}) {
+  /** partSize: the write unit (default 2 MiB). */
+  constructor(dir: string, opts: { presign?: LocalSigner; partSize?: number } = {}) {
     this.location = resolve(dir);
     this.signer = opts.presign;
+    this.partSize = opts.partSize;
   }
 
   async preflight(): Promise<void> {
@@ -42,29 +52,21 @@ export class LocalStorage implements Storage {
   }
 
   async put(key: string, body: Readable, opts: PutOptions = {}): Promise<PutResult> {
-    let temp: string | undefined;
+    let file: LocalFile | undefined;
     try {
       const path = this.pathOf(key);
       throwIfStopped(opts.signal);
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      const name = tempName();
-      temp = join(dirname(path), name);
-      const file = await open(temp, 'wx', 0o600);
-      try {
-        await opts.onUploadStarted?.({ backend: 'local', key, uploadId: name });
-      } catch (err) {
-        await file.close();
-        throw err;
-      }
-      const { size, sha256 } = await writeAndSync(body, file, opts);
-      const stored = (await stat(temp)).size;
-      if (stored !== size) throw failure(`Stored ${stored} bytes for "${key}" in ${this.location} but received ${size}`);
-      await rename(temp, path);
-      await syncDir(dirname(path));
-      return { key, size, sha256 };
+      // A file takes any number of parts, so no size hint has to make them bigger.
+      const partSize = choosePartSize(this.partSize ?? DEFAULT_PART_SIZE);
+      file = await LocalFile.create(this.location, path, partSize);
+      await opts.onUploadStarted?.({ backend: 'local', key, uploadId: file.name });
+      const sink = file.sink((err, action) => this.explain(err, `${action} "${key}"`));
+      // One attempt per part: a local write that failed (no space, I/O error) fails again.
+      const r = await uploadMultipart(body, sink, { partSize, concurrency: WRITE_CONCURRENCY, retries: 1, maxParts: Infinity, signal: opts.signal, onProgress: opts.onProgress });
+      return { key, size: r.size, sha256: r.sha256 };
     } catch (err) {
       body.destroy();
-      if (temp) await rm(temp, { force: true });
+      await file?.discard();
       throw this.explain(err, `writing "${key}"`);
     }
   }
@@ -176,13 +178,86 @@ export class LocalStorage implements Storage {
   }
 }
 
-/** Copies body into file while hashing, then fsyncs; reports bytes handed to the file. */
-async function writeAndSync(body: Readable, file: FileHandle, opts: PutOptions): Promise<{ size: number; sha256: string }> {
-  const tap = new HashTap(opts.onProgress);
-  // flush: true makes the stream fsync before closing the file.
-  const out = file.createWriteStream({ flush: true, highWaterMark: 1024 * 1024 });
-  await pipeline(body, tap, out, { signal: opts.signal });
-  return { size: tap.bytes, sha256: tap.sha256() };
+/**
+ * One object being written: a temp file beside its final name, written at offsets, then
+ * fsynced, size-checked and renamed into place. Remembers the directories it created so a
+ * write that fails or stops leaves no empty ones behind.
+ */
+class LocalFile {
+  readonly name: string;
+  private readonly temp: string;
+  private readonly path: string;
+  private readonly partSize: number;
+  private readonly handle: FileHandle;
+  private readonly cleanDirs: () => Promise<void>;
+  private written = 0;
+  private closed = false;
+
+  private constructor(path: string, name: string, handle: FileHandle, partSize: number, cleanDirs: () => Promise<void>) {
+    this.path = path;
+    this.name = name;
+    this.temp = join(dirname(path), name);
+    this.handle = handle;
+    this.partSize = partSize;
+    this.cleanDirs = cleanDirs;
+  }
+
+  static async create(root: string, path: string, partSize: number): Promise<LocalFile> {
+    const dir = dirname(path);
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+    const cleanDirs = (): Promise<void> => (created ? removeEmptyDirs(root, dir, created) : Promise.resolve());
+    const name = tempName();
+    try {
+      return new LocalFile(path, name, await open(join(dir, name), 'wx', 0o600), partSize, cleanDirs);
+    } catch (err) {
+      await cleanDirs();
+      throw err;
+    }
+  }
+
+  /** The PartSink uploadMultipart fills; explain turns fs errors into WpbErrors. */
+  sink(explain: (err: unknown, action: string) => WpbError): PartSink {
+    return {
+      uploadPart: async (partNumber, body) => {
+        // Every part but the last is exactly partSize (multipart.ts), so a part's number gives its offset.
+        await this.writeAt(body, (partNumber - 1) * this.partSize).catch((err: unknown) => Promise.reject(explain(err, 'writing')));
+        return String(partNumber);
+      },
+      complete: () => this.commit().catch((err: unknown) => Promise.reject(explain(err, 'storing'))),
+      abort: () => this.close(),
+    };
+  }
+
+  private async writeAt(buf: Buffer, position: number): Promise<void> {
+    for (let done = 0; done < buf.length; ) {
+      const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, position + done);
+      done += bytesWritten;
+    }
+    this.written += buf.length;
+  }
+
+  /** One fsync, the size on disk checked, then the rename, made durable. */
+  private async commit(): Promise<void> {
+    await this.handle.sync();
+    const stored = (await this.handle.stat()).size;
+    await this.close();
+    if (stored !== this.written) throw failure(`Stored ${stored} bytes in ${this.temp} but wrote ${this.written}`);
+    await rename(this.temp, this.path);
+    await syncDir(dirname(this.path));
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  /** After a failure or stop: no temp file, and no directory this write created left empty. */
+  async discard(): Promise<void> {
+    await this.close().catch(() => {});
+    await rm(this.temp, { force: true });
+    await this.cleanDirs();
+  }
 }
 
 /** Makes the rename durable; some filesystems cannot fsync a directory, which is fine. */
@@ -194,6 +269,17 @@ async function syncDir(dir: string): Promise<void> {
     // EINVAL/EISDIR on filesystems without directory fsync.
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Removes dir and its empty parents that one mkdir created (created is the first of them),
+ * never root itself or anything above it. A directory that is not empty (another write's
+ * temp file, older backups) stops the walk.
+ */
+async function removeEmptyDirs(root: string, dir: string, created: string): Promise<void> {
+  for (let d = dir; d.startsWith(root + sep) && d.length >= created.length; d = dirname(d)) {
+    if (!(await rmdir(d).then(() => true, () => false))) return;
   }
 }
 

@@ -39,6 +39,8 @@ export interface MultipartOptions {
   signal?: AbortSignal;
   /** Running count of bytes in parts the sink accepted. */
   onProgress?: (bytesUploaded: number) => void;
+  /** The most parts the sink takes (S3's 10,000 by default; a local file has no limit). */
+  maxParts?: number;
 }
 
 export interface MultipartResult {
@@ -131,19 +133,31 @@ class MultipartUpload {
    */
   private async readParts(): Promise<void> {
     const body = canReadInto(this.body) ? this.body : chunkReader(this.body);
+    // The next read is asked for before the bytes just read are hashed, so the read (a
+    // thread-pool round trip, 64 KiB at a time from a pipe) overlaps the hashing. A read
+    // left pending by a failure settles unobserved, never as an unhandled rejection.
+    const read = (buf: Buffer, at: number): Promise<number> => {
+      const p = body.readInto(buf, at, this.partSize - at);
+      p.catch(() => {});
+      return p;
+    };
     let part = this.buffer();
     let filled = 0;
+    let next = read(part, 0);
     for (;;) {
       this.throwIfFailed();
-      const n = await body.readInto(part, filled, this.partSize - filled);
+      const n = await next;
       if (n === 0) break;
-      this.hash.update(part.subarray(filled, filled + n));
-      this.size += n;
+      const start = filled;
       filled += n;
+      this.size += n;
+      if (filled < this.partSize) next = read(part, filled);
+      this.hash.update(part.subarray(start, filled));
       if (filled < this.partSize) continue;
       await this.startPart(part);
       part = this.buffer();
       filled = 0;
+      next = read(part, 0);
     }
     this.throwIfFailed();
     // An empty body still becomes one (empty) part, so the object exists.
@@ -157,8 +171,9 @@ class MultipartUpload {
   private async startPart(body: Buffer): Promise<void> {
     while (this.inFlight.size >= this.concurrency && !this.error) await Promise.race(this.inFlight);
     this.throwIfFailed();
-    if (this.partCount >= MAX_PARTS) {
-      throw failure(`The upload needs more than ${MAX_PARTS} parts of ${this.partSize} bytes`, undefined, 'Pass a size hint so bigger parts are used');
+    const maxParts = this.opts.maxParts ?? MAX_PARTS;
+    if (this.partCount >= maxParts) {
+      throw failure(`The upload needs more than ${maxParts} parts of ${this.partSize} bytes`, undefined, 'Pass a size hint so bigger parts are used');
     }
     const partNumber = ++this.partCount;
     const task: Promise<void> = this.uploadPart(partNumber, body).finally(() => this.inFlight.delete(task));

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { services } from './services.ts';
@@ -29,12 +30,16 @@ export interface CliOptions {
   prefix?: string[];
   /** Called for each JSON line as it arrives; may signal the child. */
   onEvent?: (e: Record<string, unknown>, child: ChildProcess) => void;
+  /** How wpbackup is started (see LAUNCHERS); default the pinned node on src/cli/main.ts. */
+  command?: string[];
+  /** Start it as the leader of its own process group, so a test can signal the group as a terminal does. */
+  detached?: boolean;
 }
 
 export function runCli(args: string[], o: CliOptions = {}): Promise<CliRun> {
-  const argv = [...(o.prefix ?? []), process.execPath, MAIN, ...args];
+  const argv = [...(o.prefix ?? []), ...(o.command ?? [process.execPath, MAIN]), ...args];
   const started = performance.now();
-  const child = spawn(argv[0] as string, argv.slice(1), { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(argv[0] as string, argv.slice(1), { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached });
   const run: CliRun = { code: null, signal: null, stdout: '', stderr: '', events: [], ms: 0 };
   child.stderr.setEncoding('utf8').on('data', (s: string) => (run.stderr += s));
   createInterface({ input: child.stdout }).on('line', (line) => {
@@ -59,3 +64,27 @@ export function resultOf(run: CliRun): Record<string, unknown> {
   if (!r) throw new Error(`no result line; exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
   return r;
 }
+
+/** The system's own node (Debian's, older than 24): the first `node` on PATH that is not the pinned one. */
+export function systemNode(): string {
+  const pinned = realpathSync(process.execPath);
+  for (const dir of (process.env.PATH ?? '').split(':').concat('/usr/bin', '/usr/local/bin')) {
+    const p = join(dir, 'node');
+    if (existsSync(p) && realpathSync(p) !== pinned) return p;
+  }
+  throw new Error('No system node on PATH besides the pinned Node 24: scripts/bootstrap.sh installs Debian\'s nodejs');
+}
+
+/**
+ * The ways people start wpbackup: README's (bin/wpbackup, which bootstrap links as
+ * /usr/local/bin/wpbackup; it execs the pinned node), the Node launcher under the system's
+ * older node (as npx on Debian does; it runs the pinned node as a child), and the pinned node
+ * on the sources (what the agent and most tests use).
+ */
+export const LAUNCHERS = {
+  readme: () => [join(REPO, 'bin', 'wpbackup')],
+  systemNode: () => [systemNode(), join(REPO, 'bin', 'wpbackup.js')],
+  main: () => [process.execPath, MAIN],
+} as const;
+
+export type Launcher = keyof typeof LAUNCHERS;

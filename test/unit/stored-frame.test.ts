@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ConcatReader } from '../../src/concat-reader.ts';
-import { FdReadable } from '../../src/fd-readable.ts';
+import { openFifo } from '../../src/fd-readable.ts';
 import { ExcludeMatcher } from '../../src/engine/excludes.ts';
 import { isCompressedMedia } from '../../src/engine/media.ts';
 import { STORED_BLOCK_MAX, StoredFrameLane } from '../../src/engine/stored-frame.ts';
@@ -90,7 +89,11 @@ describe('stored zstd frames', () => {
       writeFileSync(join(dir, 'text.zst'), execFileSync('zstd', ['-q', '-c'], { input: text }));
       for (const mode of ['readInto', 'readable'] as const) {
         const lane = new StoredFrameLane();
-        const body = new ConcatReader([lane, new FdReadable(await open(join(dir, 'text.zst'), 'r'))]);
+        // As in a backup: the zstd frame arrives through a FIFO from another process.
+        const fifo = await openFifo(join(dir, `out-${mode}.fifo`));
+        spawn('cat', [join(dir, 'text.zst')], { stdio: ['ignore', fifo.writeFd, 'inherit'] });
+        fifo.closeWriter();
+        const body = new ConcatReader([lane, fifo.reader]);
         const reading = mode === 'readInto' ? drain(body, 64 * 1024) : body.toArray().then((c: Buffer[]) => Buffer.concat(c));
         await write(lane.writable, stored);
         lane.writable.end();

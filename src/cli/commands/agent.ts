@@ -1,6 +1,3 @@
-import { runAgent } from '../../agent/agent.ts';
-import { AgentClient } from '../../agent/client.ts';
-import { ensureIdentity, identityPath } from '../../agent/identity.ts';
 import { parseRate } from '../../engine/throttle.ts';
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
@@ -74,6 +71,11 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     const limitUploadBytesPerSec = limit ? parseRate(limit) : undefined;
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     const joinCode = await joinCodeFrom(str(v['join-code']), ctx.env, ctx.stdin ?? process.stdin);
+    const [{ runAgent }, { AgentClient }, { ensureIdentity, identityPath }] = await Promise.all([
+      import('../../agent/agent.ts'),
+      import('../../agent/client.ts'),
+      import('../../agent/identity.ts'),
+    ]);
     const { identity, joined } = await ensureIdentity({ dataDir, server: str(v.server), joinCode, hostname: str(v.hostname) });
     const log = (line: string): void => void ctx.stdout.write(`${new Date().toISOString()} ${line}\n`);
     if (joined) log(`joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);

@@ -1,9 +1,8 @@
 import { join, resolve } from 'node:path';
 import { nodeUuid, resolveDataDir, siteUuid } from '../../datadir.ts';
-import { runBackup, type BackupResult } from '../../engine/backup.ts';
+import type { BackupResult } from '../../engine/backup.ts';
 import { formatBytes } from '../../engine/progress.ts';
 import { badInput } from '../../errors.ts';
-import { openStorage } from '../../storage/open.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { parseRate } from '../../engine/throttle.ts';
@@ -78,6 +77,8 @@ Exit codes: 0 done, 1 failed, 2 bad input, 3 done but some files were left out, 
     if (!Number.isInteger(level) || level < 1 || level > 19) throw badInput(`--level must be a whole number from 1 to 19, not ${str(v.level)}`);
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     const dest = str(v.to) ?? ctx.env.WPBACKUP_DEST ?? join(dataDir, 'backups');
+    // Loaded here, not at the top: `wpbackup --help` and the other commands never pay for the engine.
+    const [{ runBackup }, { openStorage }] = await Promise.all([import('../../engine/backup.ts'), import('../../storage/open.ts')]);
     const storageOpts = { env: ctx.env, s3ConfigFile: str(v['s3-config']) };
     const storage = openStorage(dest, storageOpts);
     const json = v.json === true;

@@ -1,9 +1,6 @@
 import { join } from 'node:path';
 import { resolveDataDir } from '../../datadir.ts';
 import { badInput } from '../../errors.ts';
-import { isRole, ROLES } from '../../server/auth/roles.ts';
-import { parseTrustProxy } from '../../server/auth/trust-proxy.ts';
-import type { Role } from '../../server/db/users.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { str } from '../values.ts';
@@ -57,6 +54,9 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw badInput(`--port must be a port number, not ${portText}`);
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
+    // Loaded on demand with the server (below): `wpbackup --help` loads no server code.
+    const { parseTrustProxy } = await import('../../server/auth/trust-proxy.ts');
+    const { parseRoles } = await import('../../server/auth/roles.ts');
     const trustProxy = str(v['trust-proxy']) !== undefined ? parseTrustProxy(str(v['trust-proxy'])) : parseTrustProxy(ctx.env.WPBACKUP_TRUST_PROXY, 'WPBACKUP_TRUST_PROXY');
     const requireMfa = parseRoles(str(v['require-mfa']) ?? ctx.env.WPBACKUP_REQUIRE_MFA, str(v['require-mfa']) !== undefined ? '--require-mfa' : 'WPBACKUP_REQUIRE_MFA');
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
@@ -103,12 +103,4 @@ function limitOptions(v: Record<string, unknown>): { limits: { streamsPerUser?: 
     queuedJobTimeoutMs: minutes === undefined ? undefined : minutes * 60_000,
     uploadMarginBytes: margin === undefined ? undefined : margin * 1024 * 1024,
   };
-}
-
-/** A comma-separated list of roles; empty or unset is none. */
-export function parseRoles(text: string | undefined, source: string): Role[] {
-  const roles = (text ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
-  const bad = roles.filter((r) => !isRole(r));
-  if (bad.length > 0) throw badInput(`${source}: ${bad.join(', ')} is not a role`, `Use roles from: ${ROLES.join(', ')}`);
-  return [...new Set(roles)] as Role[];
 }

@@ -1,5 +1,5 @@
 import { badInput } from '../../errors.ts';
-import { scanSites, type FoundSite } from '../../wordpress/discover.ts';
+import type { FoundSite } from '../../wordpress/discover.ts';
 import type { Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -29,6 +29,7 @@ Examples:
   allowPositionals: true,
   async run(values, positionals, ctx) {
     const roots = positionals.length ? positionals : DEFAULT_ROOTS;
+    const { scanSites } = await import('../../wordpress/discover.ts');
     const sites = await scanSites(roots, { maxDepth: depthOption(values.depth), signal: ctx.signal });
     if (values.json) ctx.stdout.write(JSON.stringify(sites, null, 2) + '\n');
     else if (!sites.length) ctx.stdout.write(`No WordPress sites found under ${roots.join(', ')}\n`);

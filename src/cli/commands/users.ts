@@ -1,6 +1,4 @@
 import { badInput } from '../../errors.ts';
-import { checkPasswordPolicy, hashPassword, MAX_PASSWORD_LENGTH } from '../../server/auth/passwords.ts';
-import { isRole, ROLES } from '../../server/auth/roles.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { DATA_DIR_HELP, withServerContext } from '../server-context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -11,11 +9,11 @@ import { str } from '../values.ts';
 // The password never goes on the command line: it is read from stdin, or typed twice unechoed.
 
 /** The first line of a piped stdin (without its line ending); at most a bit over the policy's cap is read. */
-async function firstLine(stdin: NodeJS.ReadableStream): Promise<string> {
+async function firstLine(stdin: NodeJS.ReadableStream, maxLength: number): Promise<string> {
   let text = '';
   for await (const chunk of stdin) {
     text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
-    if (text.includes('\n') || text.length > MAX_PASSWORD_LENGTH * 4 + 2) break;
+    if (text.includes('\n') || text.length > maxLength * 4 + 2) break;
   }
   return (text.split('\n')[0] ?? '').replace(/\r$/, '');
 }
@@ -48,8 +46,8 @@ export function promptHidden(prompt: string, stderr: NodeJS.WritableStream): Pro
   });
 }
 
-async function readPassword(ctx: CommandContext): Promise<string> {
-  if (!process.stdin.isTTY) return firstLine(process.stdin);
+async function readPassword(ctx: CommandContext, maxLength: number): Promise<string> {
+  if (!process.stdin.isTTY) return firstLine(process.stdin, maxLength);
   const first = await promptHidden('Password: ', ctx.stderr);
   const again = await promptHidden('Password (again): ', ctx.stderr);
   if (first !== again) throw badInput('The two passwords differ', 'Run the command again');
@@ -72,11 +70,13 @@ ${DATA_DIR_HELP}`,
   options: { email: { type: 'string' }, role: { type: 'string' }, 'data-dir': { type: 'string' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
+    // Loaded here, not at the top: the other commands never pay for the server's code.
+    const [{ checkPasswordPolicy, hashPassword, MAX_PASSWORD_LENGTH }, { isRole, ROLES }] = await Promise.all([import('../../server/auth/passwords.ts'), import('../../server/auth/roles.ts')]);
     const email = str(v.email)?.trim();
     const role = str(v.role);
     if (!email || !/^[^@\s]+@[^@\s]+$/.test(email) || email.length > 254) throw badInput('--email must be an email address', "See 'wpbackup users create --help'");
     if (!role || !isRole(role)) throw badInput(`--role must be one of ${ROLES.join(', ')}`);
-    const password = await readPassword(ctx);
+    const password = await readPassword(ctx, MAX_PASSWORD_LENGTH);
     const verdict = checkPasswordPolicy(password, email);
     if (!verdict.ok) throw badInput(verdict.message);
     const passwordHash = await hashPassword(password);

@@ -1,6 +1,8 @@
 // The permission model, as data: every action, the resource it is about, and what each kind of principal may
 // do with it. authorize() only reads MATRIX, so a test (and the HTTP route matrix test) can walk the same table.
 
+import { badInput } from '../../errors.ts';
+
 export const ROLES = ['super_admin', 'node_admin', 'site_admin'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -147,4 +149,12 @@ export function nodeChangeRefusal(
 /** Whether a principal sees storage providers' settings (paths, endpoints, buckets, key ids) or only their names and types. */
 export function seesStorageSettings(p: Principal): boolean {
   return authorize(p, 'storage.write', {}) === 'allow';
+}
+
+/** A comma-separated list of roles; empty or unset is none. */
+export function parseRoles(text: string | undefined, source: string): Role[] {
+  const roles = (text ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const bad = roles.filter((r) => !isRole(r));
+  if (bad.length > 0) throw badInput(`${source}: ${bad.join(', ')} is not a role`, `Use roles from: ${ROLES.join(', ')}`);
+  return [...new Set(roles)] as Role[];
 }
