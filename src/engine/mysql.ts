@@ -70,20 +70,8 @@ export function classifyDbError(stderr: string, db: DbTarget, cause?: unknown): 
  * Runs SQL through the client with the statement on stdin (no SQL on argv either) and
  * returns the tab-separated rows.
  */
-export async function query(defaultsFile: string, db: DbTarget, sql: string, signal?: AbortSignal): Promise<string[][]> {
-  const client = await findProgram('client');
-  const child = startChild(client, [`--defaults-extra-file=${defaultsFile}`, '--batch', '--skip-column-names', '--default-character-set=utf8mb4', `--database=${db.name}`], { signal });
-  let out = '';
-  child.proc.stdout?.setEncoding('utf8');
-  child.proc.stdout?.on('data', (s: string) => (out += s));
-  child.proc.stdin?.end(sql);
-  try {
-    await child.done;
-  } catch (err) {
-    if (err instanceof WpbError && err.kind === 'stopped') throw err;
-    throw classifyDbError(child.stderrTail(), db, err);
-  }
-  return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
+export function query(defaultsFile: string, db: DbTarget, sql: string, signal?: AbortSignal): Promise<string[][]> {
+  return queryAs({ defaultsFile }, db, sql, signal);
 }
 
 /**
@@ -106,7 +94,6 @@ export function clientSpawn(run: ClientRun, stdio: ('pipe' | 'ignore')[]): { def
 
 /** query(), run as `run` says. */
 export async function queryAs(run: ClientRun, db: DbTarget, sql: string, signal?: AbortSignal): Promise<string[][]> {
-  if (!run.as) return query(run.defaultsFile, db, sql, signal);
   const client = await findProgram('client');
   const { defaultsArg, spawn } = clientSpawn(run, ['pipe', 'pipe', 'pipe']);
   const child = startChild(client, [defaultsArg, '--batch', '--skip-column-names', '--default-character-set=utf8mb4', `--database=${db.name}`], { signal, ...spawn });

@@ -8,22 +8,11 @@ import { resultOf, runCli } from '../helpers/cli.ts';
 import { TEST_HOME } from '../helpers/services.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
+import { ownerIds } from '../helpers/owner.ts';
 
 // Run as root on a site someone else owns, a backup reads the site (the reader process) and
 // dumps the database (mariadb-dump) as that owner, and a stop or kill -9 still takes every
 // child with it.
-
-const OWNER = 'wpb-test-owner';
-
-function ownerIds(): { uid: number; gid: number } {
-  try {
-    execFileSync('id', ['-u', OWNER], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OWNER]);
-  }
-  const id = (flag: string): number => Number(execFileSync('id', [flag, OWNER], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
 
 /** Descendants of a process with their program and real uid, read from /proc. */
 function descendants(pid: number): { pid: number; cmd: string; uid: number }[] {

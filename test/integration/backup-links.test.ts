@@ -7,22 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { resultOf, runCli } from '../helpers/cli.ts';
 import { TEST_HOME } from '../helpers/services.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
+import { ownerIds } from '../helpers/owner.ts';
 
 // A site's owner controls every file under the site, links included, and the backup runs as
 // root: nothing outside the site may reach the archive through a link (issue 7, section 1).
-
-const OWNER = 'wpb-test-owner';
-
-/** A system user to own a site, made once per machine. */
-function ownerIds(): { uid: number; gid: number } {
-  try {
-    execFileSync('id', ['-u', OWNER], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OWNER]);
-  }
-  const id = (flag: string): number => Number(execFileSync('id', [flag, OWNER], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
 
 /** A root-only (0600) file outside every site, holding a marker that must never reach an archive. */
 function secretFile(dir: string, name: string): { path: string; marker: string } {
