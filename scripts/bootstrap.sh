@@ -27,9 +27,11 @@ node_modules/.bin/node --version >/dev/null
 # node in between), linked onto PATH unless something else already has the name.
 link=/usr/local/bin/wpbackup
 target="$PWD/bin/wpbackup"
-if [ "$(readlink "$link" 2>/dev/null)" != "$target" ]; then
-  if [ ! -e "$link" ] && [ ! -L "$link" ] && [ -w "$(dirname "$link")" ]; then
-    ln -s "$target" "$link"
+current=$(readlink "$link" 2>/dev/null || true)
+if [ "$current" != "$target" ]; then
+  # Free, or our own link from a checkout that moved or is gone: (re)link it. Anything else is left alone.
+  if [ -w "$(dirname "$link")" ] && { [ ! -e "$link" ] && [ ! -L "$link" ] || { [ -L "$link" ] && { [ ! -e "$link" ] || [ "${current%/bin/wpbackup}" != "$current" ]; }; }; }; then
+    ln -sfn "$target" "$link"
     echo "[bootstrap] linked $link -> $target"
   else
     echo "[bootstrap] $link is taken or not writable: call $target instead"
