@@ -201,6 +201,13 @@ wpb_pg_login_ok() {
     -d "$WPB_PG_ROLE" -Atqc 'SELECT 1' >/dev/null 2>&1
 }
 
+# The role as the tests need it: it logs in, and may end the backends (autovacuum workers among them) still on a
+# test database it drops WITH (FORCE).
+wpb_pg_role_ready() {
+  [ "$(PGPASSWORD=$WPB_PG_PASSWORD PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$WPB_PG_PORT" -U "$WPB_PG_ROLE" \
+    -d "$WPB_PG_ROLE" -Atqc "SELECT pg_has_role('pg_signal_backend', 'MEMBER')" 2>/dev/null)" = t ]
+}
+
 wpb_start_postgres() {
   wpb_say "starting PostgreSQL $WPB_PG_VERSION/$WPB_PG_CLUSTER"
   (cd / && setsid pg_ctlcluster "$WPB_PG_VERSION" "$WPB_PG_CLUSTER" start </dev/null >>"$(wpb_log postgres.log)" 2>&1) ||
@@ -214,6 +221,7 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$WPB_PG_ROLE') THEN CREATE ROLE $WPB_PG_ROLE; END IF;
 END \$\$;
 ALTER ROLE $WPB_PG_ROLE LOGIN CREATEDB PASSWORD '$WPB_PG_PASSWORD';
+GRANT pg_signal_backend TO $WPB_PG_ROLE;
 SELECT 'CREATE DATABASE $WPB_PG_ROLE OWNER $WPB_PG_ROLE' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$WPB_PG_ROLE')
 \gexec
 SQL
@@ -223,7 +231,7 @@ SQL
 wpb_ensure_postgres() {
   wpb_pg_cluster || return 1
   [ "$WPB_PG_STATUS" = online ] || wpb_start_postgres || return 1
-  wpb_pg_login_ok && return 0
+  wpb_pg_role_ready && return 0
   wpb_create_pg_role || return 1
   wpb_pg_login_ok || wpb_fail "PostgreSQL role $WPB_PG_ROLE cannot log in on 127.0.0.1:$WPB_PG_PORT (check pg_hba.conf)"
 }
