@@ -1,4 +1,5 @@
 import type { ServerContext } from './context.ts';
+import { KeyedListeners } from './keyed-listeners.ts';
 
 // Site status changes, in process: a route that changes a site's backup state calls
 // siteEvents(ctx).publish(siteId), and every SSE stream watching that site re-reads the row
@@ -9,39 +10,22 @@ import type { ServerContext } from './context.ts';
 export type SiteListener = (siteId: string) => void;
 
 export class SiteEvents {
-  readonly #listeners = new Map<string, Set<SiteListener>>();
+  readonly #listeners = new KeyedListeners();
   readonly #closers = new Set<() => void>();
 
   /** Calls listener whenever siteId is published; returns the unsubscribe function. */
   subscribe(siteId: string, listener: SiteListener): () => void {
-    let set = this.#listeners.get(siteId);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(siteId, set);
-    }
-    set.add(listener);
-    return () => {
-      const s = this.#listeners.get(siteId);
-      if (!s) return;
-      s.delete(listener);
-      if (s.size === 0) this.#listeners.delete(siteId);
-    };
+    return this.#listeners.add(siteId, listener);
   }
 
   /** Tells this process's watchers of siteId that its state changed. */
   publish(siteId: string): void {
-    for (const listener of [...(this.#listeners.get(siteId) ?? [])]) {
-      try {
-        listener(siteId);
-      } catch {
-        // A broken stream must not stop the others.
-      }
-    }
+    this.#listeners.emit(siteId);
   }
 
   /** How many watchers a site has (tests, metrics). */
   watchers(siteId: string): number {
-    return this.#listeners.get(siteId)?.size ?? 0;
+    return this.#listeners.count(siteId);
   }
 
   /** Registers a stream to end when the server closes; returns the deregistration. */

@@ -6,10 +6,12 @@
 // announces (a job queued by another SQLite process, a notification lost while the listener
 // reconnected), so a missed event costs seconds of delay, never a lost job.
 
+import { KeyedListeners } from './keyed-listeners.ts';
+
 export type Wake = () => void;
 
 export class JobNotifier {
-  readonly #waiters = new Map<string, Set<Wake>>();
+  readonly #waiters = new KeyedListeners();
   #closed = false;
 
   /** Calls wake whenever a job is queued for nodeId (or the server closes); returns the unsubscribe. */
@@ -18,28 +20,17 @@ export class JobNotifier {
       queueMicrotask(wake);
       return () => {};
     }
-    let set = this.#waiters.get(nodeId);
-    if (!set) {
-      set = new Set();
-      this.#waiters.set(nodeId, set);
-    }
-    set.add(wake);
-    return () => {
-      const s = this.#waiters.get(nodeId);
-      if (!s) return;
-      s.delete(wake);
-      if (s.size === 0) this.#waiters.delete(nodeId);
-    };
+    return this.#waiters.add(nodeId, wake);
   }
 
   /** A job was queued for nodeId. */
   notify(nodeId: string): void {
-    for (const wake of [...(this.#waiters.get(nodeId) ?? [])]) wake();
+    this.#waiters.emit(nodeId);
   }
 
   /** Wakes every waiter (events may have been missed, e.g. while the listener reconnected). */
   notifyAll(): void {
-    for (const set of [...this.#waiters.values()]) for (const wake of [...set]) wake();
+    this.#waiters.emitAll();
   }
 
   /** The server is closing: wake everyone now and from now on, so polls answer at once. */
@@ -54,9 +45,6 @@ export class JobNotifier {
 
   /** Polls of nodeId (or of all nodes) waiting here; for tests and metrics. */
   waiting(nodeId?: string): number {
-    if (nodeId !== undefined) return this.#waiters.get(nodeId)?.size ?? 0;
-    let n = 0;
-    for (const s of this.#waiters.values()) n += s.size;
-    return n;
+    return this.#waiters.count(nodeId);
   }
 }

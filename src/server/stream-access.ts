@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { authorize } from './auth/roles.ts';
 import type { ServerContext } from './context.ts';
+import { KeyedListeners } from './keyed-listeners.ts';
 import { principalOf } from './route.ts';
 
 // Long-lived responses (the backup event stream) were authorised once, when they opened. A
@@ -12,13 +13,12 @@ import { principalOf } from './route.ts';
 /** How often an open stream re-checks its caller; tests shorten it. */
 export const streamAccessTiming = { recheckMs: 2_000 };
 
-type Listener = () => void;
-const listeners = new WeakMap<ServerContext, Map<string, Set<Listener>>>();
+const listeners = new WeakMap<ServerContext, KeyedListeners>();
 
-function usersOf(ctx: ServerContext): Map<string, Set<Listener>> {
+function usersOf(ctx: ServerContext): KeyedListeners {
   let m = listeners.get(ctx);
   if (!m) {
-    m = new Map();
+    m = new KeyedListeners();
     listeners.set(ctx, m);
   }
   return m;
@@ -26,7 +26,7 @@ function usersOf(ctx: ServerContext): Map<string, Set<Listener>> {
 
 /** Tells this process's open streams of userId to re-check now (other servers notice on their next period). */
 export function accessChanged(ctx: ServerContext, userId: string): void {
-  for (const l of [...(usersOf(ctx).get(userId) ?? [])]) l();
+  usersOf(ctx).emit(userId);
 }
 
 export interface GuardedSite {
@@ -71,18 +71,14 @@ export function guardStream(ctx: ServerContext, req: FastifyRequest, userId: str
       onLost();
     }
   };
-  const listener: Listener = () => void check();
-  const users = usersOf(ctx);
-  const mine = users.get(userId) ?? new Set<Listener>();
-  mine.add(listener);
-  users.set(userId, mine);
+  const listener = (): void => void check();
+  const unlisten = usersOf(ctx).add(userId, listener);
   const timer = setInterval(listener, streamAccessTiming.recheckMs);
   function stop(): void {
     if (stopped) return;
     stopped = true;
     clearInterval(timer);
-    mine.delete(listener);
-    if (mine.size === 0 && users.get(userId) === mine) users.delete(userId);
+    unlisten();
   }
   return stop;
 }
