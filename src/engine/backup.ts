@@ -2,8 +2,7 @@ import { describe, kindOf, throwIfStopped, WpbError } from '../errors.ts';
 import type { PendingUpload, Storage } from '../storage/storage.ts';
 import { join } from 'node:path';
 import { archiveFileName, archiveKey } from './archive-name.ts';
-import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.ts';
-import { isCompressedMedia } from './media.ts';
+import { DEFAULT_EXCLUDES } from './excludes.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
 import { queryAs, sqlIdent, writeDefaultsFile, type ClientRun } from './mysql.ts';
 import { clientRunFor, readerFor, type RunAs } from './privileges.ts';
@@ -15,7 +14,6 @@ import { dumpDatabase, estimateDbBytes, type DumpResult } from './stages/backup-
 import { bundleAndUpload } from './stages/create-bundle.ts';
 import type { TarSource, TarStats } from './tar-stream.ts';
 import { ProgressTracker } from './tracker.ts';
-import { measureTree } from './walk.ts';
 
 // The backup: five stages in the spec's order, with cleanup on every path out.
 
@@ -143,7 +141,7 @@ class StageClock {
 type Result = Omit<BackupResult, 'startedAt' | 'finishedAt'>;
 
 /** Sources for the bundle pipe, made once it has its signal (see BundleOptions.sources). */
-type SourcesFor = (signal: AbortSignal) => { sources: TarSource[]; running: Promise<unknown> };
+type SourcesFor = (signal: AbortSignal, storedFd?: number) => { sources: TarSource[]; running: Promise<unknown> };
 
 async function stages(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: OrphanReport): Promise<Result> {
   // Run as root on a site someone else owns, the readers and the database clients run as its owner.
@@ -161,13 +159,8 @@ async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: Orpha
   // Two quick queries, which also check the credentials with a clear message before anything starts.
   const [dbEstimate, urls] = await Promise.all([estimateDbBytes(client, site.db, signal), siteUrls(client, site, signal)]);
   const patterns = [...(o.defaultExcludes === false ? [] : DEFAULT_EXCLUDES), ...(o.excludes ?? [])];
-  const matcher = new ExcludeMatcher(patterns);
-  // Sizing wp-content only feeds the progress total, so it runs beside the stream, not before it.
+  // The reader sizes wp-content in its first pass; until then the total is the database's.
   const totals = { files: 0, bytes: 0 };
-  measureTree(site.wpContent, matcher, signal).then(
-    (t) => Object.assign(totals, t),
-    () => {},
-  );
   const now = o.now?.() ?? new Date();
   const siteName = o.siteName ?? defaultSiteName(urls.siteurl, site.path);
   const siteUuid = typeof o.siteUuid === 'string' ? o.siteUuid : o.siteUuid(site.path);
@@ -200,14 +193,10 @@ async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: Orpha
   const b: BundleInput = { dump: dumped, patterns, urls, runDir, orphans, siteName, siteUuid, fileName, key, now };
   const onTarBytes = (n: number): void => ((bytes.tarred += n), show());
   const dbSource: TarSource = { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped };
-  const sources: SourcesFor = (sig) => {
-    if (owner) {
-      const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: !o.compressAll, configFiles: configFiles(o, site), runAs: owner };
-      const r = startReader(job, { signal: sig, nice: o.nice, onBytes: onTarBytes });
-      return { sources: [r.tree, dbSource, r.config], running: r.done };
-    }
-    const tree: TarSource = { kind: 'tree', name: 'wp-content', root: site.wpContent, matcher };
-    return { sources: [tree, dbSource, ...configFiles(o, site).map((c) => ({ kind: 'file' as const, ...c, site: site.path }))], running: Promise.resolve() };
+  const sources: SourcesFor = (sig, storedFd) => {
+    const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: storedFd !== undefined, configFiles: configFiles(o, site), runAs: owner };
+    const r = startReader(job, { signal: sig, nice: o.nice, storedFd, onBytes: onTarBytes, onTotals: (t) => Object.assign(totals, t) });
+    return { sources: [r.tree, dbSource, r.config], running: r.done };
   };
   const hooks: BundleHooks = {
     signal: signal ? AbortSignal.any([signal, dumpFailed.signal]) : dumpFailed.signal,
@@ -272,12 +261,12 @@ async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks):
     storage: o.storage,
     key: b.key,
     workDir: b.runDir.path,
-    sources: (signal) => {
-      const made = h.sources(signal);
+    sources: (signal, storedFd) => {
+      const made = h.sources(signal, storedFd);
       return { ...made, sources: [...made.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }] };
     },
     zstdLevel: o.zstdLevel ?? 3,
-    storeAsIs: o.compressAll ? undefined : isCompressedMedia,
+    storeMedia: !o.compressAll,
     nice: o.nice,
     sizeHint: h.total,
     limitBytesPerSec: o.limitUploadBytesPerSec,

@@ -19,6 +19,8 @@ export interface ExtractResult {
   sha256: string;
   bytes: number;
   warnings: string[];
+  /** Of database.sql as extracted, checked by sql-guard.ts on its way (see tar-guard.ts). */
+  databaseSha256?: string;
 }
 
 const TAR_ARGS = ['--extract', '--file=-', '--no-same-owner', '--preserve-permissions', '--delay-directory-restore'];
@@ -56,7 +58,7 @@ export async function extractArchive(source: Readable, into: ExtractDir, opts: {
     await unlink(join(dir, link)).catch(() => {});
     warnings.push(`${link} leads ${why} through other links; it was not restored`);
   }
-  return { sha256: tap.sha256(), bytes: tap.bytes, warnings };
+  return { sha256: tap.sha256(), bytes: tap.bytes, warnings, databaseSha256: guard.report.databaseSha256 };
 }
 
 /**

@@ -1,18 +1,25 @@
+import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { describe, kindOf } from '../errors.ts';
 import { ExcludeMatcher } from './excludes.ts';
 import { isCompressedMedia } from './media.ts';
+import { Prefetcher } from './prefetch.ts';
 import { dropPrivileges } from './privileges.ts';
 import { READER_FD, type ReaderEvent, type ReaderJob } from './reader-process.ts';
-import { writeTar } from './tar-stream.ts';
+import { StoredFrameSink } from './stored-frame.ts';
+import { SyncSink } from './sync-sink.ts';
+import { emptyTarStats, writeTar } from './tar-stream.ts';
+import { sizeAndStore, writeTree } from './tree-tar.ts';
 
-// The reader process (see reader-process.ts), started by the backup as the site's owner:
-// the job on stdin, tar entries out on READER_FD's descriptors, events as JSON lines.
+// The reader process (see reader-process.ts): the job on stdin, tar entries out on
+// READER_FD's descriptors, events as JSON lines. wp-content is read with blocking calls
+// (tree-tar.ts); the descriptors are blocking pipes, so a full one simply waits.
 
 const PROGRESS_EVERY = 1 << 20;
 
-function out(fd: number): Socket {
-  return new Socket({ fd, readable: false, writable: true });
+function emit(e: ReaderEvent): void {
+  const line = Buffer.from(JSON.stringify(e) + '\n');
+  for (let at = 0; at < line.length; ) at += writeSync(READER_FD.events, line, at);
 }
 
 async function readJob(): Promise<ReaderJob> {
@@ -21,9 +28,30 @@ async function readJob(): Promise<ReaderJob> {
   return JSON.parse(text) as ReaderJob;
 }
 
-async function run(emit: (e: ReaderEvent) => void): Promise<void> {
+function readTree(job: ReaderJob, onBytes: (n: number) => void, flush: () => void): void {
+  const src = { name: 'wp-content', root: job.wpContent, matcher: new ExcludeMatcher(job.patterns) };
+  const stats = emptyTarStats();
+  const sink = job.storeMedia ? new StoredFrameSink(READER_FD.stored) : undefined;
+  const stored = sink && { sink, match: isCompressedMedia };
+  const ahead = new Prefetcher();
+  const totals = sizeAndStore(src, stats, onBytes, stored, ahead);
+  if (sink) {
+    sink.end();
+    // Closed, so the upload's read of the stored frame ends and it goes on to zstd's.
+    closeSync(READER_FD.stored);
+  }
+  flush();
+  emit({ t: 'totals', ...totals });
+  writeTree(src, new SyncSink(READER_FD.main), stats, onBytes, stored?.match, ahead);
+  closeSync(READER_FD.main);
+  void ahead.close();
+  flush();
+  emit({ t: 'tree', stats });
+}
+
+async function run(): Promise<void> {
   const job = await readJob();
-  dropPrivileges(job.runAs);
+  if (job.runAs) dropPrivileges(job.runAs);
   let pending = 0;
   const flush = (): void => {
     if (pending) emit({ t: 'bytes', n: pending });
@@ -33,26 +61,18 @@ async function run(emit: (e: ReaderEvent) => void): Promise<void> {
     pending += n;
     if (pending >= PROGRESS_EVERY) flush();
   };
-  const storedOut = out(READER_FD.stored);
-  const storedDone = (): void => (flush(), emit({ t: 'stored' }));
-  const stored = job.storeMedia ? { out: storedOut, match: isCompressedMedia, onDone: storedDone } : undefined;
-  if (!stored) storedOut.end(storedDone);
-  const tree = [{ kind: 'tree' as const, name: 'wp-content', root: job.wpContent, matcher: new ExcludeMatcher(job.patterns) }];
-  const treeStats = await writeTar(tree, out(READER_FD.main), { onBytes, stored, endOfArchive: false });
-  flush();
-  emit({ t: 'tree', stats: treeStats });
+  readTree(job, onBytes, flush);
   const config = job.configFiles.map((c) => ({ kind: 'file' as const, ...c, site: job.sitePath }));
-  const configStats = await writeTar(config, out(READER_FD.config), { onBytes, endOfArchive: false });
+  const configStats = await writeTar(config, new Socket({ fd: READER_FD.config, readable: false, writable: true }), { onBytes, endOfArchive: false });
   flush();
   emit({ t: 'config', stats: configStats });
 }
 
-const events = out(READER_FD.events);
 try {
-  await run((e) => void events.write(JSON.stringify(e) + '\n'));
+  await run();
 } catch (err) {
-  events.write(JSON.stringify({ t: 'error', kind: kindOf(err), message: describe(err) } satisfies ReaderEvent) + '\n');
+  emit({ t: 'error', kind: kindOf(err), message: describe(err) });
   process.exitCode = 1;
 }
-// Sockets left open by a failure would keep the process alive.
-events.end(() => process.exit());
+// Descriptors left open by a failure would keep the process alive.
+process.exit();

@@ -5,8 +5,10 @@ import { startChild } from './child.ts';
 import { ownerEnv, type RunAs } from './privileges.ts';
 import { emptyTarStats, type TarSource, type TarStats } from './tar-stream.ts';
 
-// The parent's side of the reader process (reader-main.ts): a copy of wpbackup run as the
-// site's owner that walks and reads the site and writes tar entries to pipes. The parent
+// The parent's side of the reader process (reader-main.ts): a copy of wpbackup, run as the
+// site's owner when we are root, that walks and reads the site and writes tar entries to
+// pipes. Every backup reads through one: besides the privilege drop, its blocking reads
+// cost a small file no thread-pool round trips, and it runs beside zstd and the upload. The parent
 // (root) keeps everything else: the dump's entry, the manifest, the end of the archive,
 // zstd and the upload; the child gets no secret, key or URL, only paths on stdin.
 // The child is as untrusted as the site: its events are checked, their lines bounded.
@@ -15,19 +17,23 @@ export interface ReaderJob {
   sitePath: string;
   wpContent: string;
   patterns: string[];
-  /** Already-compressed media goes to the stored pass (isCompressedMedia). */
+  /**
+   * Already-compressed media (isCompressedMedia) goes first, as a stored zstd frame
+   * (stored-frame.ts) written to the descriptor startReader() is given for it.
+   */
   storeMedia: boolean;
   configFiles: { name: string; path: string }[];
-  /** Whom the child becomes before it touches the site. */
-  runAs: RunAs;
+  /** Whom the child becomes before it touches the site; undefined: stays who we are. */
+  runAs?: RunAs;
 }
 
-/** The child's descriptors: tar entries of each pass, and its events (JSON lines). */
+/** The child's descriptors: tar entries (main pass, the stored frame, config files) and its events (JSON lines). */
 export const READER_FD = { main: 3, stored: 4, config: 5, events: 6 } as const;
 
 export type ReaderEvent =
   | { t: 'bytes'; n: number }
-  | { t: 'stored' }
+  /** What the backup of wp-content will hold, known once the first pass is over. */
+  | { t: 'totals'; files: number; bytes: number }
   | { t: 'tree'; stats: TarStats }
   | { t: 'config'; stats: TarStats }
   | { t: 'error'; kind: ErrorKind; message: string };
@@ -56,7 +62,17 @@ function waiter<T>(): Waiter<T> {
   return w;
 }
 
-export function startReader(job: ReaderJob, o: { signal: AbortSignal; nice?: number; onBytes?: (n: number) => void }): Reader {
+export interface ReaderOptions {
+  signal: AbortSignal;
+  nice?: number;
+  /** Where the stored frame goes, with job.storeMedia: a blocking descriptor the child inherits. */
+  storedFd?: number;
+  onBytes?: (n: number) => void;
+  onTotals?: (t: { files: number; bytes: number }) => void;
+}
+
+export function startReader(job: ReaderJob, o: ReaderOptions): Reader {
+  if (job.storeMedia && o.storedFd === undefined) throw new Error('startReader: storeMedia needs a storedFd');
   // Started as root and dropped to the owner by the child itself (reader-main.ts), before it
   // reads the site: the owner need not be able to read node or wpbackup's sources (/root).
   const child = startChild(process.execPath, ['--max-semi-space-size=2', ENTRY], {
@@ -64,7 +80,7 @@ export function startReader(job: ReaderJob, o: { signal: AbortSignal; nice?: num
     nice: o.nice,
     env: ownerEnv(),
     cwd: '/',
-    stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'ignore', 'pipe', 'pipe', job.storeMedia ? (o.storedFd as number) : 'ignore', 'pipe', 'pipe'],
   });
   // Read through a PassThrough from the start: Node drops what a child wrote to a pipe nobody
   // listens to yet when the child exits (and the config files are read after the dump).
@@ -76,13 +92,12 @@ export function startReader(job: ReaderJob, o: { signal: AbortSignal; nice?: num
   // A child that died at once fails through its exit, not through this write.
   child.proc.stdin?.on('error', () => {});
   child.proc.stdin?.end(JSON.stringify(job));
-  const stored = waiter<void>();
   const tree = waiter<TarStats>();
   const config = waiter<TarStats>();
   let reported: WpbError | undefined;
   const onEvent = (e: ReaderEvent): void => {
     if (e.t === 'bytes') o.onBytes?.(e.n);
-    else if (e.t === 'stored') stored.resolve();
+    else if (e.t === 'totals') o.onTotals?.({ files: e.files, bytes: e.bytes });
     else if (e.t === 'tree') tree.resolve(e.stats);
     else if (e.t === 'config') config.resolve(e.stats);
     else reported = new WpbError(e.kind, e.message);
@@ -91,17 +106,17 @@ export function startReader(job: ReaderJob, o: { signal: AbortSignal; nice?: num
   const done = Promise.all([child.done, events]).then(
     () => {
       const early = failure('The reader process ended before it had read the whole site');
-      for (const w of [stored, tree, config]) w.reject(early);
+      for (const w of [tree, config]) w.reject(early);
     },
     (err: unknown) => {
       const why = reported && !o.signal.aborted ? reported : err;
-      for (const w of [stored, tree, config]) w.reject(why);
+      for (const w of [tree, config]) w.reject(why);
       throw why;
     },
   );
   done.catch(() => {});
   return {
-    tree: { kind: 'entries', name: 'wp-content', main: pipe(READER_FD.main), stored: pipe(READER_FD.stored), storedDone: stored.promise, done: tree.promise },
+    tree: { kind: 'entries', name: 'wp-content', main: pipe(READER_FD.main), done: tree.promise },
     config: { kind: 'entries', name: 'config files', main: pipe(READER_FD.config), done: config.promise },
     done,
   };
@@ -142,7 +157,7 @@ function checkStats(v: unknown): TarStats {
 function checkEvent(line: string): ReaderEvent {
   const e = JSON.parse(line) as Record<string, unknown>;
   if (e.t === 'bytes' && isCount(e.n)) return { t: 'bytes', n: e.n };
-  if (e.t === 'stored') return { t: 'stored' };
+  if (e.t === 'totals' && isCount(e.files) && isCount(e.bytes)) return { t: 'totals', files: e.files, bytes: e.bytes };
   if (e.t === 'tree' || e.t === 'config') return { t: e.t, stats: checkStats(e.stats) };
   if (e.t === 'error' && typeof e.message === 'string') return { t: 'error', kind: e.kind === 'bad_input' ? 'bad_input' : 'failed', message: e.message.slice(0, 2000) };
   throw new Error(`unknown event ${line.slice(0, 100)}`);

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
@@ -68,12 +67,6 @@ export async function checkDatabase(dir: string, db: DbTarget, o: { force?: bool
 }
 
 /** sha256 of database.sql, scanned for client commands on the way (nothing imported yet). */
-export async function scanDump(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), sqlGuard(), hash);
-  return hash.digest('hex');
-}
-
 const sandboxKnown = new Map<string, boolean>();
 
 /**

@@ -5,12 +5,12 @@ import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.t
 import type { WpConfig } from '../wordpress/wp-config.ts';
 import { locateArchive, type SourceOptions } from './archive-source.ts';
 import { startChild } from './child.ts';
-import { extractArchive } from './extract.ts';
+import { extractArchive, type ExtractResult } from './extract.ts';
 import type { Manifest } from './manifest.ts';
 import type { DbTarget } from './mysql.ts';
 import { formatBytes, NullProgress, type Progress } from './progress.ts';
 import { pointConfigAt } from './restore-config.ts';
-import { checkDatabase, importDb, namedDbTarget, scanDump, type NamedDb } from './restore-db.ts';
+import { checkDatabase, importDb, namedDbTarget, type NamedDb } from './restore-db.ts';
 import { CHILD_DIR, makeStaging, openSite, removeStaging, type DirHandle } from './restore-staging.ts';
 import { dbTarget, pathExists, readSiteConfig } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
@@ -105,12 +105,12 @@ async function readManifest(staging: string): Promise<Manifest> {
 }
 
 /** The checks between extraction and import: the whole archive, the manifest, database.sql. */
-async function verify(staging: string, archiveSha256: string, o: RestoreOptions, config: WpConfig | undefined, warnings: string[]): Promise<{ manifest: Manifest; dump: string }> {
-  checkSha256(archiveSha256, o.sha256);
+async function verify(staging: string, extracted: ExtractResult, o: RestoreOptions, config: WpConfig | undefined, warnings: string[]): Promise<{ manifest: Manifest; dump: string }> {
+  checkSha256(extracted.sha256, o.sha256);
   const manifest = await readManifest(staging);
   const dump = join(staging, 'database.sql');
-  if (!(await pathExists(dump))) throw badInput('The archive holds no database.sql: it is not a complete wpbackup archive', 'Check that the backup finished');
-  if ((await scanDump(dump)) !== manifest.database.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
+  if (!extracted.databaseSha256 || !(await pathExists(dump))) throw badInput('The archive holds no database.sql: it is not a complete wpbackup archive', 'Check that the backup finished');
+  if (extracted.databaseSha256 !== manifest.database.sha256) throw failure('database.sql does not match the sha256 in manifest.json: the archive is damaged');
   if (!(await pathExists(join(staging, 'wp-content')))) throw failure('The archive holds no wp-content directory');
   const prefix = config?.tablePrefix;
   if (prefix !== undefined && prefix !== manifest.site.table_prefix) {
@@ -213,7 +213,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     warnings.push(...extracted.warnings);
     throwIfStopped(o.signal);
     tracker.stage('verify', 'Checking the archive, the manifest and database.sql');
-    const { manifest, dump } = await verify(staging, extracted.sha256, o, config, warnings);
+    const { manifest, dump } = await verify(staging, extracted, o, config, warnings);
     tracker.stage('import_db', `Importing database.sql (${formatBytes(manifest.database.bytes)}) into '${db.name}'`);
     await importDb(secrets, db, dump, o.signal);
     throwIfStopped(o.signal);

@@ -1,5 +1,10 @@
+import type { BigIntStats } from 'node:fs';
+import { groupName, userName } from './owners.ts';
+
 // POSIX pax/ustar headers. Names that do not fit ustar (long, non-ASCII) and sizes past
 // 8 GiB go into a pax extended header, which GNU tar, bsdtar and Python's tarfile all read.
+// Times are kept to the second, as GNU tar's own format keeps them: a pax header for the
+// nanoseconds would add 1 KiB to every entry, uncompressed in the stored frame.
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -30,23 +35,23 @@ function isPlainAscii(s: string, max: number): boolean {
   return Buffer.byteLength(s) <= max && /^[\x20-\x7e]*$/.test(s);
 }
 
-function ustar(e: TarEntry, name: string, linkname: string, size: number, typeflag: string): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  h.write(name, 0, 100, 'utf8');
-  h.write(octal(e.mode & 0o7777, 8), 100, 'ascii');
-  h.write(octal(Math.min(e.uid, 0o7777777), 8), 108, 'ascii');
-  h.write(octal(Math.min(e.gid, 0o7777777), 8), 116, 'ascii');
-  h.write(octal(Math.min(size, MAX_OCTAL_SIZE), 12), 124, 'ascii');
-  h.write(octal(Math.max(0, Number(e.mtimeNs / NS)), 12), 136, 'ascii');
-  h.write('        ', 148, 'ascii');
-  h.write(typeflag, 156, 'ascii');
-  h.write(linkname, 157, 100, 'utf8');
-  h.write('ustar\0' + '00', 257, 'ascii');
-  h.write(e.uname.slice(0, 31), 265, 'utf8');
-  h.write(e.gname.slice(0, 31), 297, 'utf8');
+function ustar(e: TarEntry, name: string, linkname: string, size: number, typeflag: string, h: Buffer = Buffer.alloc(BLOCK), at = 0): Buffer {
+  h.fill(0, at, at + BLOCK);
+  h.write(name, at, 100, 'utf8');
+  h.write(octal(e.mode & 0o7777, 8), at + 100, 'ascii');
+  h.write(octal(Math.min(e.uid, 0o7777777), 8), at + 108, 'ascii');
+  h.write(octal(Math.min(e.gid, 0o7777777), 8), at + 116, 'ascii');
+  h.write(octal(Math.min(size, MAX_OCTAL_SIZE), 12), at + 124, 'ascii');
+  h.write(octal(Math.max(0, Number(e.mtimeNs / NS)), 12), at + 136, 'ascii');
+  h.write('        ', at + 148, 'ascii');
+  h.write(typeflag, at + 156, 'ascii');
+  h.write(linkname, at + 157, 100, 'utf8');
+  h.write('ustar\0' + '00', at + 257, 'ascii');
+  h.write(e.uname.slice(0, 31), at + 265, 'utf8');
+  h.write(e.gname.slice(0, 31), at + 297, 'utf8');
   let sum = 0;
-  for (const b of h) sum += b;
-  h.write(octal(sum, 7), 148, 'ascii');
+  for (let i = at; i < at + BLOCK; i++) sum += h[i] as number;
+  h.write(octal(sum, 7), at + 148, 'ascii');
   return h;
 }
 
@@ -59,20 +64,32 @@ function paxRecord(key: string, value: string): string {
   return `${len}${body}`;
 }
 
-export function padding(size: number): Buffer {
+/** Zero bytes after `size` bytes of content, up to the next block. */
+export function paddingLength(size: number): number {
   const rem = size % BLOCK;
-  return rem === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rem);
+  return rem === 0 ? 0 : BLOCK - rem;
+}
+
+const ZEROS = Buffer.alloc(BLOCK);
+
+/** The padding itself: a view of one shared block of zeros, never to be written into. */
+export function padding(size: number): Buffer {
+  return ZEROS.subarray(0, paddingLength(size));
+}
+
+function paxRecords(e: TarEntry, name: string, link: string): string {
+  let pax = '';
+  if (!isPlainAscii(name, 100)) pax += paxRecord('path', name);
+  if (!isPlainAscii(link, 100)) pax += paxRecord('linkpath', link);
+  if (e.size > MAX_OCTAL_SIZE) pax += paxRecord('size', String(e.size));
+  return pax;
 }
 
 /** The header block(s) for an entry: a pax header first when ustar cannot hold it. */
 export function entryHeader(e: TarEntry): Buffer {
   const name = e.type === 'dir' ? `${e.name}/` : e.name;
   const link = e.linkname ?? '';
-  let pax = '';
-  if (!isPlainAscii(name, 100)) pax += paxRecord('path', name);
-  if (!isPlainAscii(link, 100)) pax += paxRecord('linkpath', link);
-  if (e.size > MAX_OCTAL_SIZE) pax += paxRecord('size', String(e.size));
-  if (e.mtimeNs % NS !== 0n && e.mtimeNs > 0n) pax += paxRecord('mtime', `${e.mtimeNs / NS}.${String(e.mtimeNs % NS).padStart(9, '0')}`);
+  const pax = paxRecords(e, name, link);
   const main = ustar(e, name, link, e.size, TYPEFLAG[e.type]);
   if (!pax) return main;
   const paxBody = Buffer.from(pax, 'utf8');
@@ -80,5 +97,26 @@ export function entryHeader(e: TarEntry): Buffer {
   return Buffer.concat([paxHead, paxBody, padding(paxBody.length), main]);
 }
 
+/**
+ * Writes the entry's one ustar block into `to` at `at` and returns true, or returns false
+ * (writing nothing) when the entry needs a pax header: entryHeader() then. Spares the
+ * allocations of entryHeader for the usual entry.
+ */
+export function ustarInto(e: TarEntry, to: Buffer, at: number): boolean {
+  const name = e.type === 'dir' ? `${e.name}/` : e.name;
+  const link = e.linkname ?? '';
+  if (paxRecords(e, name, link)) return false;
+  ustar(e, name, link, e.size, TYPEFLAG[e.type], to, at);
+  return true;
+}
+
 /** Two zero blocks end an archive. */
 export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
+
+/** The entry for what stats describe, stored under `name`. */
+export function entryFor(item: { type: EntryType; stats: BigIntStats; linkname?: string }, name: string, size: number): TarEntry {
+  const st = item.stats;
+  const uid = Number(st.uid);
+  const gid = Number(st.gid);
+  return { name, type: item.type, size, mode: Number(st.mode), uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs: st.mtimeNs, linkname: item.linkname };
+}

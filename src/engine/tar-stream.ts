@@ -1,19 +1,18 @@
-import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { BufferPool, PooledWriter } from './buffer-pool.ts';
 import { resolveConfigFile, type ConfigFile } from './config-files.ts';
-import type { ExcludeMatcher } from './excludes.ts';
 import { groupName, userName } from './owners.ts';
-import { entryHeader, END_OF_ARCHIVE, padding, type TarEntry } from './tar-header.ts';
-import { openBeneath, openSeen, type Opened } from './safe-open.ts';
-import { walkTree, type WalkItem, type WalkProblem } from './walk.ts';
+import { entryFor, entryHeader, END_OF_ARCHIVE, padding } from './tar-header.ts';
+import { openBeneath, type Opened } from './safe-open.ts';
+import type { WalkProblem } from './tree-walk.ts';
 
-// Writes one tar archive from files read in place: nothing is copied anywhere first, and
-// file data moves through a few reused buffers. A file that cannot be opened is reported
-// and left out; one that shrinks while read is padded so the archive stays valid. Files are
-// opened as safe-open.ts does: never through a link, never a file swapped in since seen.
+// Writes one tar archive from single files read in place (the dump, the config files),
+// entries made elsewhere (wp-content's, by the reader process: reader-main.ts) and generated
+// ones (the manifest): nothing is copied anywhere first, and file data moves through a few
+// reused buffers. A file that cannot be opened is reported and left out; one that shrinks
+// while read is padded so the archive stays valid.
 
 export type TarSource =
   /**
@@ -21,15 +20,13 @@ export type TarSource =
    * With `site`, it is a site's config file, read as config-files.ts allows.
    */
   | { kind: 'file'; name: string; path: string; ready?: Promise<unknown>; site?: string }
-  | { kind: 'tree'; name: string; root: string; matcher: ExcludeMatcher }
   /** Made when the writer reaches it, so it can describe everything before it. */
   | { kind: 'generated'; name: string; data: (soFar: TarStats) => Buffer | Promise<Buffer> }
   /**
-   * Tar entries made elsewhere (the reader process, reader-process.ts), copied as they come:
-   * `main` in the main pass, `stored` in the stored pass. `done` resolves once all of them
-   * were made, with what went in; `storedDone` once `stored` was.
+   * Tar entries made elsewhere (the reader process, reader-process.ts), copied as they come.
+   * `done` resolves once all of them were made, with what went in.
    */
-  | { kind: 'entries'; name: string; main: Readable; done: Promise<TarStats>; stored?: Readable; storedDone?: Promise<unknown> };
+  | { kind: 'entries'; name: string; main: Readable; done: Promise<TarStats> };
 
 export interface TarStats {
   files: number;
@@ -41,7 +38,7 @@ export interface TarStats {
   skipped: WalkProblem[];
   changed: WalkProblem[];
   excluded: number;
-  /** Of files and bytes: those stored as they are, not compressed (see TarOptions.stored). */
+  /** Of files and bytes: those stored as they are, not compressed (the stored frame: stored-frame.ts). */
   storedFiles: number;
   storedBytes: number;
 }
@@ -52,12 +49,6 @@ export interface TarOptions {
   onBytes?: (n: number) => void;
   /** Called as each source is finished. */
   onSourceDone?: (name: string) => void;
-  /**
-   * Files of tree sources whose name matches go to `out` instead, all of them first, in a
-   * pass of their own; `out` is ended before the main pass starts. The two outputs are
-   * meant to be stored one after the other, making one tar stream.
-   */
-  stored?: { out: Writable; match: (name: string) => boolean; onDone?: () => void };
   /** False to leave out the two zero blocks that end an archive (more entries follow elsewhere). */
   endOfArchive?: boolean;
 }
@@ -73,15 +64,6 @@ interface Ctx {
   w: PooledWriter;
   pool: BufferPool;
   opts: TarOptions;
-  /** Tree files the main pass leaves out: the stored pass had them. */
-  skip?: (name: string) => boolean;
-}
-
-function entryFor(item: { type: TarEntry['type']; stats: BigIntStats; linkname?: string }, name: string, size: number): TarEntry {
-  const st = item.stats;
-  const uid = Number(st.uid);
-  const gid = Number(st.gid);
-  return { name, type: item.type, size, mode: Number(st.mode), uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs: st.mtimeNs, linkname: item.linkname };
 }
 
 /** Streams exactly `size` bytes of the file; zero-fills what it cannot read. */
@@ -135,27 +117,6 @@ async function openedEntry(c: Ctx, opened: Opened, name: string, stats: TarStats
   }
 }
 
-function fileEntry(c: Ctx, item: WalkItem, name: string, stats: TarStats): Promise<void> {
-  return openSeen(item.path, item.stats).then((opened) => openedEntry(c, opened, name, stats));
-}
-
-async function treeEntries(c: Ctx, src: Extract<TarSource, { kind: 'tree' }>, stats: TarStats): Promise<void> {
-  const named = (p: WalkProblem): WalkProblem => ({ ...p, rel: p.rel ? `${src.name}/${p.rel}` : src.name });
-  const hooks = { onExcluded: () => void stats.excluded++, onSkipped: (p: WalkProblem) => void stats.skipped.push(named(p)), onChanged: (p: WalkProblem) => void stats.changed.push(named(p)) };
-  for await (const item of walkTree(src.root, src.matcher, hooks)) {
-    c.opts.signal?.throwIfAborted();
-    const name = item.rel ? `${src.name}/${item.rel}` : src.name;
-    if (!item.rel && item.type === 'symlink') stats.skipped.push({ rel: name, reason: `${name} is a link to ${item.linkname}: stored as a link, not followed` });
-    if (item.type === 'file') {
-      if (!c.skip?.(name)) await fileEntry(c, item, name, stats);
-      continue;
-    }
-    await c.w.write(entryHeader(entryFor(item, name, 0)));
-    if (item.type === 'dir') stats.dirs++;
-    else stats.symlinks++;
-  }
-}
-
 async function generatedEntry(c: Ctx, name: string, data: Buffer): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
@@ -198,39 +159,14 @@ export function addTarStats(to: TarStats, s: TarStats): void {
   for (const k of ['unreadable', 'skipped', 'changed'] as const) to[k].push(...s[k]);
 }
 
-/**
- * The stored pass: only the matching files, headers included, no end-of-archive blocks.
- * Exclusions and walk problems are counted by the main pass, which walks the same trees.
- */
-async function storedPass(sources: TarSource[], stored: NonNullable<TarOptions['stored']>, pool: BufferPool, opts: TarOptions, stats: TarStats): Promise<void> {
-  const c: Ctx = { w: new PooledWriter(stored.out, opts.signal), pool, opts };
-  for (const src of sources) {
-    if (src.kind === 'entries' && src.stored) await copyEntries(c, src.stored, src.storedDone ?? src.done);
-    if (src.kind !== 'tree') continue;
-    for await (const item of walkTree(src.root, src.matcher)) {
-      opts.signal?.throwIfAborted();
-      const name = `${src.name}/${item.rel}`;
-      if (item.type !== 'file' || !stored.match(name)) continue;
-      const [files, bytes] = [stats.files, stats.bytes];
-      await fileEntry(c, item, name, stats);
-      stats.storedFiles += stats.files - files;
-      stats.storedBytes += stats.bytes - bytes;
-    }
-  }
-  await c.w.end();
-  stored.onDone?.();
-}
-
-/** Writes the archive to `out` (and opts.stored.out) and ends it; resolves with what went in. */
+/** Writes the archive to `out` and ends it; resolves with what went in. */
 export async function writeTar(sources: TarSource[], out: Writable, opts: TarOptions = {}): Promise<TarStats> {
   const stats = emptyTarStats();
   const pool = new BufferPool(POOL, CHUNK);
-  if (opts.stored) await storedPass(sources, opts.stored, pool, opts, stats);
-  const c: Ctx = { w: new PooledWriter(out, opts.signal), pool, opts, skip: opts.stored?.match };
+  const c: Ctx = { w: new PooledWriter(out, opts.signal), pool, opts };
   for (const src of sources) {
     opts.signal?.throwIfAborted();
-    if (src.kind === 'tree') await treeEntries(c, src, stats);
-    else if (src.kind === 'generated') await generatedEntry(c, src.name, await src.data(stats));
+    if (src.kind === 'generated') await generatedEntry(c, src.name, await src.data(stats));
     else if (src.kind === 'entries') {
       await copyEntries(c, src.main, src.done);
       addTarStats(stats, await src.done);

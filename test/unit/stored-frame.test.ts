@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ConcatReader } from '../../src/concat-reader.ts';
 import { openFifo } from '../../src/fd-readable.ts';
-import { ExcludeMatcher } from '../../src/engine/excludes.ts';
-import { isCompressedMedia } from '../../src/engine/media.ts';
-import { STORED_BLOCK_MAX, StoredFrameLane } from '../../src/engine/stored-frame.ts';
+import { startReader } from '../../src/engine/reader-process.ts';
+import { STORED_BLOCK_MAX, StoredFrameSink } from '../../src/engine/stored-frame.ts';
 import { writeTar } from '../../src/engine/tar-stream.ts';
 
 // Stored frames are checked by the decoder users restore with: the zstd program.
@@ -19,88 +18,63 @@ function unzstd(data: Buffer): Buffer {
   return execFileSync('zstd', ['-d', '-q', '-c'], { input: data, maxBuffer: 64 << 20 });
 }
 
-function write(w: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => w.write(chunk, (err) => (err ? reject(err) : resolve())));
-}
-
-/** Everything the reader gives, asking `step` bytes at a time. */
-async function drain(r: { readInto(b: Buffer, o: number, l: number): Promise<number> }, step: number): Promise<Buffer> {
-  const out: Buffer[] = [];
-  for (;;) {
-    const buf = Buffer.alloc(step);
-    const n = await r.readInto(buf, 0, step);
-    if (n === 0) return Buffer.concat(out);
-    out.push(buf.subarray(0, n));
+/** What a StoredFrameSink makes of `chunks`, put one after the other. */
+function frameOf(dir: string, chunks: Buffer[]): Buffer {
+  const file = join(dir, `frame-${randomBytes(4).toString('hex')}`);
+  const fd = openSync(file, 'w');
+  try {
+    const sink = new StoredFrameSink(fd);
+    for (const c of chunks) sink.put(c);
+    sink.end();
+  } finally {
+    closeSync(fd);
   }
+  return readFileSync(file);
 }
 
 describe('stored zstd frames', () => {
-  const sizes = [0, 1, 511, STORED_BLOCK_MAX, STORED_BLOCK_MAX + 1, 3 * 1024 * 1024 + 5, 0, 7];
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'wpb-frames-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const step of [1000, STORED_BLOCK_MAX + 3, 5 << 20]) {
-    it(`decodes with zstd -d to exactly what was written (reads of ${step} bytes)`, async () => {
-      const lane = new StoredFrameLane();
-      const chunks = sizes.map((n) => randomBytes(n));
-      const reading = drain(lane, step);
-      for (const c of chunks) await write(lane.writable, c);
-      lane.writable.end();
-      const framed = await reading;
-      assert.deepEqual(unzstd(framed), Buffer.concat(chunks));
-      // Header, one block header per started 128 KiB of each chunk, and the closing block.
-      const blocks = chunks.reduce((n, c) => n + Math.ceil(c.length / STORED_BLOCK_MAX), 0);
-      assert.equal(framed.length, 6 + blocks * 3 + Buffer.concat(chunks).length + 3);
-    });
-  }
-
-  it('hands a chunk back only after its bytes were copied out, so the writer may reuse it', async () => {
-    const lane = new StoredFrameLane();
-    const reading = drain(lane, 300);
-    const buf = Buffer.alloc(4096);
-    const expected: Buffer[] = [];
-    for (let i = 0; i < 5; i++) {
-      buf.fill(i + 1);
-      expected.push(Buffer.from(buf));
-      await write(lane.writable, buf);
-    }
-    lane.writable.end();
-    assert.deepEqual(unzstd(await reading), Buffer.concat(expected));
+  it('decodes with zstd -d to exactly what was written, in blocks of at most 128 KiB', () => {
+    const chunks = [0, 1, 511, STORED_BLOCK_MAX, STORED_BLOCK_MAX + 1, 3 * 1024 * 1024 + 5, 0, 7].map((n) => randomBytes(n));
+    const input = Buffer.concat(chunks);
+    const frame = frameOf(dir, chunks);
+    assert.deepEqual(unzstd(frame), input);
+    // Frame header, then a 3-byte header per full or partial block, then the last (empty) block.
+    const blocks = Math.ceil(input.length / STORED_BLOCK_MAX);
+    assert.equal(frame.length, 6 + input.length + 3 * blocks + 3);
   });
 
-  it('gives no bytes at all when nothing was written', async () => {
-    const lane = new StoredFrameLane();
-    lane.writable.end();
-    assert.equal((await drain(lane, 1024)).length, 0);
-  });
-
-  it('fails the reader, instead of closing the frame, when the writer is destroyed before it ends', async () => {
-    const lane = new StoredFrameLane();
-    const reading = drain(lane, 1024);
-    lane.writable.on('error', () => {});
-    await write(lane.writable, randomBytes(10_000));
-    lane.writable.destroy(new Error('tar failed'));
-    await assert.rejects(reading, /tar failed/);
+  it('gives no bytes at all when nothing was written', () => {
+    assert.equal(frameOf(dir, []).length, 0);
+    assert.equal(frameOf(dir, [Buffer.alloc(0)]).length, 0);
   });
 
   it('concatenates with a frame from the zstd program into one stream, as readInto and as a Readable', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wpb-frames-'));
-    try {
-      const stored = randomBytes(300_000);
-      const text = Buffer.from('INSERT INTO t VALUES (1);\n'.repeat(20_000));
-      writeFileSync(join(dir, 'text.zst'), execFileSync('zstd', ['-q', '-c'], { input: text }));
-      for (const mode of ['readInto', 'readable'] as const) {
-        const lane = new StoredFrameLane();
-        // As in a backup: the zstd frame arrives through a FIFO from another process.
-        const fifo = await openFifo(join(dir, `out-${mode}.fifo`));
-        spawn('cat', [join(dir, 'text.zst')], { stdio: ['ignore', fifo.writeFd, 'inherit'] });
-        fifo.closeWriter();
-        const body = new ConcatReader([lane, fifo.reader]);
-        const reading = mode === 'readInto' ? drain(body, 64 * 1024) : body.toArray().then((c: Buffer[]) => Buffer.concat(c));
-        await write(lane.writable, stored);
-        lane.writable.end();
-        assert.deepEqual(unzstd(await reading), Buffer.concat([stored, text]), mode);
+    const stored = randomBytes(300_000);
+    const text = Buffer.from('INSERT INTO t VALUES (1);\n'.repeat(20_000));
+    writeFileSync(join(dir, 'stored.zst'), frameOf(dir, [stored]));
+    writeFileSync(join(dir, 'text.zst'), execFileSync('zstd', ['-q', '-c'], { input: text }));
+    for (const mode of ['readInto', 'readable'] as const) {
+      // As in a backup: both frames arrive through FIFOs from other processes.
+      const fifos = await Promise.all(['stored', 'text'].map((n) => openFifo(join(dir, `${n}-${mode}.fifo`))));
+      fifos.forEach((f, i) => {
+        spawn('cat', [join(dir, i === 0 ? 'stored.zst' : 'text.zst')], { stdio: ['ignore', f.writeFd, 'inherit'] });
+        f.closeWriter();
+      });
+      const body = new ConcatReader(fifos.map((f) => f.reader));
+      const chunks: Buffer[] = [];
+      if (mode === 'readable') chunks.push(...((await body.toArray()) as Buffer[]));
+      else {
+        for (let n = -1; n !== 0; ) {
+          const buf = Buffer.alloc(64 * 1024);
+          n = await body.readInto(buf, 0, buf.length);
+          chunks.push(buf.subarray(0, n));
+        }
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(unzstd(Buffer.concat(chunks)), Buffer.concat([stored, text]), mode);
     }
   });
 });
@@ -121,16 +95,15 @@ describe('tar with a stored pass', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('puts matching files first, in their own frame, and GNU tar finds the whole tree with no differences', async () => {
-    const lane = new StoredFrameLane();
     const compressed: Buffer[] = [];
     const main = new Writable({ write: (c: Buffer, _e, cb) => (compressed.push(Buffer.from(c)), cb()) });
-    const storedOut = drain(lane, 1 << 20);
     const tree = join(dir, 'tree');
-    const stats = await writeTar([
-      { kind: 'tree', name: 'wp-content', root: tree, matcher: new ExcludeMatcher(['/cache/']) },
-      { kind: 'file', name: 'database.sql', path: join(dir, 'db.sql') },
-    ], main, { stored: { out: lane.writable, match: isCompressedMedia } });
-    const archive = Buffer.concat([await storedOut, execFileSync('zstd', ['-q', '-c'], { input: Buffer.concat(compressed) })]);
+    const storedFd = openSync(join(dir, 'stored.zst'), 'w');
+    const reader = startReader({ sitePath: dir, wpContent: tree, patterns: ['/cache/'], storeMedia: true, configFiles: [] }, { signal: new AbortController().signal, storedFd });
+    closeSync(storedFd);
+    const stats = await writeTar([reader.tree, { kind: 'file', name: 'database.sql', path: join(dir, 'db.sql') }], main);
+    await reader.done;
+    const archive = Buffer.concat([readFileSync(join(dir, 'stored.zst')), execFileSync('zstd', ['-q', '-c'], { input: Buffer.concat(compressed) })]);
     writeFileSync(join(dir, 'out.tar.zst'), archive);
     const names = execFileSync('tar', ['-tf', join(dir, 'out.tar.zst')], { encoding: 'utf8' }).trim().split('\n');
     assert.deepEqual(names.slice(0, 2).sort(), ['wp-content/uploads/2024/photo.jpg', 'wp-content/uploads/2024/thumb-150x150.PNG']);

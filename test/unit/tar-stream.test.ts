@@ -5,10 +5,11 @@ import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ExcludeMatcher } from '../../src/engine/excludes.ts';
+import { startReader } from '../../src/engine/reader-process.ts';
 import { writeTar, type TarStats } from '../../src/engine/tar-stream.ts';
 
-// The tar writer is checked by the tool users restore with: GNU tar.
+// The tar writer, with wp-content read by the reader process as a backup does, is checked by
+// the tool users restore with: GNU tar.
 
 describe('tar stream', () => {
   let dir: string;
@@ -34,11 +35,14 @@ describe('tar stream', () => {
 
   async function build(): Promise<{ file: string; stats: TarStats }> {
     const file = join(dir, 'out.tar');
+    const job = { sitePath: dir, wpContent: tree, patterns: ['/cache/'], storeMedia: false, configFiles: [] };
+    const reader = startReader(job, { signal: new AbortController().signal });
     const stats = await writeTar([
       { kind: 'file', name: 'database.sql', path: join(dir, 'db.sql') },
-      { kind: 'tree', name: 'wp-content', root: tree, matcher: new ExcludeMatcher(['/cache/']) },
+      reader.tree,
       { kind: 'generated', name: 'manifest.json', data: (s) => Buffer.from(JSON.stringify({ files: s.files })) },
     ], createWriteStream(file));
+    await reader.done;
     return { file, stats };
   }
 

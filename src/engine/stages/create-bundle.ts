@@ -5,13 +5,12 @@ import { ConcatReader } from '../../concat-reader.ts';
 import { openFifo } from '../../fd-readable.ts';
 import { startChild, type Child } from '../child.ts';
 import { PipeGroup } from '../pipe-group.ts';
-import { StoredFrameLane } from '../stored-frame.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
 
 // The bundle pipe: tar (files read in place) -> zstd -T0 -> a streamed upload, all at once,
-// as one PipeGroup. Already-compressed media, when `storeAsIs` picks it, goes first as a
-// stored zstd frame that never passes through zstd (see stored-frame.ts).
+// as one PipeGroup. Already-compressed media, with `storeMedia`, goes first as a stored
+// zstd frame that never passes through zstd (see stored-frame.ts).
 // The upload runs while the bundle is made; what is left after the last byte is
 // compressed (final parts, completing, checking the stored size) is upload_remote.
 
@@ -23,11 +22,12 @@ export interface BundleOptions {
   /**
    * What goes in, in order. A function is called once the pipe exists, with its signal, and
    * may start parts of its own (the reader process): `running` fails the pipe if they do.
+   * With storeMedia it gets the descriptor the stored frame is to be written to, and owns it.
    */
-  sources: TarSource[] | ((signal: AbortSignal) => { sources: TarSource[]; running: Promise<unknown> });
+  sources: TarSource[] | ((signal: AbortSignal, storedFd?: number) => { sources: TarSource[]; running: Promise<unknown> });
   zstdLevel: number;
-  /** Tree files to store as they are rather than compress (already-compressed media). */
-  storeAsIs?: (name: string) => boolean;
+  /** Store the sources' `stored` entries (already-compressed media) as they are rather than compress them. */
+  storeMedia?: boolean;
   nice?: number;
   sizeHint?: number;
   /** Upload bandwidth cap in bytes per second. */
@@ -57,12 +57,18 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     const stdin = zstd.proc.stdin;
     if (!stdin) throw new Error('zstd has no stdin');
     // The archive is the stored frame (when there is one), then what zstd writes.
-    const lane = o.storeAsIs && { frame: new StoredFrameLane(), match: o.storeAsIs };
-    const archive = lane ? new ConcatReader([lane.frame, fifo.reader]) : fifo.reader;
+    const storedFifo = o.storeMedia ? await openFifo(join(o.workDir, 'stored.out')) : undefined;
+    const archive = storedFifo ? new ConcatReader([storedFifo.reader, fifo.reader]) : fifo.reader;
     cleanups.push(() => archive.destroy());
-    const stored = lane ? { out: lane.frame.writable, match: lane.match } : undefined;
-    const { sources, running } = typeof o.sources === 'function' ? o.sources(group.signal) : { sources: o.sources, running: undefined };
-    const tar = writeTar(sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, stored });
+    let made: { sources: TarSource[]; running?: Promise<unknown> };
+    try {
+      made = typeof o.sources === 'function' ? o.sources(group.signal, storedFifo?.writeFd) : { sources: o.sources };
+    } finally {
+      // The reader has its copy: the read end sees the end when the reader closes it.
+      storedFifo?.closeWriter();
+    }
+    const { sources, running } = made;
+    const tar = writeTar(sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
     const bundled = group.watch(
       Promise.all([tar, zstd.done, running]).then(([stats]) => {
         o.onBundled?.(stats);
