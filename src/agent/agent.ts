@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hasControlChars, stripControlChars } from '../api/formats.ts';
 import type { AgentJob, ProgressReport, ScannedSite } from '../api/types.ts';
 import { runBackup } from '../engine/backup.ts';
 import type { Progress, ProgressEvent } from '../engine/progress.ts';
@@ -46,11 +47,10 @@ export async function scanForServer(roots: string[], signal?: AbortSignal): Prom
   }
   if (present.length === 0) return [];
   const found = await scanSites(present, { signal });
-  // eslint-disable-next-line no-control-regex -- the server refuses control characters
-  const control = /[\u0000-\u001f\u007f]/g;
-  const text = (v: string | undefined, max: number): string | null => (v ? v.replace(control, '').slice(0, max) || null : null);
+  // The server refuses control characters.
+  const text = (v: string | undefined, max: number): string | null => (v ? stripControlChars(v).slice(0, max) || null : null);
   return found
-    .filter((s) => s.path.startsWith('/') && s.path.replace(control, '') === s.path && s.path.length <= 4096)
+    .filter((s) => s.path.startsWith('/') && !hasControlChars(s.path) && s.path.length <= 4096)
     .slice(0, 1000)
     .map((s) => ({
       path: s.path,
