@@ -1,10 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hasControlChars, stripControlChars } from '../api/formats.ts';
 import type { AgentJob, ProgressReport, ScannedSite } from '../api/types.ts';
 import { runBackup } from '../engine/backup.ts';
 import type { Progress, ProgressEvent } from '../engine/progress.ts';
 import { cleanOrphans } from '../engine/run-dir.ts';
+import { siteNameFromUrl } from '../engine/site.ts';
+import { lookUpSiteUrl } from '../engine/site-url.ts';
 import { describe, kindOf, WpbError } from '../errors.ts';
 import { backoffMs } from '../storage/multipart.ts';
 import { scanSites } from '../wordpress/discover.ts';
@@ -38,23 +41,31 @@ export interface AgentOptions {
 
 export const SCAN_EVERY_MS = 6 * 60 * 60 * 1000;
 
-/** The sites under roots as the server takes them. Missing roots are skipped; never a password. */
-export async function scanForServer(roots: string[], signal?: AbortSignal): Promise<ScannedSite[]> {
+/**
+ * The sites under roots as the server takes them. Missing roots are skipped; never a password.
+ * With tempBase, each readable site's siteurl is looked up in its database and the site is
+ * named by its host, as `wpbackup backup` names it (so adopting it names its archives the same);
+ * otherwise, and where the lookup fails, by its directory.
+ */
+export async function scanForServer(roots: string[], signal?: AbortSignal, tempBase?: string): Promise<ScannedSite[]> {
   const present: string[] = [];
   for (const root of roots) {
     if ((await stat(resolve(root)).catch(() => undefined))?.isDirectory()) present.push(root);
   }
   if (present.length === 0) return [];
-  const found = await scanSites(present, { signal });
-  // eslint-disable-next-line no-control-regex -- the server refuses control characters
-  const control = /[\u0000-\u001f\u007f]/g;
-  const text = (v: string | undefined, max: number): string | null => (v ? v.replace(control, '').slice(0, max) || null : null);
+  const found = (await scanSites(present, { signal })).filter((s) => s.path.startsWith('/') && !hasControlChars(s.path) && s.path.length <= 4096).slice(0, 1000);
+  // The server refuses control characters.
+  const text = (v: string | null | undefined, max: number): string | null => (v ? stripControlChars(v).slice(0, max) || null : null);
+  const names: (string | null)[] = [];
+  for (const s of found) {
+    // One at a time: a scan is background work, and each lookup runs a database client.
+    const siteurl = tempBase && !s.error && !signal?.aborted ? await lookUpSiteUrl(s.path, tempBase, signal) : null;
+    names.push(siteurl ? text(siteNameFromUrl(siteurl), 200) : null);
+  }
   return found
-    .filter((s) => s.path.startsWith('/') && s.path.replace(control, '') === s.path && s.path.length <= 4096)
-    .slice(0, 1000)
-    .map((s) => ({
+    .map((s, i) => ({
       path: s.path,
-      name: text(s.name, 200) ?? 'site',
+      name: names[i] ?? text(s.name, 200) ?? 'site',
       db_name: text(s.dbName, 200),
       table_prefix: text(s.tablePrefix, 200),
       wp_version: text(s.wpVersion, 100),
@@ -63,10 +74,10 @@ export async function scanForServer(roots: string[], signal?: AbortSignal): Prom
 }
 
 /** Scans and posts the result; failures are logged, never thrown. */
-export async function scanAndReport(o: Pick<AgentOptions, 'client' | 'signal' | 'log'> & { scanRoots: string[] }): Promise<boolean> {
+export async function scanAndReport(o: Pick<AgentOptions, 'client' | 'signal' | 'log'> & { scanRoots: string[]; tempBase?: string }): Promise<boolean> {
   const log = o.log ?? (() => {});
   try {
-    const sites = await scanForServer(o.scanRoots, o.signal);
+    const sites = await scanForServer(o.scanRoots, o.signal, o.tempBase);
     const reply = await o.client.scan({ sites }, o.signal);
     log(`scan of ${o.scanRoots.join(', ')}: ${reply.stored} WordPress site(s) reported`);
     return true;
@@ -78,10 +89,11 @@ export async function scanAndReport(o: Pick<AgentOptions, 'client' | 'signal' | 
 
 /** Scans now and every everyMs until the signal; the loop does not wait for it. */
 function startScans(o: AgentOptions, roots: string[]): { stop: () => void; first: Promise<boolean> } {
-  const first = scanAndReport({ ...o, scanRoots: roots });
+  const scan = { ...o, scanRoots: roots, tempBase: tempBaseOf(o.dataDir) };
+  const first = scanAndReport(scan);
   let running = first;
   const timer = setInterval(() => {
-    running = running.then(() => scanAndReport({ ...o, scanRoots: roots }));
+    running = running.then(() => scanAndReport(scan));
   }, o.scanEveryMs ?? SCAN_EVERY_MS);
   timer.unref();
   return { stop: () => clearInterval(timer), first };

@@ -1,7 +1,7 @@
 // Request and response types shared by the server, the agent and the CLI: one definition
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
-import type { BackupStatus, Stage } from '../engine/progress.ts';
+import type { BackupStatus, Stage } from './formats.ts';
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
 export interface ApiErrorBody {
@@ -12,6 +12,8 @@ export interface ApiErrorBody {
     message: string;
     details?: unknown;
   };
+  /** error.message again, on the routes the original system's scripts call (they read .detail). */
+  detail?: string;
 }
 
 // ---- sites and live backup state (the spec's status fields) ----
@@ -55,6 +57,13 @@ export interface StartBackupResponse {
   site_id: string;
   state: JobState;
   created_at: string;
+  /** Always true on a 202: what the original system's start_backup.sh checks. */
+  success: true;
+}
+
+/** GET /sites/{id}/backup/status: the status, and stage_detail again as message (what monitor_backup.sh prints). */
+export interface BackupStatusResponse extends BackupStatusBody {
+  message: string | null;
 }
 
 export type JobState = 'queued' | 'claimed' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -72,6 +81,35 @@ export interface QuotaCheck {
   exceeded: ('site' | 'node')[];
 }
 
+/** The spec's QuotaCheck, plus the node's side of it (current_usage_bytes is the site's). */
+export interface QuotaCheckBody extends QuotaCheck {
+  node_usage_bytes: number;
+  node_projected_usage_bytes: number;
+}
+
+export interface StopBackupResponse {
+  job_id: string;
+  /** True: the job was still queued and is cancelled now. False: the agent is asked to stop. */
+  immediate: boolean;
+  status: BackupStatusBody;
+}
+
+export interface ResetBackupResponse {
+  status: BackupStatusBody;
+  /** The clean-up job queued for the site's agent. */
+  reset_job_id: string;
+  cancelled_job_ids: string[];
+  aborted_uploads: number;
+  /** Always true on a 200: what the original system's reset_backup.sh checks. */
+  success: true;
+  message: string;
+  /**
+   * The original's clean-up report. The server removes no temp dirs itself: the node's agent
+   * removes them when it runs reset_job_id, after this reply, so the counts are 0 and pending is true.
+   */
+  cleanup: { dirs_removed: number; space_freed_mb: number; pending: boolean };
+}
+
 export interface Backup {
   id: string;
   site_id: string;
@@ -86,6 +124,8 @@ export interface Backup {
 
 export interface DownloadResponse {
   url: string;
+  /** The same URL under the original system's name. */
+  download_url: string;
   expires_in_seconds: number;
   filename: string;
   size: number;
@@ -100,9 +140,21 @@ export interface LoginRequest {
   password: string;
 }
 
+/** The original system's sign-in body: username is the email. */
+export interface UsernameLoginRequest {
+  username: string;
+  password: string;
+}
+
 export interface LoginResponse {
   token: string;
   expires_at: string;
+}
+
+/** POST /auth/login's session also under the original system's names (OAuth2 style). */
+export interface PasswordLoginResponse extends LoginResponse {
+  access_token: string;
+  token_type: 'bearer';
 }
 
 /**
@@ -116,7 +168,7 @@ export interface LoginChallenge {
   challenge_expires_at: string;
 }
 
-export type LoginResult = LoginResponse | LoginChallenge;
+export type LoginResult = PasswordLoginResponse | LoginChallenge;
 
 export interface LoginMfaRequest {
   challenge: string;

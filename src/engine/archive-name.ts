@@ -1,5 +1,7 @@
 // Names and keys from the spec: <node_uuid>/<site_uuid>/<site_name>_<YYYYMMDD>_<HHMMSS>.tar.zst.
 
+import { isUuid } from '../api/formats.ts';
+
 const MAX_NAME = 100;
 
 /**
@@ -29,9 +31,10 @@ export function archiveFileName(siteName: string, at: Date): string {
   return `${safeSiteName(siteName)}_${d}_${t}.tar.zst`;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Keys use lowercase uuids only, so one site's objects never sit under two prefixes. */
+const lowerUuid = (s: string): boolean => isUuid(s) && s === s.toLowerCase();
 
 export function archiveKey(nodeUuid: string, siteUuid: string, fileName: string): string {
-  if (!UUID.test(nodeUuid) || !UUID.test(siteUuid)) throw new Error(`node and site ids must be uuids, got ${nodeUuid} and ${siteUuid}`);
+  if (!lowerUuid(nodeUuid) || !lowerUuid(siteUuid)) throw new Error(`node and site ids must be uuids, got ${nodeUuid} and ${siteUuid}`);
   return `${nodeUuid}/${siteUuid}/${fileName}`;
 }

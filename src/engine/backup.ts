@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { archiveFileName, archiveKey } from './archive-name.ts';
 import { DEFAULT_EXCLUDES } from './excludes.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
-import { queryAs, sqlIdent, writeDefaultsFile, type ClientRun } from './mysql.ts';
+import { writeDefaultsFile, type ClientRun } from './mysql.ts';
 import { clientRunFor, readerFor, type RunAs } from './privileges.ts';
 import { startReader } from './reader-process.ts';
 import { formatBytes, NullProgress, STAGES, type Progress, type Stage } from './progress.ts';
 import { cleanOrphans, createRunDir, type OrphanReport, type RunDir } from './run-dir.ts';
 import { defaultSiteName, loadSite, type SiteInfo } from './site.ts';
+import { siteUrls } from './site-url.ts';
 import { dumpDatabase, estimateDbBytes, type DumpResult } from './stages/backup-db.ts';
 import { bundleAndUpload } from './stages/create-bundle.ts';
 import type { TarSource, TarStats } from './tar-stream.ts';
@@ -62,18 +63,6 @@ interface Ctx {
   tracker: ProgressTracker;
   signal: AbortSignal | undefined;
   stage: Stage;
-}
-
-async function siteUrls(client: ClientRun, site: SiteInfo, signal?: AbortSignal): Promise<{ siteurl: string | null; home: string | null }> {
-  const table = sqlIdent(`${site.config.tablePrefix}options`);
-  try {
-    const rows = await queryAs(client, site.db, `SELECT option_name, option_value FROM ${table} WHERE option_name IN ('siteurl', 'home');`, signal);
-    const get = (k: string): string | null => rows.find((r) => r[0] === k)?.[1] ?? null;
-    return { siteurl: get('siteurl'), home: get('home') };
-  } catch (err) {
-    if (err instanceof WpbError && err.kind === 'failed') return { siteurl: null, home: null };
-    throw err;
-  }
 }
 
 function enterStage(ctx: Ctx, stage: Stage, detail: string): void {

@@ -1,10 +1,11 @@
 // Progress is an interface with a null and a counting implementation (after kopia's
 // upload_progress.go). The engine reports; the CLI, the agent and tests listen.
 
-export const STAGES = ['backup_db', 'backup_files', 'create_bundle', 'upload_remote', 'cleanup'] as const;
-export type Stage = (typeof STAGES)[number];
+// The stage and status names are the API's (src/api/formats.ts); the engine reports in them.
+import type { BackupStatus, Stage } from '../api/formats.ts';
 
-export type BackupStatus = 'idle' | 'running' | 'completed' | 'failed' | 'stopped';
+export { STAGES } from '../api/formats.ts';
+export type { BackupStatus, Stage } from '../api/formats.ts';
 
 /** The state a listener sees; field names are the spec's status fields. */
 export interface ProgressEvent<S extends string = Stage> {

@@ -99,15 +99,18 @@ async function readVersion(path: string): Promise<string | null> {
   }
 }
 
+/** A site name from siteurl: its host (and port, when not the default); null when siteurl is no URL with a host. */
+export function siteNameFromUrl(siteurl: string): string | null {
+  try {
+    const u = new URL(siteurl);
+    if (!u.hostname) return null;
+    return u.port ? `${u.hostname}-${u.port}` : u.hostname;
+  } catch {
+    return null;
+  }
+}
+
 /** The default site name: the host of siteurl, else the directory name. */
 export function defaultSiteName(siteurl: string | null, path: string): string {
-  if (siteurl) {
-    try {
-      const u = new URL(siteurl);
-      return u.port ? `${u.hostname}-${u.port}` : u.hostname;
-    } catch {
-      // fall through to the directory name
-    }
-  }
-  return basename(path);
+  return (siteurl ? siteNameFromUrl(siteurl) : null) ?? basename(path);
 }

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { toolVersion } from '../engine/manifest.ts';
 import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
+import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
@@ -55,7 +56,15 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   app.setErrorHandler((err, req, reply) => {
     const { status, body, internal } = toApiError(err);
     if (internal) req.log.error({ err }, 'request failed');
-    void reply.code(status).send(body);
+    const withDetail = (req.routeOptions.config as Partial<RouteConfig> | undefined)?.errorDetail === true;
+    void reply.code(status).send(withDetail ? { ...body, detail: body.error.message } : body);
+  });
+  // An empty body sent as application/json is no body (curl -H 'Content-Type: application/json'
+  // with no -d, as the original system's scripts do), not a 400; anything else parses as before.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, raw, done) => {
+    if (raw === '') done(null, undefined);
+    else json(req, raw as string, done);
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });

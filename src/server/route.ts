@@ -30,7 +30,17 @@ export interface RouteSpec<B, P, Q, R> {
   summary: string;
   tags?: string[];
   schema?: Omit<FastifySchema, 'summary' | 'tags'>;
+  /**
+   * Error bodies also carry the message as a top-level detail: for the routes the original
+   * system's scripts call, which print .detail (document them with errorResponsesWithDetail).
+   */
+  errorDetail?: boolean;
   handler: (req: RouteRequest<B, P, Q>, ctx: ServerContext) => Promise<R | Replied<R>>;
+}
+
+/** What a route tells the app's error handler (app.ts). */
+export interface RouteConfig {
+  errorDetail: boolean;
 }
 
 export function replied<T>(status: number, body: T): Replied<T> {
@@ -94,6 +104,7 @@ export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<
     method: spec.method,
     url: spec.url,
     schema: { summary: spec.summary, tags: spec.tags, ...(spec.auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema },
+    config: { errorDetail: spec.errorDetail === true } satisfies RouteConfig,
     handler: async (request, reply) => {
       const principal = spec.auth === 'public' ? undefined : await principalOf(request, ctx);
       if (spec.auth !== 'public') {

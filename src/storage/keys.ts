@@ -1,3 +1,4 @@
+import { hasControlChars } from '../api/formats.ts';
 import { badInput, type WpbError } from '../errors.ts';
 
 // The key rules every backend shares, so a key means the same thing in a directory and in S3.
@@ -12,8 +13,7 @@ export function validateKey(key: string): void {
   const bad = (why: string): WpbError => badInput(`Invalid storage key ${JSON.stringify(key)}: ${why}`, 'Use a relative key like "site/2024-01-01.tar.zst"');
   if (typeof key !== 'string' || key === '') throw bad('it is empty');
   if (key.startsWith('/')) throw bad('it must not be absolute');
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(key)) throw bad('it must not contain control characters');
+  if (hasControlChars(key)) throw bad('it must not contain control characters');
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw bad(`it is longer than ${MAX_KEY_BYTES} bytes`);
   for (const segment of key.split('/')) {
     if (segment === '') throw bad('it must not contain empty segments');

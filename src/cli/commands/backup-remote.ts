@@ -1,3 +1,4 @@
+import { END_STATUSES, isUuid } from '../../api/formats.ts';
 import type { BackupStatusBody, Site, StartBackupResponse } from '../../api/types.ts';
 import type { ProgressEvent } from '../../engine/progress.ts';
 import { badInput } from '../../errors.ts';
@@ -9,13 +10,12 @@ import { progressFor } from '../render.ts';
 // wpbackup backup start SITE / backup watch SITE: the same as scripts/start_backup.sh and
 // monitor_backup.sh, against a running server, with a progress bar.
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const DONE = new Set(['completed', 'failed', 'stopped', 'idle']);
+const ENDED: ReadonlySet<string> = new Set(END_STATUSES);
 
 /** A site id, or a site name looked up in the sites the token can see. */
 async function siteId(api: ApiClient, ref: string | undefined): Promise<string> {
   if (!ref) throw badInput('Name the site: a site id or name', "List them with GET /api/v1/sites");
-  if (UUID.test(ref)) return ref;
+  if (isUuid(ref)) return ref;
   const list = (await api.json<{ sites: Site[] }>('GET', '/api/v1/sites')).sites;
   const found = list.filter((s) => s.name === ref);
   if (found.length !== 1) throw badInput(found.length ? `${found.length} sites are named ${ref}` : `No site named ${ref}`, 'Pass the site id instead');
@@ -33,7 +33,7 @@ async function watch(api: ApiClient, id: string, ctx: CommandContext, json: bool
   for await (const { data } of sseEvents(stream)) {
     last = data as BackupStatusBody;
     progress.event(toEvent(last));
-    if (DONE.has(last.status) && last.status !== 'idle') break;
+    if (ENDED.has(last.status)) break;
   }
   if (!last) return EXIT.failed;
   if (last.status === 'completed') ctx.stdout.write(json ? '' : `Backup ${last.backup_id} completed\n`);

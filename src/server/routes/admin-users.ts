@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ChangePasswordRequest, CreateUserRequest, Me, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
+import type { ChangePasswordRequest, CreateUserRequest, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../auth/passwords.ts';
 import type { Principal } from '../auth/roles.ts';
 import { ApiError, conflict, invalid, notFound } from '../api-error.ts';
@@ -7,12 +7,12 @@ import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, EMAIL_SCHEMA, emptyBody, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { currentTokenHash, EMAIL_SCHEMA, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
 import { errorResponses } from './error-responses.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
-// caller's own account (/auth/me, /auth/logout). Passwords go in hashed and never come out.
+// caller's own password (/auth/password). Passwords go in hashed and never come out.
 
 type IdP = { id: string };
 
@@ -237,30 +237,4 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       },
     });
   }
-
-  defineRoute<unknown, Record<string, string>, Record<string, string>, Me>(app, ctx, {
-    method: 'GET',
-    url: '/api/v1/auth/me',
-    auth: 'user',
-    summary: 'The signed-in user, with their role and assignments',
-    tags: ['auth'],
-    handler: async ({ principal }) => userBody(ctx.repos, await loadUser(ctx, userId(principal))),
-  });
-
-  defineRoute(app, ctx, {
-    method: 'POST',
-    url: '/api/v1/auth/logout',
-    auth: 'user',
-    summary: 'Revoke the token this request is made with',
-    tags: ['auth'],
-    schema: { body: { ...emptyBody, nullable: true } },
-    handler: async ({ principal, raw }) => {
-      const id = userId(principal);
-      const hash = currentTokenHash(raw);
-      if (hash !== undefined) await ctx.repos.tokens.revokeByHash(hash);
-      accessChanged(ctx, id);
-      await ctx.repos.audit.record({ userId: id, action: 'auth.logout', targetType: 'user', targetId: id });
-      return replied(204, undefined);
-    },
-  });
 }

@@ -7,8 +7,6 @@ import { must } from '../route.ts';
 // What every /api/v1/agent/jobs/{id}/... route checks first: the job exists, it is on the
 // calling node (403 otherwise), and, for most, the node still holds it under a lease.
 
-export const STAGE_ENUM = ['backup_db', 'backup_files', 'create_bundle', 'upload_remote', 'cleanup'] as const;
-
 export const jobParams = {
   type: 'object',
   required: ['id'],

@@ -56,7 +56,7 @@ const completeSchema = {
   },
 } as const;
 
-const emptyBody = { params: jobParams } as const;
+const jobOnly = { params: jobParams } as const;
 
 type Id = { id: string };
 type Q = Record<string, string>;
@@ -104,7 +104,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Create the multipart upload for the job's archive",
     tags: ['agent'],
-    schema: emptyBody,
+    schema: jobOnly,
     handler: async ({ params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key } = backupJob(job);
@@ -189,7 +189,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Abort the incomplete upload of the job',
     tags: ['agent'],
-    schema: emptyBody,
+    schema: jobOnly,
     handler: async ({ params, principal }) => {
       const { job } = await leasedJob(ctx, principal, params.id);
       if (!job.uploadId || !job.uploadKey) return { aborted: false };

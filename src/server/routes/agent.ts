@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
+import { BACKUP_STATUSES, END_STATUSES, STAGES } from '../../api/formats.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { abortJobUpload, providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -9,7 +10,8 @@ import type { JobRow } from '../db/jobs.ts';
 import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { defineRoute } from '../route.ts';
-import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
+import { completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
+import { absolutePath, label, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { siteEvents } from '../events.ts';
 import { holdSlot } from '../stream-caps.ts';
@@ -24,7 +26,7 @@ const joinSchema = {
     type: 'object',
     required: ['code', 'hostname'],
     additionalProperties: false,
-    properties: { code: { type: 'string', minLength: 1, maxLength: 200 }, hostname: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[^\\u0000-\\u001f\\u007f]+$' } },
+    properties: { code: { type: 'string', minLength: 1, maxLength: 200 }, hostname: label(253) },
   },
 } as const;
 
@@ -35,9 +37,9 @@ const progressSchema = {
     required: ['status', 'progress', 'stage', 'stage_detail', 'error'],
     additionalProperties: false,
     properties: {
-      status: { type: 'string', enum: ['idle', 'running', 'completed', 'failed', 'stopped'] },
+      status: { type: 'string', enum: BACKUP_STATUSES },
       progress: { type: 'integer', minimum: 0, maximum: 100 },
-      stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
+      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
       stage_detail: { type: 'string', maxLength: 2000 },
       error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
     },
@@ -51,16 +53,15 @@ const finishSchema = {
     required: ['status', 'stage', 'error'],
     additionalProperties: false,
     properties: {
-      status: { type: 'string', enum: ['completed', 'failed', 'stopped'] },
-      stage: { anyOf: [{ type: 'string', enum: STAGE_ENUM }, { type: 'null' }] },
+      status: { type: 'string', enum: END_STATUSES },
+      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
       error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
       source_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     },
   },
 } as const;
 
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]+$';
-const optText = (max: number) => ({ anyOf: [{ type: 'string', maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$' }, { type: 'null' }] }) as const;
+const optText = (max: number) => ({ anyOf: [plainText(max), { type: 'null' }] }) as const;
 
 /** At most 1000 sites; no password field (additionalProperties: false refuses one). */
 const scanSchema = {
@@ -77,8 +78,8 @@ const scanSchema = {
           required: ['path', 'name', 'db_name', 'table_prefix', 'wp_version', 'error'],
           additionalProperties: false,
           properties: {
-            path: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/[^\\u0000-\\u001f\\u007f]*$' },
-            name: { type: 'string', minLength: 1, maxLength: 200, pattern: NO_CONTROL },
+            path: absolutePath,
+            name: label(200),
             db_name: optText(200),
             table_prefix: optText(200),
             wp_version: optText(100),

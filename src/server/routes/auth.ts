@@ -1,31 +1,58 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { LoginChallenge, LoginMfaRequest, LoginMfaResponse, LoginRequest, LoginResult, MfaEnrollment } from '../../api/types.ts';
+import type { Me } from '../../api/admin-types.ts';
+import type { LoginChallenge, LoginMfaRequest, LoginMfaResponse, LoginRequest, LoginResult, MfaEnrollment, UsernameLoginRequest } from '../../api/types.ts';
 import { verifyPassword } from '../auth/passwords.ts';
 import { refusalMessage, type LimitVerdict, type LoginTicket } from '../auth/rate-limit.ts';
 import { expiryFor, generateToken, hashToken } from '../auth/tokens.ts';
-import { ApiError, conflict } from '../api-error.ts';
+import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
-import { defineRoute } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { defineRoute, replied } from '../route.ts';
+import { accessChanged } from '../stream-access.ts';
+import { currentTokenHash, userBody } from './admin-common.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail } from './error-responses.ts';
 import { registerMfaRoutes } from './mfa.ts';
+import { emptyBody, userId } from './schema.ts';
 
 // Signing in. POST /auth/login checks the password; an account with a second factor (or of a role
 // that must have one) gets no token there but a challenge, and POST /auth/login/mfa trades the
 // challenge and a code for the session. These two are the only routes that issue a session;
 // API tokens are made only by a signed-in session (POST /tokens), so a password alone never
 // yields a usable token for an account with MFA. Wrong passwords and wrong codes both count
-// toward the sign-in limits (auth/rate-limit.ts).
+// toward the sign-in limits (auth/rate-limit.ts). GET /auth/me and POST /auth/logout are the
+// signed-in caller's own account.
+//
+// The original system's clients sign in with {"username", "password"} and read access_token:
+// username is accepted as the email, and the session is also returned under those names.
 
 const CHALLENGE_SCHEMA = { type: 'string', minLength: 1, maxLength: 100 } as const;
+
+const LOGIN_EMAIL = { type: 'string', minLength: 3, maxLength: 254 } as const;
 
 const loginSchema = {
   body: {
     type: 'object',
-    required: ['email', 'password'],
+    required: ['password'],
     additionalProperties: false,
-    properties: { email: { type: 'string', minLength: 3, maxLength: 254 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
+    properties: {
+      email: LOGIN_EMAIL,
+      username: { ...LOGIN_EMAIL, description: "The email under the original system's name: send email or username, not both" },
+      password: { type: 'string', minLength: 1, maxLength: 1024 },
+    },
+    oneOf: [{ required: ['email'] }, { required: ['username'] }],
   },
-  response: errorResponses(400, 401, 429),
+  response: {
+    200: bodyResponse('The session (token, also as access_token with token_type bearer), or a challenge when a second factor is needed', {
+      token: { type: 'string' },
+      expires_at: { type: 'string' },
+      access_token: { type: 'string', description: "token again, for the original system's clients" },
+      token_type: { type: 'string', enum: ['bearer'] },
+      mfa_required: { type: 'boolean' },
+      mfa_enrollment_required: { type: 'boolean' },
+      challenge: { type: 'string' },
+      challenge_expires_at: { type: 'string' },
+    }),
+    ...errorResponsesWithDetail(400, 401, { 403: 'The account is disabled' }, 429),
+  },
 } as const;
 
 const mfaSchema = {
@@ -57,16 +84,18 @@ async function issueSession(ctx: ServerContext, userId: string, detail: Record<s
 }
 
 export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<LoginRequest, Record<string, string>, Record<string, string>, LoginResult>(app, ctx, {
+  defineRoute<LoginRequest | UsernameLoginRequest, Record<string, string>, Record<string, string>, LoginResult>(app, ctx, {
     method: 'POST',
     url: '/api/v1/auth/login',
     auth: 'public',
-    summary: 'Sign in with email and password; returns a bearer token, or a challenge when a second factor is needed',
+    summary: 'Sign in with email (or username) and password; returns a bearer token, or a challenge when a second factor is needed',
     tags: ['auth'],
     schema: loginSchema,
+    errorDetail: true,
     handler: async ({ body, raw, reply }) => {
-      const ticket = admit(await ctx.loginLimiter.attempt(raw.ip, body.email, 'password'), reply);
-      const creds = await ctx.repos.users.credentialsByEmail(body.email);
+      const email = 'email' in body ? body.email : body.username;
+      const ticket = admit(await ctx.loginLimiter.attempt(raw.ip, email, 'password'), reply);
+      const creds = await ctx.repos.users.credentialsByEmail(email);
       // verifyPassword hashes even for an unknown email, so timing does not tell which exist.
       if (!(await verifyPassword(body.password, creds?.passwordHash)) || !creds) throw new ApiError(401, 'unauthorized', 'Wrong email or password');
       const { user } = creds;
@@ -74,7 +103,10 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const mfa = await ctx.mfa.status(user.id);
       const purpose = mfa.enabled ? 'verify' : ctx.mfa.isRequired(user.role) ? 'enroll' : undefined;
       await ctx.loginLimiter.succeeded(ticket, { complete: purpose === undefined });
-      if (purpose === undefined) return issueSession(ctx, user.id, { mfa: null });
+      if (purpose === undefined) {
+        const session = await issueSession(ctx, user.id, { mfa: null });
+        return { ...session, access_token: session.token, token_type: 'bearer' };
+      }
       const { challenge, expiresAt } = await ctx.mfa.newChallenge(user.id, purpose);
       const out: LoginChallenge = { challenge, challenge_expires_at: new Date(expiresAt).toISOString() };
       return purpose === 'verify' ? { mfa_required: true, ...out } : { mfa_enrollment_required: true, ...out };
@@ -129,6 +161,37 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const e = await ctx.mfa.startEnrollment(ch.userId, ch.email);
       if (!e) throw conflict('This account already has a second factor; sign in again to use it');
       return { secret: e.secret, otpauth_uri: e.otpauthUri };
+    },
+  });
+
+  defineRoute<unknown, Record<string, string>, Record<string, string>, Me>(app, ctx, {
+    method: 'GET',
+    url: '/api/v1/auth/me',
+    auth: 'user',
+    summary: 'The signed-in user, with their role and assignments',
+    tags: ['auth'],
+    handler: async ({ principal }) => {
+      const id = userId(principal);
+      const user = await ctx.repos.users.get(id);
+      if (!user) throw notFound('User', id);
+      return userBody(ctx.repos, user);
+    },
+  });
+
+  defineRoute(app, ctx, {
+    method: 'POST',
+    url: '/api/v1/auth/logout',
+    auth: 'user',
+    summary: 'Revoke the token this request is made with',
+    tags: ['auth'],
+    schema: { body: emptyBody },
+    handler: async ({ principal, raw }) => {
+      const id = userId(principal);
+      const hash = currentTokenHash(raw);
+      if (hash !== undefined) await ctx.repos.tokens.revokeByHash(hash);
+      accessChanged(ctx, id);
+      await ctx.repos.audit.record({ userId: id, action: 'auth.logout', targetType: 'user', targetId: id });
+      return replied(204, undefined);
     },
   });
 

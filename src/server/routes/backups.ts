@@ -5,8 +5,10 @@ import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { registerLocalDownloadRoute } from '../local-download.ts';
 import { defineRoute, replied } from '../route.ts';
+import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
 import { storageRegistry } from '../storage-registry.ts';
-import { backupBody, backupFor, digits, idParams, noQuery, siteFor, userId, type IdParams } from './site-common.ts';
+import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
+import { digits, noQuery, userId } from './schema.ts';
 
 // Stored backups: list a site's, read one, get a download URL (presigned S3 URL, or a
 // server-signed one for local storage), delete one (object first, then the row).
@@ -49,9 +51,16 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     method: 'GET',
     url: '/api/v1/backups/backups/:id/download',
     auth: 'user',
-    summary: 'A URL anyone can download the backup with for one hour (presigned S3 URL, or a server-signed link for local storage)',
+    summary: 'A URL anyone can download the backup with for one hour (presigned S3 URL, or a server-signed link for local storage), as url and download_url',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: {
+      params: idParams, querystring: noQuery,
+      response: {
+        200: bodyResponse('The download link', { url: { type: 'string' }, download_url: { type: 'string', description: "url again, under the original system's name" }, expires_in_seconds: { type: 'integer' } }),
+        ...errorResponsesWithDetail(400, 401, 403, 404, { 409: 'The backup\'s storage provider is gone' }),
+      },
+    },
+    errorDetail: true,
     handler: async ({ params, principal }) => {
       const { backup, principal: p } = await backupFor(ctx, principal, 'backup.download', params.id);
       if (backup.status !== 'completed') throw notFound('Backup', params.id);
@@ -59,7 +68,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
       if (!found) throw new ApiError(409, 'storage_missing', `The storage provider of backup ${backup.id} no longer exists`);
       const url = await found.storage.presignGet(backup.key, DOWNLOAD_EXPIRES_SECONDS);
       await ctx.repos.audit.record({ userId: userId(p), action: 'backup.download', targetType: 'backup', targetId: backup.id, detail: { site_id: backup.siteId } });
-      return { url, expires_in_seconds: DOWNLOAD_EXPIRES_SECONDS, filename: backup.filename, size: backup.size ?? 0, sha256: backup.sha256 ?? '' };
+      return { url, download_url: url, expires_in_seconds: DOWNLOAD_EXPIRES_SECONDS, filename: backup.filename, size: backup.size ?? 0, sha256: backup.sha256 ?? '' };
     },
   });
 

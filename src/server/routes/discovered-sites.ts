@@ -5,12 +5,11 @@ import type { Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { idParams, noQuery, siteBody, userId, uuid, type IdParams } from './site-common.ts';
+import { idParams, siteBody, type IdParams } from './site-common.ts';
+import { absolutePath, label, noQuery, userId, uuid } from './schema.ts';
 
 // What agents' scans found (POST /api/v1/agent/scan), and adopting one of those as a site:
 // the same as POST /api/v1/sites, with the path and database name taken from the scan.
-
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]+$';
 
 const adoptBody = {
   type: 'object',
@@ -18,8 +17,8 @@ const adoptBody = {
   additionalProperties: false,
   properties: {
     node_id: uuid,
-    path: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/[^\\u0000-\\u001f\\u007f]*$' },
-    name: { type: 'string', minLength: 1, maxLength: 200, pattern: NO_CONTROL },
+    path: absolutePath,
+    name: label(200),
   },
 } as const;
 

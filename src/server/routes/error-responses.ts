@@ -1,4 +1,4 @@
-// Error statuses for a route's OpenAPI entry: every one has the { error: { code, message } } body.
+// Statuses for a route's OpenAPI entry: every error has the { error: { code, message } } body.
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Malformed request',
@@ -21,8 +21,32 @@ const ERROR_BODY = {
   },
 } as const;
 
+/** On the routes the original system's scripts call, the message is also a top-level detail (route option errorDetail). */
+const ERROR_BODY_WITH_DETAIL = {
+  type: 'object',
+  properties: { ...ERROR_BODY.properties, detail: { type: 'string', description: 'error.message again, for the original system\'s clients' } },
+} as const;
+
+type Statuses = (number | Record<number, string>)[];
+
+function described(statuses: Statuses): [string, string][] {
+  return statuses.flatMap((s): [string, string][] => (typeof s === 'number' ? [[String(s), DESCRIPTIONS[s] ?? 'Error']] : Object.entries(s)));
+}
+
 /** Statuses with the usual descriptions, or with a route's own: errorResponses(401, 429), errorResponses({ 404: 'No such node' }). */
-export function errorResponses(...statuses: (number | Record<number, string>)[]): Record<number, unknown> {
-  const described = statuses.flatMap((s): [string, string][] => (typeof s === 'number' ? [[String(s), DESCRIPTIONS[s] ?? 'Error']] : Object.entries(s)));
-  return Object.fromEntries(described.map(([s, description]) => [s, { description, ...ERROR_BODY }]));
+export function errorResponses(...statuses: Statuses): Record<number, unknown> {
+  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY }]));
+}
+
+/** errorResponses for a route defined with errorDetail: the bodies carry detail too. */
+export function errorResponsesWithDetail(...statuses: Statuses): Record<number, unknown> {
+  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY_WITH_DETAIL }]));
+}
+
+/**
+ * A success body for the document: the fields named here, and the rest of the body as the
+ * route's type says (additionalProperties, so the serializer drops nothing).
+ */
+export function bodyResponse(description: string, properties: Record<string, unknown>): Record<string, unknown> {
+  return { description, type: 'object', additionalProperties: true, properties };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { BackupStatusBody, QuotaCheck, StartBackupResponse } from '../../api/types.ts';
+import type { BackupStatusResponse, QuotaCheck, QuotaCheckBody, ResetBackupResponse, StartBackupResponse, StopBackupResponse } from '../../api/types.ts';
+import { BACKUP_STATUSES, STAGES } from '../../api/formats.ts';
 import { ApiError, conflict } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { SiteRow } from '../db/sites.ts';
@@ -7,37 +8,29 @@ import { siteEvents } from '../events.ts';
 import { defineRoute, replied } from '../route.ts';
 import { abortJobUpload } from '../agent-uploads.ts';
 import { storageRegistry } from '../storage-registry.ts';
-import { idParams, noQuery, siteFor, statusBody, userId, uuid, type IdParams } from './site-common.ts';
+import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
+import { emptyBody, noQuery, userId, uuidParams } from './schema.ts';
 
 // A site's backup: start, status, stop, reset, and the quota check start relies on.
 //
 // A start the quota would not allow is refused with 422 and code 'quota_exceeded', the quota
 // check in error.details (409 stays "a backup is already running", so clients can tell the
 // two apart: one waits, the other needs space or a bigger quota).
+//
+// Start, status and reset also answer the original system's scripts (start_backup.sh,
+// monitor_backup.sh, check_status.sh, reset_backup.sh): success, message and cleanup beside
+// wpbackup's own fields, and errors with a top-level detail.
 
-/** The spec's QuotaCheck, plus the node's side of it (current_usage_bytes is the site's). */
-export interface QuotaCheckBody extends QuotaCheck {
-  node_usage_bytes: number;
-  node_projected_usage_bytes: number;
-}
+const STATUS_FIELDS = {
+  status: { type: 'string', enum: BACKUP_STATUSES },
+  progress: { type: 'integer', minimum: 0, maximum: 100 },
+  stage: { type: 'string', enum: STAGES, nullable: true },
+  stage_detail: { type: 'string', nullable: true },
+  error: { type: 'string', nullable: true },
+} as const;
 
-export interface StopBackupResponse {
-  job_id: string;
-  /** True: the job was still queued and is cancelled now. False: the agent is asked to stop. */
-  immediate: boolean;
-  status: BackupStatusBody;
-}
-
-export interface ResetBackupResponse {
-  status: BackupStatusBody;
-  /** The clean-up job queued for the site's agent. */
-  reset_job_id: string;
-  cancelled_job_ids: string[];
-  aborted_uploads: number;
-}
-
-const siteIdParams = { type: 'object', required: ['site_id'], additionalProperties: false, properties: { site_id: uuid } } as const;
-const emptyBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
+const siteIdParams = uuidParams('site_id');
 
 /**
  * What the next backup would add and whether the site's and the node's quotas allow it. The
@@ -86,7 +79,14 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: "Queue a backup for the site's agent: 202 with the job; 409 if one is queued or running; 422 (quota_exceeded) if the quota would be exceeded",
     tags: ['backup'],
-    schema: { params: idParams, body: emptyBody, querystring: noQuery },
+    schema: {
+      params: idParams, body: emptyBody, querystring: noQuery,
+      response: {
+        202: bodyResponse('The backup job, queued', { job_id: { type: 'string' }, state: { type: 'string' }, success: { type: 'boolean', enum: [true], description: "For the original system's start_backup.sh" } }),
+        ...errorResponsesWithDetail(400, 401, 403, 404, { 409: 'A backup is already queued or running' }, { 422: 'The backup would exceed the site or node quota (code quota_exceeded)' }),
+      },
+    },
+    errorDetail: true,
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.backup', params.id);
       if (site.status === 'running') throw conflict(`Site ${site.id} already has a backup queued or running`);
@@ -98,20 +98,28 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       const job = await ctx.repos.jobs.enqueueBackup(site.id, { storageId: provider.id });
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.backup.start', targetType: 'site', targetId: site.id, detail: { job_id: job.id, storage_id: provider.id } });
       siteEvents(ctx).publish(site.id);
-      return replied(202, { job_id: job.id, site_id: site.id, state: job.state, created_at: new Date(job.createdAt).toISOString() });
+      return replied(202, { job_id: job.id, site_id: site.id, state: job.state, created_at: new Date(job.createdAt).toISOString(), success: true as const });
     },
   });
 
-  defineRoute<unknown, IdParams, Record<string, string>, BackupStatusBody>(app, ctx, {
+  defineRoute<unknown, IdParams, Record<string, string>, BackupStatusResponse>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites/:id/backup/status',
     auth: 'user',
-    summary: "The site's backup status: status, progress, stage, stage_detail, error, times, backup_id when completed",
+    summary: "The site's backup status: status, progress, stage, stage_detail (also as message), error, times, backup_id when completed",
     tags: ['backup'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: {
+      params: idParams, querystring: noQuery,
+      response: {
+        200: bodyResponse('The backup status', { ...STATUS_FIELDS, message: { type: 'string', nullable: true, description: "stage_detail again, for the original system's monitor_backup.sh" } }),
+        ...errorResponsesWithDetail(400, 401, 403, 404),
+      },
+    },
+    errorDetail: true,
     handler: async ({ params, principal }) => {
       const { site } = await siteFor(ctx, principal, 'site.read', params.id);
-      return statusBody(site.id, site);
+      const body = statusBody(site.id, site);
+      return { ...body, message: body.stage_detail };
     },
   });
 
@@ -140,7 +148,23 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: "Reset a stuck backup: the site goes back to idle, its job is cancelled, its upload aborted, and its agent cleans temp files",
     tags: ['backup'],
-    schema: { params: siteIdParams, body: emptyBody, querystring: noQuery },
+    schema: {
+      params: siteIdParams, body: emptyBody, querystring: noQuery,
+      response: {
+        200: bodyResponse('The site is idle again; the clean-up job is queued for its agent', {
+          reset_job_id: { type: 'string' },
+          success: { type: 'boolean', enum: [true], description: "For the original system's reset_backup.sh" },
+          message: { type: 'string' },
+          cleanup: {
+            type: 'object',
+            description: "The original system's clean-up report: the agent removes temp dirs after this reply (pending), so the counts are 0",
+            properties: { dirs_removed: { type: 'integer' }, space_freed_mb: { type: 'number' }, pending: { type: 'boolean' } },
+          },
+        }),
+        ...errorResponsesWithDetail(400, 401, 403, 404),
+      },
+    },
+    errorDetail: true,
     handler: async ({ params, principal, raw }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'daemon.reset', params.site_id);
       const { cancelled, reset } = await ctx.repos.jobs.resetSite(site.id);
@@ -157,7 +181,12 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       });
       siteEvents(ctx).publish(site.id);
       const state = await ctx.repos.sites.backupState(site.id);
-      return { status: statusBody(site.id, state ?? site), reset_job_id: reset.id, cancelled_job_ids: cancelled.map((j) => j.id), aborted_uploads: aborted };
+      return {
+        status: statusBody(site.id, state ?? site), reset_job_id: reset.id, cancelled_job_ids: cancelled.map((j) => j.id), aborted_uploads: aborted,
+        success: true as const,
+        message: `Site ${site.id} is idle; its agent removes the backup's temp files when it runs job ${reset.id}`,
+        cleanup: { dirs_removed: 0, space_freed_mb: 0, pending: true },
+      };
     },
   });
 

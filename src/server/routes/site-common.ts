@@ -1,28 +1,21 @@
+import type { BackupStatus, Stage } from '../../api/formats.ts';
 import type { Backup, BackupStatusBody, Site } from '../../api/types.ts';
-import type { BackupStatus, Stage } from '../../engine/progress.ts';
 import { notFound } from '../api-error.ts';
 import type { Action, Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { BackupRow } from '../db/backups.ts';
 import type { BackupState, SiteRow } from '../db/sites.ts';
 import { must } from '../route.ts';
+import { iso, uuidParams } from './schema.ts';
 
 // What the site and backup routes share: schemas, loading a row and checking the caller may
 // act on it (ids from the database), and turning rows into the API's snake_case bodies.
 
-export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-export const uuid = { type: 'string', pattern: UUID_PATTERN } as const;
-
-export const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: uuid } } as const;
-export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
-/** Query strings are strings (no type coercion): small whole numbers as digits. */
-export const digits = (max: number) => ({ type: 'string', pattern: `^[0-9]{1,${String(max).length}}$` }) as const;
+export const idParams = uuidParams('id');
 
 export interface IdParams {
   id: string;
 }
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function statusBody(siteId: string, s: BackupState): BackupStatusBody {
   return {
@@ -94,6 +87,3 @@ export async function backupFor(
   const p = must(principal, action, { siteId: site.id, nodeId: site.nodeId });
   return { backup, site, principal: p };
 }
-
-export const userId = (p: Principal): string | null => (p.kind === 'user' ? p.userId : null);
-export const nodeIdOf = (p: Principal): string | null => (p.kind === 'node' ? p.nodeId : null);

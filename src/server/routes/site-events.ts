@@ -4,9 +4,9 @@ import type { ServerContext } from '../context.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute } from '../route.ts';
 import { guardStream } from '../stream-access.ts';
-import { userId } from './admin-common.ts';
 import { holdSlot } from '../stream-caps.ts';
-import { idParams, noQuery, siteFor, statusBody, type IdParams } from './site-common.ts';
+import { noQuery, userId } from './schema.ts';
+import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 
 // GET /api/v1/sites/{id}/backup/events: Server-Sent Events. An initial `status` event with
 // the BackupStatusBody, then one `status` event per change, found by an in-process publish

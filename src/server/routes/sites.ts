@@ -6,18 +6,19 @@ import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
 import { siteEvents } from '../events.ts';
 import { defineRoute, must, replied } from '../route.ts';
+import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
-import { digits, idParams, noQuery, siteBody, siteFor, userId, uuid, type IdParams } from './site-common.ts';
+import { idParams, siteBody, siteFor, type IdParams } from './site-common.ts';
+import { absolutePath, digits, label, noQuery, userId, uuid } from './schema.ts';
 
 // Sites: create, list (what the caller may see), read, edit, delete. The backup actions on a
 // site live in site-backup.ts, its live event stream in site-events.ts.
 
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]+$';
-const name = { type: 'string', minLength: 1, maxLength: 200, pattern: NO_CONTROL } as const;
-const wpPath = { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/[^\\u0000-\\u001f\\u007f]*$' } as const;
-const excludes = { type: 'array', maxItems: 500, items: { type: 'string', minLength: 1, maxLength: 1024, pattern: NO_CONTROL } } as const;
+const name = label(200);
+const wpPath = absolutePath;
+const excludes = { type: 'array', maxItems: 500, items: label(1024) } as const;
 const quotaBytes = { type: ['integer', 'null'], minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 
 const createBody = {
@@ -97,7 +98,14 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'A site and its backup status',
     tags: ['sites'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: {
+      params: idParams, querystring: noQuery,
+      response: {
+        200: bodyResponse('The site', { id: { type: 'string' }, name: { type: 'string' }, wp_path: { type: 'string' } }),
+        ...errorResponsesWithDetail(400, 401, 403, 404),
+      },
+    },
+    errorDetail: true,
     handler: async ({ params, principal }) => siteBody((await siteFor(ctx, principal, 'site.read', params.id)).site),
   });
 

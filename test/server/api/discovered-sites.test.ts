@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -156,6 +156,22 @@ for (const dialect of DIALECTS) {
       const refused = await scanAndReport({ client: new AgentClient(t.url, generateToken('node'), { attempts: 1 }), signal: new AbortController().signal, log: (l) => lines.push(l), scanRoots: [root] });
       assert.equal(refused, false);
       assert.match(lines.at(-1) ?? '', /scan failed/);
+    });
+
+    it("names a site by its directory when its database cannot tell the siteurl, and leaves no temp dir", async () => {
+      const site = join(root, 'blog.example.org', 'htdocs');
+      fakeWordPress(site);
+      const tempBase = mkdtempSync(join(tmpdir(), 'wpb-scan-tmp-'));
+      try {
+        // The fake site's database (shop_db as shop on localhost) does not exist: the lookup fails quietly.
+        const ok = await scanAndReport({ client: new AgentClient(t.url, keyB), signal: new AbortController().signal, scanRoots: [join(root, 'blog.example.org')], tempBase });
+        assert.equal(ok, true);
+        const found = await list(nodeB);
+        assert.deepEqual(found.map((d) => [d.path, d.name]), [[site, 'blog.example.org']]);
+        assert.deepEqual(readdirSync(tempBase), [], 'the lookup removed its run dir (and the password file in it)');
+      } finally {
+        rmSync(tempBase, { recursive: true, force: true });
+      }
     });
   });
 }

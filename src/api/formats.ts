@@ -1,0 +1,42 @@
+// The wire formats every side checks: ids, stage and status names, text without control
+// characters. One definition here; the server's schemas, the agent, the CLI and the engine
+// all use these (src/api imports nothing, so any of them may).
+
+/** The spec's stages, in the order a backup runs them. */
+export const STAGES = ['backup_db', 'backup_files', 'create_bundle', 'upload_remote', 'cleanup'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** The spec's backup status values. */
+export const BACKUP_STATUSES = ['idle', 'running', 'completed', 'failed', 'stopped'] as const;
+export type BackupStatus = (typeof BACKUP_STATUSES)[number];
+
+/** How a run ends (the statuses an agent's finish report may give). */
+export const END_STATUSES = ['completed', 'failed', 'stopped'] as const satisfies readonly BackupStatus[];
+
+/** A uuid in either case, as a JSON schema pattern. */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const UUID_RE = new RegExp(UUID_PATTERN);
+
+export function isUuid(s: string): boolean {
+  return UUID_RE.test(s);
+}
+
+/** The characters no name, path or label may hold: C0 controls and DEL. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARS = new RegExp(CONTROL_CHAR.source, 'g');
+
+/** The same as a JSON schema pattern: text made only of other characters (length limits come separately). */
+export const NO_CONTROL_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$';
+
+/** An absolute path without control characters, as a JSON schema pattern. */
+export const ABSOLUTE_PATH_PATTERN = '^/[^\\u0000-\\u001f\\u007f]*$';
+
+export function hasControlChars(s: string): boolean {
+  return CONTROL_CHAR.test(s);
+}
+
+/** s without its control characters. */
+export function stripControlChars(s: string): string {
+  return s.replace(CONTROL_CHARS, '');
+}
