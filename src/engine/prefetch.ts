@@ -79,7 +79,7 @@ export class Prefetcher {
   /** Until the walk shows otherwise, assume the files come from disk. */
   private cold = true;
 
-  constructor(count = 4) {
+  constructor(count = 2) {
     const done = new SharedArrayBuffer(4);
     this.consumed = new Int32Array(done);
     const source = `(${workerMain.toString()})()`;

