@@ -4,7 +4,8 @@ import { groupName, userName } from './owners.ts';
 // POSIX pax/ustar headers. Names that do not fit ustar (long, non-ASCII) and sizes past
 // 8 GiB go into a pax extended header, which GNU tar, bsdtar and Python's tarfile all read.
 // Times are kept to the second, as GNU tar's own format keeps them: a pax header for the
-// nanoseconds would add 1 KiB to every entry, uncompressed in the stored frame.
+// nanoseconds would add 1 KiB to every entry, uncompressed in the stored frame. An entry
+// that has a pax header anyway (a long name) gets its nanoseconds there.
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -82,6 +83,8 @@ function paxRecords(e: TarEntry, name: string, link: string): string {
   if (!isPlainAscii(name, 100)) pax += paxRecord('path', name);
   if (!isPlainAscii(link, 100)) pax += paxRecord('linkpath', link);
   if (e.size > MAX_OCTAL_SIZE) pax += paxRecord('size', String(e.size));
+  // Free once there is a pax header anyway; and GNU tar --compare of a pax member wants it.
+  if (pax && e.mtimeNs % NS !== 0n && e.mtimeNs > 0n) pax += paxRecord('mtime', `${e.mtimeNs / NS}.${String(e.mtimeNs % NS).padStart(9, '0')}`);
   return pax;
 }
 
