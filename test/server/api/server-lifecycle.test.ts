@@ -48,7 +48,12 @@ async function openHandles(target: Target): Promise<number> {
   }
 }
 
-const closedAll = (target: Target): Promise<boolean> => waitFor(`every connection to the ${target.dialect} database to close`, async () => (await openHandles(target)) === 0);
+/**
+ * Waits until nothing holds the database open. The bound stays under the PostgreSQL pool's idle
+ * timeout (10 s): past it, even a pool nobody closed would have dropped its connections.
+ */
+const closedAll = (target: Target): Promise<boolean> =>
+  waitFor(`every connection to the ${target.dialect} database to close`, async () => (await openHandles(target)) === 0, { ms: 5_000 });
 
 for (const dialect of DIALECTS) {
   describe(`Server start and shutdown (${dialect})`, () => {
