@@ -8,6 +8,7 @@ import { openSecretBox, type SecretBox } from './db/secrets.ts';
 import type { Role } from './db/users.ts';
 import { SiteEvents } from './events.ts';
 import { JobNotifier } from './job-notifier.ts';
+import { KeyedListeners } from './keyed-listeners.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ReleaseStack } from './release-stack.ts';
 import { uploadsRoot } from './storage-factory.ts';
@@ -52,6 +53,8 @@ export interface ServerContext {
   mfa: MfaService;
   /** In-process site status changes for the event streams (events.ts). */
   events: SiteEvents;
+  /** Open streams by user id, told to re-check their access at once (stream-access.ts). */
+  accessWatchers: KeyedListeners;
   /** Signs and checks download links of local storage (local-download.ts). */
   downloads: DownloadLinks;
   /** One cached Storage per provider, and the handles of agents' uploads (storage-registry.ts). */
@@ -115,6 +118,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
     const events = new SiteEvents();
     held.defer(() => events.closeAll());
+    const accessWatchers = new KeyedListeners();
     const downloads = new DownloadLinks(secrets, config);
     const storage = new StorageRegistry({
       providers: repos.storageProviders, dataDir: o.dataDir, uploadsRoot: uploadsRoot(o.dataDir),
@@ -123,7 +127,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     });
     held.defer(() => storage.close());
     const caps = createCaps(config.limits);
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, downloads, storage, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;
