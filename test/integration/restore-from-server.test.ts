@@ -34,7 +34,6 @@ for (const dialect of DIALECTS) {
       archive = readFileSync(join(work, 'a.tar.zst'));
     });
     after(async () => {
-      t.server.ctx.storage.close();
       await t.close();
       rmSync(work, { recursive: true, force: true });
     });

@@ -32,7 +32,6 @@ for (const dialect of DIALECTS) {
       });
     });
     after(async () => {
-      t.server.ctx.storage.close();
       await t.close();
       await removeBucket(bucket);
     });
