@@ -12,7 +12,7 @@ import { generateToken, hashToken } from '../src/server/auth/tokens.ts';
 import type { Dialect } from '../src/server/db/db.ts';
 import { createRepos } from '../src/server/db/repos.ts';
 import type { ServerContext } from '../src/server/context.ts';
-import { openContext } from '../src/server/start.ts';
+import { openContext } from '../src/server/context.ts';
 import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
 
 const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
@@ -130,7 +130,7 @@ for (const dialect of DIALECTS) {
     rows.push({ dialect, ...progress });
   } finally {
     proc?.kill();
-    await ctx.db.close();
+    await ctx.close();
     await target.cleanup();
   }
 }

@@ -9,12 +9,12 @@ import type { ServerContext } from '../server/context.ts';
 export const DATA_DIR_HELP = "  --data-dir DIR       the server's data dir (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)\n\nDATABASE_URL=postgres://... when the server uses PostgreSQL.";
 
 export async function withServerContext<T>(dataDirFlag: string | undefined, env: NodeJS.ProcessEnv, fn: (ctx: ServerContext) => Promise<T>): Promise<T> {
-  const { openContext } = await import('../server/start.ts');
+  const { openContext } = await import('../server/context.ts');
   const dataDir = resolveDataDir(dataDirFlag, env);
   const ctx = await openContext({ dataDir, databaseUrl: env.DATABASE_URL, publicUrl: 'http://localhost', env });
   try {
     return await fn(ctx);
   } finally {
-    await ctx.db.close();
+    await ctx.close();
   }
 }

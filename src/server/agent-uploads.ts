@@ -1,28 +1,25 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { badInput, failure } from '../errors.ts';
-import { HashTap } from '../hash-tap.ts';
-import { LocalStorage } from '../storage/local.ts';
+import type { Readable } from 'node:stream';
 import type { CompletedPart } from '../storage/multipart.ts';
-import { S3ServerMultipart, type ServerMultipart } from '../storage/s3-multipart-server.ts';
+import {
+  LocalUploadError, localUploadIds as uploadIdsUnder, openPartToken as openToken, storeLocalPart as storePart, type PartToken,
+} from '../storage/local-multipart-server.ts';
+import type { ServerMultipart } from '../storage/server-multipart.ts';
 import { ApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
 import type { StorageProviderRow } from './db/storage-providers.ts';
-import { storageRegistry } from './storage-registry.ts';
+import { ProviderUnusable, uploadsRoot } from './storage-factory.ts';
 
 // Where an agent's archive goes, seen from the server. The agent holds no storage
 // credentials: the server creates the multipart upload, hands out one signed URL per part,
 // completes it and checks the object. S3 parts go straight to the bucket; for a local
 // provider the URLs point back at this server (PUT /api/v1/agent/uploads/{token}/parts/{n}),
-// which keeps the parts under the data dir and joins them into the object on completion.
+// which keeps the parts under the data dir and joins them into the object on completion
+// (src/storage/local-multipart-server.ts). The handles come from the storage registry, so
+// uploads address a provider exactly as its downloads do (storage-factory.ts); here the
+// storage's refusals become HTTP answers.
 
 export const PART_URL_SECONDS = 3600;
-const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
 
 export interface JobStorage {
   provider: StorageProviderRow;
@@ -33,7 +30,7 @@ export interface JobStorage {
 /** The provider a job stores into: the one recorded on it, else the default. */
 export async function providerForJob(ctx: ServerContext, job: Pick<JobRow, 'storageId'>): Promise<StorageProviderRow> {
   // Without a provider of its own, the registry's default (it creates a local one on first need).
-  const provider = job.storageId ? await ctx.repos.storageProviders.get(job.storageId) : await storageRegistry(ctx).defaultProvider();
+  const provider = job.storageId ? await ctx.repos.storageProviders.get(job.storageId) : await ctx.storage.defaultProvider();
   if (!provider) {
     throw new ApiError(409, 'no_storage', job.storageId ? `Storage provider ${job.storageId} no longer exists` : 'No default storage provider is configured; an admin must add one');
   }
@@ -43,21 +40,15 @@ export async function providerForJob(ctx: ServerContext, job: Pick<JobRow, 'stor
 /** The server-side multipart handle for a job's storage. Close it when done. */
 export async function storageForJob(ctx: ServerContext, job: Pick<JobRow, 'storageId'>): Promise<JobStorage> {
   const provider = await providerForJob(ctx, job);
-  return storageForProvider(ctx, provider);
-}
-
-export async function storageForProvider(ctx: ServerContext, provider: StorageProviderRow): Promise<JobStorage> {
-  if (provider.type === 's3') {
-    const credentials = await ctx.repos.storageProviders.credentials(provider.id);
-    if (!credentials || !provider.bucket) throw new ApiError(409, 'storage_misconfigured', `Storage provider "${provider.name}" lacks a bucket or credentials`);
-    const mp = new S3ServerMultipart({
-      endpoint: provider.endpoint ?? undefined, region: provider.region ?? 'us-east-1', bucket: provider.bucket, prefix: provider.prefix,
-      forcePathStyle: provider.pathStyle || !!provider.endpoint, credentials,
-    });
-    return { provider, multipart: mp, close: () => mp.close() };
+  let mp: ServerMultipart;
+  try {
+    mp = await ctx.storage.multipart(provider);
+  } catch (err) {
+    if (err instanceof ProviderUnusable) throw new ApiError(409, 'storage_misconfigured', `Storage provider "${provider.name}" lacks a bucket or credentials`);
+    throw err;
   }
-  const root = provider.rootPath ?? join(ctx.config.dataDir, 'backups');
-  return { provider, multipart: new LocalServerMultipart(ctx, root), close: () => {} };
+  const multipart = new HttpErrors(mp);
+  return { provider, multipart, close: () => multipart.close() };
 }
 
 /** Records the object key and storage chosen when the job was handed out. */
@@ -83,178 +74,89 @@ export async function abortJobUpload(ctx: ServerContext, job: JobRow): Promise<E
 
 export class PartTooLarge extends ApiError {
   readonly token: PartToken;
-  constructor(token: PartToken) {
-    super(413, 'upload_limit', `Part ${token.n} may hold at most ${token.maxBytes} bytes, the size its URL was signed for`);
+  constructor(token: PartToken, message: string) {
+    super(413, 'upload_limit', message);
     this.token = token;
   }
 }
 
-// ---- local providers: parts under <data dir>/uploads/<upload id>/, URLs back to us ----
-
-export interface PartToken {
-  u: string;
-  n: number;
-  /** The most bytes this part may hold: the size its URL was signed for. */
-  maxBytes: number;
+/** A local upload's refusal as the API answers it; anything else unchanged. */
+function httpError(err: unknown, token?: PartToken): unknown {
+  if (!(err instanceof LocalUploadError)) return err;
+  switch (err.reason) {
+    case 'no_upload':
+      // A part PUT for a gone upload is a missing resource; a call on the job's upload, a conflict.
+      return token ? new ApiError(404, 'not_found', err.message) : new ApiError(409, 'no_upload', err.message);
+    case 'invalid_parts':
+      return new ApiError(400, 'validation', err.message);
+    case 'bad_token':
+      return new ApiError(403, 'forbidden', err.message);
+    case 'too_large':
+      return token ? new PartTooLarge(token, err.message) : new ApiError(413, 'upload_limit', err.message);
+  }
 }
 
-const UPLOAD_ID = /^[0-9a-f]{32}$/;
-
-function uploadsDir(ctx: ServerContext, uploadId: string): string {
-  if (!UPLOAD_ID.test(uploadId)) throw badInput(`Upload id ${JSON.stringify(uploadId)} is not one of ours`);
-  return join(ctx.config.dataDir, 'uploads', uploadId);
-}
-
-export class LocalServerMultipart implements ServerMultipart {
+/** A ServerMultipart whose local refusals are ApiErrors. */
+class HttpErrors implements ServerMultipart {
+  readonly #inner: ServerMultipart;
   readonly location: string;
-  private readonly ctx: ServerContext;
-  private readonly storage: LocalStorage;
 
-  constructor(ctx: ServerContext, root: string) {
-    this.ctx = ctx;
-    this.storage = new LocalStorage(root);
-    this.location = this.storage.location;
+  constructor(inner: ServerMultipart) {
+    this.#inner = inner;
+    this.location = inner.location;
   }
 
-  async create(_key: string): Promise<string> {
-    await this.storage.preflight();
-    const id = randomBytes(16).toString('hex');
-    const dir = uploadsDir(this.ctx, id);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    // The key that signs this upload's part URLs; it never leaves the server.
-    await writeFile(join(dir, SECRET_FILE), randomBytes(32).toString('hex'), { mode: 0o600 });
-    return id;
+  create(key: string): Promise<string> {
+    return this.#inner.create(key).catch(rethrow);
   }
 
-  async presignParts(_key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize = MAX_PART_BYTES): Promise<Record<string, string>> {
-    const secret = await readSecret(this.ctx, uploadId);
-    if (!secret) throw new ApiError(409, 'no_upload', `Upload ${uploadId} does not exist (aborted or already completed)`);
-    const urls: Record<string, string> = {};
-    const base = this.ctx.config.publicUrl.replace(/\/+$/, '');
-    const expires = (Date.now() + expiresInSeconds * 1000).toString(36);
-    const size = Math.min(partSize, MAX_PART_BYTES).toString(36);
-    for (const n of partNumbers) {
-      urls[String(n)] = `${base}/api/v1/agent/uploads/${uploadId}.${expires}.${size}.${sign(secret, uploadId, expires, n, size)}/parts/${n}`;
-    }
-    return urls;
+  presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize?: number): Promise<Record<string, string>> {
+    return this.#inner.presignParts(key, uploadId, partNumbers, expiresInSeconds, partSize).catch(rethrow);
   }
 
-  async complete(key: string, uploadId: string, parts: CompletedPart[], expect: { size: number; sha256: string }): Promise<void> {
-    const dir = uploadsDir(this.ctx, uploadId);
-    try {
-      await stat(dir);
-    } catch {
-      throw new ApiError(409, 'no_upload', `Upload ${uploadId} does not exist (aborted or already completed)`);
-    }
-    for (const p of parts) {
-      const etag = await readFile(join(dir, `${p.partNumber}.etag`), 'utf8').catch(() => undefined);
-      if (etag === undefined) throw invalidParts(`Part ${p.partNumber} was never uploaded`);
-      if (etag !== p.etag) throw invalidParts(`Part ${p.partNumber}'s ETag does not match what was stored`);
-    }
-    const body = concatParts(dir, parts.map((p) => p.partNumber));
-    const put = await this.storage.put(key, body);
-    if (put.size !== expect.size || put.sha256 !== expect.sha256) {
-      await this.storage.delete(key);
-      throw invalidParts(`The joined parts hold ${put.size} bytes with sha256 ${put.sha256}, but ${expect.size} bytes with sha256 ${expect.sha256} were reported; the object was removed`);
-    }
-    await rm(dir, { recursive: true, force: true });
+  complete(key: string, uploadId: string, parts: CompletedPart[], expect: { size: number; sha256: string }): Promise<void> {
+    return this.#inner.complete(key, uploadId, parts, expect).catch(rethrow);
   }
 
-  async abort(_key: string, uploadId: string): Promise<void> {
-    await rm(uploadsDir(this.ctx, uploadId), { recursive: true, force: true });
+  abort(key: string, uploadId: string): Promise<void> {
+    return this.#inner.abort(key, uploadId).catch(rethrow);
   }
 
-  async head(key: string): Promise<{ size: number } | undefined> {
-    const info = await this.storage.head(key);
-    return info && { size: info.size };
+  head(key: string): Promise<{ size: number } | undefined> {
+    return this.#inner.head(key).catch(rethrow);
   }
 
   delete(key: string): Promise<void> {
-    return this.storage.delete(key);
+    return this.#inner.delete(key).catch(rethrow);
+  }
+
+  close(): void {
+    this.#inner.close();
   }
 }
 
-function invalidParts(message: string): ApiError {
-  return new ApiError(400, 'validation', message);
-}
-
-function concatParts(dir: string, numbers: number[]): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  void (async () => {
-    try {
-      for (const n of numbers) await pipeline(createReadStream(join(dir, `${n}.part`), { highWaterMark: 1 << 20 }), out, { end: false });
-      out.end();
-    } catch (err) {
-      out.destroy(err as Error);
-    }
-  })();
-  return out;
-}
-
-const SECRET_FILE = 'url.key';
-
-function sign(secret: string, uploadId: string, expires: string, n: number, size: string): string {
-  return createHmac('sha256', secret).update(`${uploadId}.${expires}.${n}.${size}`).digest('base64url');
-}
-
-async function readSecret(ctx: ServerContext, uploadId: string): Promise<string | undefined> {
-  return readFile(join(uploadsDir(ctx, uploadId), SECRET_FILE), 'utf8').catch(() => undefined);
+function rethrow(err: unknown): never {
+  throw httpError(err);
 }
 
 /** Checks a part URL's token (<upload id>.<expiry>.<max bytes>.<hmac>); 403 for anything forged, expired or for another part. */
 export async function openPartToken(ctx: ServerContext, token: string, partNumber: number): Promise<PartToken> {
-  const refused = (why: string): ApiError => new ApiError(403, 'forbidden', `This part URL ${why}; ask the server for a new one`);
-  const [u = '', expires = '', size = '', mac = ''] = token.split('.');
-  if (!UPLOAD_ID.test(u) || !/^[0-9a-z]{1,12}$/.test(expires) || !/^[0-9a-z]{1,12}$/.test(size)) throw refused('is not valid');
-  const secret = await readSecret(ctx, u);
-  if (!secret) throw refused('is for an upload that no longer exists');
-  const want = Buffer.from(sign(secret, u, expires, partNumber, size));
-  const got = Buffer.from(mac);
-  if (want.length !== got.length || !timingSafeEqual(want, got)) throw refused('is not valid for this part');
-  if (Date.now() > parseInt(expires, 36)) throw refused('has expired');
-  return { u, n: partNumber, maxBytes: parseInt(size, 36) };
+  return openToken(uploadsRoot(ctx.config.dataDir), token, partNumber).catch(rethrow);
 }
 
 /**
- * Streams one part to <upload dir>/<n>.part (fsynced, renamed into place); returns its ETag.
- * Stops at the size the URL was signed for (413): the job's byte budget was spent on that.
+ * Streams one part into its upload's directory; returns its ETag. 404 when the upload is gone,
+ * PartTooLarge (413) past the size the URL was signed for.
  */
 export async function storeLocalPart(ctx: ServerContext, token: PartToken, body: Readable): Promise<string> {
-  const dir = uploadsDir(ctx, token.u);
   try {
-    await stat(dir);
-  } catch {
-    body.resume();
-    throw new ApiError(404, 'not_found', `Upload ${token.u} does not exist (aborted or already completed)`);
-  }
-  const temp = join(dir, `${token.n}.part.${randomBytes(4).toString('hex')}.tmp`);
-  const file = await open(temp, 'wx', 0o600);
-  const tap = new HashTap();
-  let tooBig = false;
-  try {
-    let seen = 0;
-    const limit = new Transform({
-      transform(c: Buffer, _enc, done) {
-        seen += c.length;
-        if (seen > token.maxBytes) {
-          tooBig = true;
-          done(new Error('part too large'));
-        } else done(null, c);
-      },
-    });
-    await pipeline(body, limit, tap, file.createWriteStream({ flush: true }));
+    return await storePart(uploadsRoot(ctx.config.dataDir), token, body);
   } catch (err) {
-    await rm(temp, { force: true });
-    if (tooBig) throw new PartTooLarge(token);
-    throw failure(`Storing part ${token.n} failed: ${(err as Error).message}`, err);
+    throw httpError(err, token);
   }
-  const etag = `"${tap.sha256()}"`;
-  await rename(temp, join(dir, `${token.n}.part`));
-  await writeFile(join(dir, `${token.n}.etag`), etag, { mode: 0o600 });
-  return etag;
 }
 
 /** Part files left by uploads nobody completed or aborted (for an operator's clean-up). */
 export async function localUploadIds(ctx: ServerContext): Promise<string[]> {
-  return (await readdir(join(ctx.config.dataDir, 'uploads')).catch(() => [] as string[])).filter((n) => UPLOAD_ID.test(n));
+  return uploadIdsUnder(uploadsRoot(ctx.config.dataDir));
 }

@@ -10,6 +10,7 @@ import { registerAgentRoutes } from './routes/agent.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerBackupRoutes } from './routes/backups.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerOpenApiRoutes } from './routes/openapi.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 
 // The HTTP API: /api/v1, the OpenAPI document at /api/openapi.json, its docs page at
@@ -18,7 +19,9 @@ import { registerSiteRoutes } from './routes/sites.ts';
 export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 
 /** Route modules beyond the core; each file under routes/ adds itself to this list. */
-export const ROUTE_MODULES: RouteModule[] = [registerHealthRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes];
+export const ROUTE_MODULES: RouteModule[] = [
+  registerHealthRoutes, registerOpenApiRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes,
+];
 
 export interface AppOptions {
   /** Log one line per request (`wpbackup server --log-requests`). */
@@ -70,7 +73,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     void reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
   });
   for (const mod of [...ROUTE_MODULES, ...(opts.extraRoutes ?? [])]) mod(app, ctx);
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;
 }

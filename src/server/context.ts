@@ -1,13 +1,24 @@
+import { ensureDataDir } from '../datadir.ts';
+import { MfaService } from './auth/mfa.ts';
+import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { Db } from './db/db.ts';
-import type { Repos } from './db/repos.ts';
-import type { SecretBox } from './db/secrets.ts';
-import type { LoginLimiter } from './auth/rate-limit.ts';
-import type { JobNotifier } from './job-notifier.ts';
-import type { Caps, StreamLimits } from './stream-caps.ts';
-import type { MfaService } from './auth/mfa.ts';
+import { openDb } from './db/open.ts';
+import { createRepos, type Repos } from './db/repos.ts';
+import { openSecretBox, type SecretBox } from './db/secrets.ts';
+import type { Role } from './db/users.ts';
+import { SiteEvents } from './events.ts';
+import { JobNotifier } from './job-notifier.ts';
+import { KeyedListeners } from './keyed-listeners.ts';
+import { DownloadLinks } from './local-download.ts';
+import { ReleaseStack } from './release-stack.ts';
+import { uploadsRoot } from './storage-factory.ts';
+import { StorageRegistry } from './storage-registry.ts';
+import { createCaps, DEFAULT_STREAM_LIMITS, type Caps, type StreamLimits } from './stream-caps.ts';
 
-// What every route gets: the database and its repositories, the secret box for storage
-// credentials, and the server's settings.
+// What every route gets: the database and its repositories, the secret box, the server's
+// settings, and the parts the server shares between requests (storage clients, event hub,
+// download signer, caps). openContext makes them all, in one place; close() releases them in
+// the reverse order, and a context that fails half-way releases what it had made.
 
 export interface ServerConfig {
   /** The URL agents and download links use, e.g. http://backup.example.com:8080. */
@@ -40,4 +51,85 @@ export interface ServerContext {
   /** Per-process caps on open streams and polls. */
   caps: Caps;
   mfa: MfaService;
+  /** In-process site status changes for the event streams (events.ts). */
+  events: SiteEvents;
+  /** Open streams by user id, told to re-check their access at once (stream-access.ts). */
+  accessWatchers: KeyedListeners;
+  /** Signs and checks download links of local storage (local-download.ts). */
+  downloads: DownloadLinks;
+  /** One cached Storage per provider, and the handles of agents' uploads (storage-registry.ts). */
+  storage: StorageRegistry;
+  /** Releases everything above, newest first; a second call does nothing. */
+  close(): Promise<void>;
+}
+
+export interface ContextOptions {
+  dataDir: string;
+  databaseUrl?: string;
+  publicUrl: string;
+  leaseMs?: number;
+  pollWaitMs?: number;
+  /** See ServerConfig.pollRecheckMs; 5 s by default. */
+  pollRecheckMs?: number;
+  limits?: Partial<StreamLimits>;
+  /** See ServerConfig.queuedJobTimeoutMs; 15 min by default. */
+  queuedJobTimeoutMs?: number;
+  /** See ServerConfig.uploadMarginBytes; 64 MiB by default. */
+  uploadMarginBytes?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Reverse proxies to believe X-Forwarded-For from (see auth/trust-proxy.ts). */
+  trustProxy?: string[];
+  /** Roles whose users must sign in with a second factor. */
+  requireMfa?: Role[];
+  loginLimits?: Partial<LoginLimits>;
+  /** The clock for sign-in limits, codes and repositories (tests). */
+  now?: () => number;
+}
+
+export const DEFAULT_POLL_RECHECK_MS = 5_000;
+export const DEFAULT_QUEUED_JOB_TIMEOUT_MS = 15 * 60_000;
+export const DEFAULT_UPLOAD_MARGIN_BYTES = 64 * 1024 * 1024;
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function configOf(o: ContextOptions): ServerConfig {
+  return {
+    publicUrl: o.publicUrl, dataDir: o.dataDir, leaseMs: o.leaseMs ?? 60_000, pollWaitMs: o.pollWaitMs ?? 25_000,
+    pollRecheckMs: o.pollRecheckMs ?? DEFAULT_POLL_RECHECK_MS, limits: { ...DEFAULT_STREAM_LIMITS, ...definedOnly(o.limits ?? {}) },
+    queuedJobTimeoutMs: o.queuedJobTimeoutMs ?? DEFAULT_QUEUED_JOB_TIMEOUT_MS, uploadMarginBytes: o.uploadMarginBytes ?? DEFAULT_UPLOAD_MARGIN_BYTES, trustProxy: o.trustProxy,
+  };
+}
+
+/** Opens the database (SQLite in the data dir, or PostgreSQL from databaseUrl) and everything built on it. */
+export async function openContext(o: ContextOptions): Promise<ServerContext> {
+  ensureDataDir(o.dataDir);
+  const config = configOf(o);
+  const held = new ReleaseStack();
+  try {
+    const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
+    held.defer(() => db.close());
+    const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
+    const jobNotifier = new JobNotifier();
+    held.defer(() => jobNotifier.close());
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
+    const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
+    const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
+    const events = new SiteEvents();
+    held.defer(() => events.closeAll());
+    const accessWatchers = new KeyedListeners();
+    const downloads = new DownloadLinks(secrets, config);
+    const storage = new StorageRegistry({
+      providers: repos.storageProviders, dataDir: o.dataDir, uploadsRoot: uploadsRoot(o.dataDir),
+      signDownload: (providerId, key, expiresIn) => downloads.sign(providerId, key, expiresIn),
+      partUrl: (token, n) => `${config.publicUrl.replace(/\/+$/, '')}/api/v1/agent/uploads/${token}/parts/${n}`,
+    });
+    held.defer(() => storage.close());
+    const caps = createCaps(config.limits);
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, close: () => held.releaseAll() };
+  } catch (err) {
+    await held.releaseAll().catch(() => undefined);
+    throw err;
+  }
 }

@@ -1,8 +1,7 @@
-import type { ServerContext } from './context.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 
 // Site status changes, in process: a route that changes a site's backup state calls
-// siteEvents(ctx).publish(siteId), and every SSE stream watching that site re-reads the row
+// ctx.events.publish(siteId), and every SSE stream watching that site re-reads the row
 // at once. Other server processes (and agents reporting to them) change rows too, so the SSE
 // route also polls the row about once a second and only emits when it differs from what it
 // last sent; publish() just makes changes made here show up without waiting for the poll.
@@ -39,15 +38,4 @@ export class SiteEvents {
     for (const close of [...this.#closers]) close();
     this.#closers.clear();
   }
-}
-
-const all = new WeakMap<ServerContext, SiteEvents>();
-
-export function siteEvents(ctx: ServerContext): SiteEvents {
-  let e = all.get(ctx);
-  if (!e) {
-    e = new SiteEvents();
-    all.set(ctx, e);
-  }
-  return e;
 }

@@ -1,6 +1,5 @@
 import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
-import { siteEvents } from './events.ts';
 import { abortJobUpload } from './agent-uploads.ts';
 import { forgetSignedParts } from './upload-limits.ts';
 
@@ -34,7 +33,7 @@ export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['lo
   const stranded = await ctx.repos.jobs.expireQueuedOnDeadNodes(ctx.config.queuedJobTimeoutMs, now);
   for (const job of stranded) {
     await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, reason: 'node_unavailable' });
-    siteEvents(ctx).publish(job.siteId);
+    ctx.events.publish(job.siteId);
   }
   for (const job of expired) {
     const err = await abortJobUpload(ctx, job);
@@ -42,7 +41,7 @@ export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['lo
     const aborted = !err && job.uploadId !== null;
     await forgetSignedParts(ctx, job.id).catch((e: unknown) => log(`Could not forget the part sizes of expired job ${job.id}`, e));
     await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted });
-    siteEvents(ctx).publish(job.siteId);
+    ctx.events.publish(job.siteId);
   }
   return [...expired, ...stranded];
 }

@@ -1,19 +1,18 @@
 import { join } from 'node:path';
 import { failure } from '../errors.ts';
-import { LocalStorage } from '../storage/local.ts';
-import { S3Storage } from '../storage/s3.ts';
+import type { ServerMultipart } from '../storage/server-multipart.ts';
 import type { PendingUpload, Storage } from '../storage/storage.ts';
-import type { ServerContext } from './context.ts';
 import { isConflict } from './db/errors.ts';
-import type { StorageProviderRow } from './db/storage-providers.ts';
-import { signDownload } from './local-download.ts';
+import type { StorageProviderRow, StorageProvidersRepo } from './db/storage-providers.ts';
+import { providerMultipart, providerStorage, type FactoryDeps } from './storage-factory.ts';
 
-// One Storage per storage provider, made from its row: S3Storage with the decrypted
-// credentials, or LocalStorage whose presigned URLs are served by this server
+// One Storage per storage provider, made from its row by storage-factory.ts: S3Storage with
+// the decrypted credentials, or LocalStorage whose presigned URLs are served by this server
 // (local-download.ts). Instances are cached; an entry is rebuilt when the provider's row
 // changes, when it is older than CACHE_MS (so changed credentials are picked up), or at once
 // after invalidate(). A site without a provider of its own uses the default one; when there
-// is none, a local provider under <dataDir>/backups is created on first need.
+// is none, a local provider under <dataDir>/backups is created on first need. The server
+// context owns the registry and closes it (and with it every cached client) at shutdown.
 
 const CACHE_MS = 60_000;
 export const DEFAULT_LOCAL_NAME = 'default-local';
@@ -34,18 +33,24 @@ function fingerprint(p: StorageProviderRow): string {
   return JSON.stringify([p.type, p.rootPath, p.endpoint, p.bucket, p.region, p.pathStyle, p.prefix, p.hasCredentials]);
 }
 
+export interface RegistryDeps extends FactoryDeps {
+  providers: Pick<StorageProvidersRepo, 'get' | 'getDefault' | 'create' | 'credentials'>;
+  /** The default local provider goes under <dataDir>/backups. */
+  dataDir: string;
+}
+
 export class StorageRegistry {
-  readonly #ctx: ServerContext;
+  readonly #deps: RegistryDeps;
   readonly #cache = new Map<string, Entry>();
   #creatingDefault: Promise<StorageProviderRow> | undefined;
 
-  constructor(ctx: ServerContext) {
-    this.#ctx = ctx;
+  constructor(deps: RegistryDeps) {
+    this.#deps = deps;
   }
 
   /** The Storage of provider id; undefined when there is no such provider. */
   async get(providerId: string): Promise<ResolvedStorage | undefined> {
-    const provider = await this.#ctx.repos.storageProviders.get(providerId);
+    const provider = await this.#deps.providers.get(providerId);
     if (!provider) {
       this.invalidate(providerId);
       return undefined;
@@ -67,7 +72,7 @@ export class StorageRegistry {
 
   /** The default provider; a local one under <dataDir>/backups is created on first need. */
   async defaultProvider(): Promise<StorageProviderRow> {
-    const found = await this.#ctx.repos.storageProviders.getDefault();
+    const found = await this.#deps.providers.getDefault();
     if (found) return found;
     // One creation per process at a time; other processes race through the unique indexes.
     this.#creatingDefault ??= this.#createDefault().finally(() => {
@@ -91,11 +96,21 @@ export class StorageRegistry {
     return true;
   }
 
+  /** A new server-side handle for an agent's upload to provider (not cached: close it when done). */
+  multipart(provider: StorageProviderRow): Promise<ServerMultipart> {
+    return providerMultipart(this.#deps, provider);
+  }
+
   /** Drops the cached instance of a provider (call after editing or removing it). */
   invalidate(providerId: string): void {
     const entry = this.#cache.get(providerId);
     this.#cache.delete(providerId);
-    if (entry?.storage instanceof S3Storage) entry.storage.close();
+    entry?.storage.close?.();
+  }
+
+  /** How many providers have an instance cached (tests). */
+  get size(): number {
+    return this.#cache.size;
   }
 
   /** Closes every cached client. */
@@ -107,35 +122,15 @@ export class StorageRegistry {
     const cached = this.#cache.get(provider.id);
     const fp = fingerprint(provider);
     if (cached && cached.fingerprint === fp && Date.now() - cached.at < CACHE_MS) return { provider, storage: cached.storage };
-    const storage = await this.#build(provider);
+    const storage = await providerStorage(this.#deps, provider);
     this.invalidate(provider.id);
     this.#cache.set(provider.id, { storage, provider, fingerprint: fp, at: Date.now() });
     return { provider, storage };
   }
 
-  async #build(p: StorageProviderRow): Promise<Storage> {
-    if (p.type === 'local') {
-      if (!p.rootPath) throw failure(`Local storage provider "${p.name}" has no directory`);
-      return new LocalStorage(p.rootPath, { presign: (key, expiresIn) => signDownload(this.#ctx, p.id, key, expiresIn) });
-    }
-    if (!p.bucket) throw failure(`S3 storage provider "${p.name}" has no bucket`);
-    const credentials = await this.#ctx.repos.storageProviders.credentials(p.id);
-    if (!credentials) throw failure(`S3 storage provider "${p.name}" has no credentials`, undefined, 'Set its access key in the storage settings');
-    const prefix = p.prefix === '' || p.prefix.endsWith('/') ? p.prefix : `${p.prefix}/`;
-    return new S3Storage({
-      endpoint: p.endpoint ?? undefined,
-      region: p.region ?? 'us-east-1',
-      bucket: p.bucket,
-      prefix,
-      forcePathStyle: p.pathStyle,
-      credentials,
-      names: { bucket: `the bucket of storage provider "${p.name}"`, accessKeyId: `the access key of storage provider "${p.name}"` },
-    });
-  }
-
   async #createDefault(): Promise<StorageProviderRow> {
-    const repo = this.#ctx.repos.storageProviders;
-    const rootPath = join(this.#ctx.config.dataDir, 'backups');
+    const repo = this.#deps.providers;
+    const rootPath = join(this.#deps.dataDir, 'backups');
     for (const name of [DEFAULT_LOCAL_NAME, `${DEFAULT_LOCAL_NAME}-${Date.now()}`]) {
       try {
         return await repo.create({ name, type: 'local', rootPath, isDefault: true });
@@ -150,16 +145,4 @@ export class StorageRegistry {
     if (!last) throw failure('Could not create a default storage provider');
     return last;
   }
-}
-
-const registries = new WeakMap<ServerContext, StorageRegistry>();
-
-/** The registry of a server context (one per context, made on first use). */
-export function storageRegistry(ctx: ServerContext): StorageRegistry {
-  let r = registries.get(ctx);
-  if (!r) {
-    r = new StorageRegistry(ctx);
-    registries.set(ctx, r);
-  }
-  return r;
 }

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { authorize } from './auth/roles.ts';
 import type { ServerContext } from './context.ts';
-import { KeyedListeners } from './keyed-listeners.ts';
 import { principalOf } from './route.ts';
 
 // Long-lived responses (the backup event stream) were authorised once, when they opened. A
@@ -13,20 +12,9 @@ import { principalOf } from './route.ts';
 /** How often an open stream re-checks its caller; tests shorten it. */
 export const streamAccessTiming = { recheckMs: 2_000 };
 
-const listeners = new WeakMap<ServerContext, KeyedListeners>();
-
-function usersOf(ctx: ServerContext): KeyedListeners {
-  let m = listeners.get(ctx);
-  if (!m) {
-    m = new KeyedListeners();
-    listeners.set(ctx, m);
-  }
-  return m;
-}
-
 /** Tells this process's open streams of userId to re-check now (other servers notice on their next period). */
 export function accessChanged(ctx: ServerContext, userId: string): void {
-  usersOf(ctx).emit(userId);
+  ctx.accessWatchers.emit(userId);
 }
 
 export interface GuardedSite {
@@ -72,7 +60,7 @@ export function guardStream(ctx: ServerContext, req: FastifyRequest, userId: str
     }
   };
   const listener = (): void => void check();
-  const unlisten = usersOf(ctx).add(userId, listener);
+  const unlisten = ctx.accessWatchers.add(userId, listener);
   const timer = setInterval(listener, streamAccessTiming.recheckMs);
   function stop(): void {
     if (stopped) return;

@@ -3,7 +3,6 @@ import type { ServerContext } from './context.ts';
 import type { Queryable } from './db/db.ts';
 import type { JobRow } from './db/jobs.ts';
 import { abortJobUpload } from './agent-uploads.ts';
-import { siteEvents } from './events.ts';
 
 // How many bytes a job may upload: its site's and its node's remaining quota (the smaller),
 // plus config.uploadMarginBytes; no limit when neither has a quota. The server cannot see
@@ -87,6 +86,6 @@ export async function failOverLimit(ctx: ServerContext, job: JobRow, nodeId: str
   await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
   await forgetSignedParts(ctx, job.id).catch(() => undefined);
   await ctx.repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } }).catch(() => undefined);
-  siteEvents(ctx).publish(job.siteId);
+  ctx.events.publish(job.siteId);
   return new ApiError(413, 'upload_limit', error);
 }

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badInput } from '../errors.ts';
 import { validateKey } from './keys.ts';
-import type { S3StorageOptions } from './s3.ts';
+import type { S3StorageOptions, SettingNames } from './s3-options.ts';
 
 // Where S3 settings come from: the standard AWS variables, or a JSON file named by an
 // argument or WPBACKUP_S3_CONFIG (file settings then replace the variables entirely, so
@@ -15,15 +15,6 @@ export interface S3Destination {
   prefix: string;
 }
 
-/** The name of the variable or file field behind each setting, for error hints. */
-export interface SettingNames {
-  endpoint: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  bucket: string;
-}
 
 export type S3Settings = Omit<S3StorageOptions, 'bucket' | 'prefix'> & { names: SettingNames };
 

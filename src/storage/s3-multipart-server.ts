@@ -7,25 +7,12 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { failure, type WpbError } from '../errors.ts';
 import { checkExpiry, validateKey } from './keys.ts';
 import type { CompletedPart } from './multipart.ts';
-import { explainS3Error, s3Client, type S3StorageOptions } from './s3.ts';
+import { explainS3Error, s3Client } from './s3.ts';
+import type { S3StorageOptions } from './s3-options.ts';
+import type { ServerMultipart } from './server-multipart.ts';
 
-// The control server's half of an upload through presigned part URLs: it creates the
-// multipart upload, signs one URL per part for the agent (which holds no credentials),
-// completes or aborts it, and checks the stored object. Its own S3 client, built from the
-// same settings as S3Storage's.
-
-export interface ServerMultipart {
-  /** Where objects go, for messages. */
-  readonly location: string;
-  create(key: string): Promise<string>;
-  /** partSize, when given, binds each URL to a body of exactly that many bytes. */
-  presignParts(key: string, uploadId: string, partNumbers: number[], expiresInSeconds: number, partSize?: number): Promise<Record<string, string>>;
-  complete(key: string, uploadId: string, parts: CompletedPart[], expect: { size: number; sha256: string }): Promise<void>;
-  /** Missing uploads are not an error. */
-  abort(key: string, uploadId: string): Promise<void>;
-  head(key: string): Promise<{ size: number } | undefined>;
-  delete(key: string): Promise<void>;
-}
+// ServerMultipart (server-multipart.ts) on S3: parts go straight to the bucket through
+// presigned URLs. Its own S3 client, built from the same settings as S3Storage's.
 
 const QUICK_TIMEOUT_MS = 10_000;
 

@@ -9,7 +9,7 @@ import { WpbError, badInput, failure, stopped, throwIfStopped } from '../errors.
 import { checkExpiry, validateKey, validatePrefix } from './keys.ts';
 import { messageOf, uploadMultipart } from './multipart.ts';
 import type { CompletedPart, PartSink } from './multipart.ts';
-import type { SettingNames } from './s3-config.ts';
+import type { S3StorageOptions, SettingNames } from './s3-options.ts';
 import { skipPayloadHash, unsignedPayloadOk } from './s3-payload.ts';
 import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from './storage.ts';
 
@@ -17,20 +17,6 @@ import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from '
 // multipart uploader; the SDK only sends single requests, with few retries and short
 // connection timeouts so an unreachable endpoint fails in seconds.
 
-export interface S3StorageOptions {
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  /** Prepended to every key; '' or ending in '/'. */
-  prefix?: string;
-  forcePathStyle: boolean;
-  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Minimum part size (S3 needs at least 5 MiB for all parts but the last). */
-  partSize?: number;
-  concurrency?: number;
-  /** Where each setting came from, so errors name the variable to fix. */
-  names?: Partial<SettingNames>;
-}
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Requests that must not hang when the endpoint stops answering (HeadBucket, aborts). */

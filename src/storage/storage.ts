@@ -59,4 +59,6 @@ export interface Storage {
    * these credentials), so a backup fails in seconds with a bad_input error before any work.
    */
   preflight(): Promise<void>;
+  /** Releases what it holds open between calls (an S3 client's connections); absent when nothing is. */
+  close?(): void;
 }

@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { storageRegistry } from '../../src/server/storage-registry.ts';
 import { resultOf, runCli } from '../helpers/cli.ts';
 import { layout, writeArchive } from '../helpers/hostile-archive.ts';
 import { sql } from '../helpers/mysql.ts';
@@ -35,7 +34,6 @@ for (const dialect of DIALECTS) {
       archive = readFileSync(join(work, 'a.tar.zst'));
     });
     after(async () => {
-      storageRegistry(t.server.ctx).close();
       await t.close();
       rmSync(work, { recursive: true, force: true });
     });
@@ -45,7 +43,7 @@ for (const dialect of DIALECTS) {
       const repos = t.server.ctx.repos;
       const node = await repos.nodes.create({ hostname: `web${++n}.example.com`, status: 'active' });
       const site = await repos.sites.create({ nodeId: node.id, name: `site${n}.example.com`, wpPath: `/var/www/site${n}` });
-      const { storage, provider } = await storageRegistry(t.server.ctx).require((await storageRegistry(t.server.ctx).defaultProvider()).id);
+      const { storage, provider } = await t.server.ctx.storage.require((await t.server.ctx.storage.defaultProvider()).id);
       const key = `${node.id}/${site.id}/site${n}_20260101_000000.tar.zst`;
       await storage.put(key, Readable.from([body]));
       const row = await repos.backups.create({ siteId: site.id, storageId: provider.id, key, filename: key.split('/').pop() as string });

@@ -4,7 +4,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
-import { siteEvents } from '../../src/server/events.ts';
 import { MAIN, REPO } from '../helpers/cli.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -72,7 +71,7 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { ti
       await new Promise((r) => setTimeout(r, 300));
     }
     await t.server.ctx.repos.jobs.finish(job.job_id, nodeId, outcome === 'done' ? { state: 'done' } : { state: 'failed', error: 'mysqldump: disk full' });
-    siteEvents(t.server.ctx).publish(job.site.id);
+    t.server.ctx.events.publish(job.site.id);
   }
 
   it('start_backup.sh starts once, refuses a second start, and never shows the token in ps', async () => {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDataDir } from '../../datadir.ts';
@@ -125,5 +125,13 @@ export class SecretBox {
     } catch (err) {
       throw failure('A secret failed its integrity check: it was altered or belongs to another record', err);
     }
+  }
+
+  /**
+   * A 32-byte key for another purpose, named by info, derived (HKDF-SHA256) from this box's key:
+   * every server sharing the secret key derives the same one, and it reveals nothing of the box's.
+   */
+  deriveKey(info: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), info, KEY_BYTES));
   }
 }

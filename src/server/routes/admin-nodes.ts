@@ -9,7 +9,6 @@ import { createJoinCode } from '../node-keys.ts';
 import { createRepos } from '../db/repos.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId, uuid } from './admin-common.ts';
-import { registerNodeKeyRoutes } from './node-keys.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
 // super_admin or the node's node_admin, within nodeChangeRefusal's limits (roles.ts). Join codes make new nodes, so only super_admin gets them.
@@ -128,6 +127,4 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
       return replied(201, { code, expires_at: expires.toISOString() });
     },
   });
-
-  registerNodeKeyRoutes(app, ctx);
 }

@@ -13,7 +13,6 @@ import { defineRoute } from '../route.ts';
 import { completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { absolutePath, label, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
-import { siteEvents } from '../events.ts';
 import { holdSlot } from '../stream-caps.ts';
 import { forgetSignedParts } from '../upload-limits.ts';
 
@@ -149,7 +148,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
       // Live views (SSE) see every report at once, not at their next poll of the row.
-      siteEvents(ctx).publish(job.siteId);
+      ctx.events.publish(job.siteId);
       if (!r) return { cancel: true, lease_until: new Date().toISOString() };
       return { cancel: r.cancelRequested, lease_until: new Date(r.leaseUntil).toISOString() };
     },
@@ -184,7 +183,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       }
       if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
       await forgetSignedParts(ctx, job.id);
-      siteEvents(ctx).publish(job.siteId);
+      ctx.events.publish(job.siteId);
       return { state: ended.state };
     },
   });

@@ -3,10 +3,9 @@ import type { Backup, DownloadResponse } from '../../api/types.ts';
 import { describe } from '../../errors.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
-import { registerLocalDownloadRoute } from '../local-download.ts';
 import { defineRoute, replied } from '../route.ts';
 import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
-import { storageRegistry } from '../storage-registry.ts';
+import { registerDownloadRoutes } from './downloads.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
 import { digits, noQuery, userId } from './schema.ts';
 
@@ -64,7 +63,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     handler: async ({ params, principal }) => {
       const { backup, principal: p } = await backupFor(ctx, principal, 'backup.download', params.id);
       if (backup.status !== 'completed') throw notFound('Backup', params.id);
-      const found = await storageRegistry(ctx).get(backup.storageId);
+      const found = await ctx.storage.get(backup.storageId);
       if (!found) throw new ApiError(409, 'storage_missing', `The storage provider of backup ${backup.id} no longer exists`);
       const url = await found.storage.presignGet(backup.key, DOWNLOAD_EXPIRES_SECONDS);
       await ctx.repos.audit.record({ userId: userId(p), action: 'backup.download', targetType: 'backup', targetId: backup.id, detail: { site_id: backup.siteId } });
@@ -85,7 +84,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
       // Marked first: a crash between the object and the row leaves a row to retry.
       const marked = await ctx.repos.backups.markDeleting(backup.id);
       if (!marked) throw notFound('Backup', backup.id);
-      const found = await storageRegistry(ctx).get(backup.storageId);
+      const found = await ctx.storage.get(backup.storageId);
       if (found) {
         try {
           await found.storage.delete(backup.key);
@@ -102,5 +101,5 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     },
   });
 
-  registerLocalDownloadRoute(app, ctx);
+  registerDownloadRoutes(app, ctx);
 }

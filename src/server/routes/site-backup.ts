@@ -4,10 +4,8 @@ import { BACKUP_STATUSES, STAGES } from '../../api/formats.ts';
 import { ApiError, conflict } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { SiteRow } from '../db/sites.ts';
-import { siteEvents } from '../events.ts';
 import { defineRoute, replied } from '../route.ts';
 import { abortJobUpload } from '../agent-uploads.ts';
-import { storageRegistry } from '../storage-registry.ts';
 import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
 import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 import { emptyBody, noQuery, userId, uuidParams } from './schema.ts';
@@ -94,10 +92,10 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       if (!quota.can_proceed) {
         throw new ApiError(422, 'quota_exceeded', `Backing up site ${site.id} would exceed the ${quota.exceeded.join(' and ')} quota: delete old backups or raise the quota`, quota);
       }
-      const { provider } = await storageRegistry(ctx).forSite(site.id);
+      const { provider } = await ctx.storage.forSite(site.id);
       const job = await ctx.repos.jobs.enqueueBackup(site.id, { storageId: provider.id });
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.backup.start', targetType: 'site', targetId: site.id, detail: { job_id: job.id, storage_id: provider.id } });
-      siteEvents(ctx).publish(site.id);
+      ctx.events.publish(site.id);
       return replied(202, { job_id: job.id, site_id: site.id, state: job.state, created_at: new Date(job.createdAt).toISOString(), success: true as const });
     },
   });
@@ -135,7 +133,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       const result = await ctx.repos.jobs.requestCancel(site.id);
       if (!result) throw conflict(`Site ${site.id} has no backup queued or running`);
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.backup.stop', targetType: 'site', targetId: site.id, detail: { job_id: result.job.id, immediate: result.immediate } });
-      siteEvents(ctx).publish(site.id);
+      ctx.events.publish(site.id);
       const state = await ctx.repos.sites.backupState(site.id);
       const body = { job_id: result.job.id, immediate: result.immediate, status: statusBody(site.id, state ?? site) };
       return replied(result.immediate ? 200 : 202, body);
@@ -179,7 +177,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
         userId: userId(p), action: 'daemon.backup.reset', targetType: 'site', targetId: site.id,
         detail: { cancelled_job_ids: cancelled.map((j) => j.id), reset_job_id: reset.id, aborted_uploads: aborted },
       });
-      siteEvents(ctx).publish(site.id);
+      ctx.events.publish(site.id);
       const state = await ctx.repos.sites.backupState(site.id);
       return {
         status: statusBody(site.id, state ?? site), reset_job_id: reset.id, cancelled_job_ids: cancelled.map((j) => j.id), aborted_uploads: aborted,

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
-import { siteEvents } from '../events.ts';
 import { defineRoute } from '../route.ts';
 import { guardStream } from '../stream-access.ts';
 import { holdSlot } from '../stream-caps.ts';
@@ -22,7 +21,7 @@ import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 export const sseTiming = { pollMs: 1_000, keepaliveMs: 15_000 };
 
 export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const events = siteEvents(ctx);
+  const events = ctx.events;
   app.addHook('preClose', (done) => {
     events.closeAll();
     done();

@@ -4,7 +4,6 @@ import { conflict, invalid, notFound } from '../api-error.ts';
 import { siteFilter } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
-import { siteEvents } from '../events.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
@@ -143,7 +142,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
       }
       if (!(await ctx.repos.sites.remove(site.id))) throw notFound('Site', site.id);
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.delete', targetType: 'site', targetId: site.id, detail: { node_id: site.nodeId, name: site.name } });
-      siteEvents(ctx).publish(site.id);
+      ctx.events.publish(site.id);
       return replied(204, undefined);
     },
   });

@@ -4,11 +4,9 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { NodeRow } from '../../../src/server/db/nodes.ts';
 import type { StorageProviderRow } from '../../../src/server/db/storage-providers.ts';
-import { siteEvents } from '../../../src/server/events.ts';
-import { DOWNLOAD_PATH, downloadToken } from '../../../src/server/local-download.ts';
+import { DOWNLOAD_PATH } from '../../../src/server/local-download.ts';
 import { reapExpiredJobs, startReaper } from '../../../src/server/reaper.ts';
 import { sseTiming } from '../../../src/server/routes/site-events.ts';
-import { storageRegistry } from '../../../src/server/storage-registry.ts';
 import { makeBucket, pendingUploads, removeBucket, s3 } from '../../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
@@ -34,7 +32,6 @@ for (const dialect of DIALECTS) {
       });
     });
     after(async () => {
-      storageRegistry(t.server.ctx).close();
       await t.close();
       await removeBucket(bucket);
     });
@@ -52,10 +49,10 @@ for (const dialect of DIALECTS) {
     }
     /** A completed backup row (as the agent's upload would leave it), optionally with a stored object. */
     async function addBackup(siteId: string, o: { size: number; sourceBytes?: number; storageId?: string; body?: Buffer; key?: string }) {
-      const storageId = o.storageId ?? (await storageRegistry(t.server.ctx).defaultProvider()).id;
+      const storageId = o.storageId ?? (await t.server.ctx.storage.defaultProvider()).id;
       const key = o.key ?? `${node.id}/${siteId}/b${++n}_20250101_000000.tar.zst`;
       if (o.body) {
-        const { storage } = await storageRegistry(t.server.ctx).require(storageId);
+        const { storage } = await t.server.ctx.storage.require(storageId);
         await storage.put(key, Readable.from([o.body]));
       }
       const row = await repos().backups.create({ siteId, storageId, key, filename: key.split('/').pop() ?? key });
@@ -298,14 +295,14 @@ for (const dialect of DIALECTS) {
       for (const bad of [flipped, `${forged}.${sig}`, payload, 'x', `${token}.x`]) {
         assert.equal((await fetch(`${t.url}${DOWNLOAD_PATH}${bad}`)).status, 403, bad);
       }
-      const expired = downloadToken(t.server.ctx, { providerId: provider.id, key: b.key, expires: Math.floor(Date.now() / 1000) - 1 });
+      const expired = t.server.ctx.downloads.token({ providerId: provider.id, key: b.key, expires: Math.floor(Date.now() / 1000) - 1 });
       assert.equal((await fetch(`${t.url}${DOWNLOAD_PATH}${expired}`)).status, 403);
-      const escaping = downloadToken(t.server.ctx, { providerId: provider.id, key: '../secret.key', expires: 9e9 });
+      const escaping = t.server.ctx.downloads.token({ providerId: provider.id, key: '../secret.key', expires: 9e9 });
       assert.equal((await fetch(`${t.url}${DOWNLOAD_PATH}${escaping}`)).status, 403);
-      const missing = downloadToken(t.server.ctx, { providerId: provider.id, key: 'no/such.tar.zst', expires: 9e9 });
+      const missing = t.server.ctx.downloads.token({ providerId: provider.id, key: 'no/such.tar.zst', expires: 9e9 });
       assert.equal((await fetch(`${t.url}${DOWNLOAD_PATH}${missing}`)).status, 404);
       // Delete: the object, then the row; usage drops.
-      const { storage } = await storageRegistry(t.server.ctx).require(provider.id);
+      const { storage } = await t.server.ctx.storage.require(provider.id);
       assert.ok(await storage.head(b.key));
       assert.equal(await repos().backups.usageBySite(site.id), content.length);
       assert.equal((await t.api('DELETE', `/api/v1/backups/backups/${b.id}`)).status, 204);
@@ -362,7 +359,7 @@ for (const dialect of DIALECTS) {
       assert.equal(progressed.progress, 42);
       assert.equal(progressed.stage, 'backup_files');
       assert.equal(progressed.stage_detail, 'Reading wp-content');
-      assert.equal(siteEvents(t.server.ctx).watchers(site.id), 1);
+      assert.equal(t.server.ctx.events.watchers(site.id), 1);
       ac.abort();
       // Keepalive comments, on a shortened timer.
       const saved = sseTiming.keepaliveMs;
@@ -378,8 +375,8 @@ for (const dialect of DIALECTS) {
         sseTiming.keepaliveMs = saved;
         ac2.abort();
       }
-      for (let i = 0; i < 50 && siteEvents(t.server.ctx).watchers(site.id) > 0; i++) await sleep(20);
-      assert.equal(siteEvents(t.server.ctx).watchers(site.id), 0);
+      for (let i = 0; i < 50 && t.server.ctx.events.watchers(site.id) > 0; i++) await sleep(20);
+      assert.equal(t.server.ctx.events.watchers(site.id), 0);
       await repos().jobs.resetSite(site.id);
       // Without access: 401 / 403, not a stream.
       assert.equal((await t.api('GET', `/api/v1/sites/${site.id}/backup/events`, { token: null })).status, 401);
