@@ -44,6 +44,15 @@ export function toDriverParams(params: readonly Param[]): (string | number | nul
   return params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? (p ? 1 : 0) : p));
 }
 
+/**
+ * What a SELECT inside a transaction ends with so the rows it reads stay the transaction's
+ * until it ends: FOR UPDATE on PostgreSQL (a concurrent locker waits, then re-reads the rows as
+ * committed). SQLite needs nothing: its transactions are BEGIN IMMEDIATE, one writer at a time.
+ */
+export function forUpdate(q: Queryable): string {
+  return q.dialect === 'postgres' ? ' FOR UPDATE' : '';
+}
+
 /** SQL for the nth nested transaction level, the same on both databases. */
 export const savepoint = {
   begin: (n: number): string => `SAVEPOINT wpb_sp_${n}`,
