@@ -53,6 +53,15 @@ export function forUpdate(q: Queryable): string {
   return q.dialect === 'postgres' ? ' FOR UPDATE' : '';
 }
 
+/**
+ * Locks one row until the transaction ends and says whether it exists; call inside a
+ * transaction. Transactions that lock the same row first run one after the other, on every
+ * server: on PostgreSQL by FOR UPDATE, on SQLite by BEGIN IMMEDIATE (one writer at a time).
+ */
+export async function lockRow(tx: Queryable, table: 'jobs' | 'nodes' | 'sites' | 'users', id: string): Promise<boolean> {
+  return (await tx.get(`SELECT id FROM ${table} WHERE id = ?${forUpdate(tx)}`, [id])) !== undefined;
+}
+
 /** SQL for the nth nested transaction level, the same on both databases. */
 export const savepoint = {
   begin: (n: number): string => `SAVEPOINT wpb_sp_${n}`,

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
-import { abortJobUpload, providerForJob, recordJobTarget } from '../agent-uploads.ts';
+import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
 import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
@@ -9,11 +9,11 @@ import type { JobRow } from '../db/jobs.ts';
 import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { defineRoute } from '../route.ts';
-import { STAGE_ENUM, completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
+import { STAGE_ENUM, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { siteEvents } from '../events.ts';
+import { finishJob } from '../services/job-finish.ts';
 import { holdSlot } from '../stream-caps.ts';
-import { forgetSignedParts } from '../upload-limits.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -163,28 +163,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: finishSchema,
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
-      const backup = job.type === 'backup' ? await completedBackupOf(ctx, job) : undefined;
-      let ended: JobRow | undefined;
-      if (body.status === 'completed') {
-        if (job.type === 'backup' && !backup) throw new ApiError(409, 'conflict', `Job ${job.id} has no completed upload; call /upload/complete first, or finish it as failed`);
-        ended = await ctx.repos.jobs.finish(job.id, nodeId, { state: 'done', backupId: backup?.id });
-        // What went in: the site's current size, and with the stored size the compression ratio, for quota estimates.
-        if (ended && backup && body.source_bytes !== undefined) {
-          await ctx.repos.backups.setSourceBytes(backup.id, body.source_bytes);
-          await ctx.repos.sites.update(job.siteId, { sizeBytes: body.source_bytes });
-        }
-      } else {
-        if (!backup) await abortJobUpload(ctx, job);
-        const where = body.stage ? ` (during ${body.stage})` : '';
-        ended =
-          body.status === 'failed'
-            ? await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `${body.error ?? 'The agent reported a failure'}${where}` })
-            : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
-      }
-      if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
-      await forgetSignedParts(ctx, job.id);
-      siteEvents(ctx).publish(job.siteId);
-      return { state: ended.state };
+      return { state: (await finishJob(ctx, job, nodeId, body)).state };
     },
   });
 
