@@ -8,6 +8,7 @@ import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
+import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
 import { STAGE_ENUM, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
@@ -197,18 +198,21 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
  * a job queued between the claim and the wait still wakes it. An idle poll costs one claim
  * per pollRecheckMs, not one every 250 ms.
  */
-async function waitForJob(ctx: ServerContext, nodeId: string, res: NodeJS.EventEmitter): Promise<PollResponse> {
+async function waitForJob(ctx: ServerContext, nodeId: string, res: Closable): Promise<PollResponse> {
   // Changed by the callbacks below while the loop awaits.
   const state = { gone: false, woken: false, wake: () => {} };
   const onWake = (): void => {
     state.woken = true;
     state.wake();
   };
-  const onClose = (): void => {
+  const hungUp = (): void => {
     state.gone = true;
     state.wake();
   };
-  res.once('close', onClose);
+  // The agent may have hung up before this handler began (while it was authenticated): then
+  // no 'close' is coming, and without this the poll would claim a job for nobody.
+  const stopListening = onClose(res, hungUp);
+  if (res.destroyed) state.gone = true;
   const unsubscribe = ctx.jobNotifier.subscribe(nodeId, onWake);
   const deadline = Date.now() + ctx.config.pollWaitMs;
   try {
@@ -233,7 +237,7 @@ async function waitForJob(ctx: ServerContext, nodeId: string, res: NodeJS.EventE
     }
   } finally {
     unsubscribe();
-    res.removeListener('close', onClose);
+    stopListening();
   }
 }
 
