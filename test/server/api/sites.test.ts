@@ -12,6 +12,7 @@ import { storageRegistry } from '../../../src/server/storage-registry.ts';
 import { makeBucket, pendingUploads, removeBucket, s3 } from '../../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 const UNKNOWN = '00000000-0000-4000-8000-000000000000';
 
@@ -378,7 +379,7 @@ for (const dialect of DIALECTS) {
         sseTiming.keepaliveMs = saved;
         ac2.abort();
       }
-      for (let i = 0; i < 50 && siteEvents(t.server.ctx).watchers(site.id) > 0; i++) await sleep(20);
+      await waitFor('the closed stream to stop watching', async () => siteEvents(t.server.ctx).watchers(site.id) === 0, { ms: 5000 });
       assert.equal(siteEvents(t.server.ctx).watchers(site.id), 0);
       await repos().jobs.resetSite(site.id);
       // Without access: 401 / 403, not a stream.
@@ -480,10 +481,6 @@ for (const dialect of DIALECTS) {
       assert.equal((await repos().sites.get(foreign.id))?.name, foreign.name);
     });
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Reads an SSE stream; next(name) resolves with the data of the next event of that name (5 s at most). */
