@@ -111,7 +111,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
       if (body.password !== undefined) checkPolicy(body.password, user.email);
-      // Since no one disables themselves, an enabled super_admin (the caller) always remains.
+      // Nobody disables themselves; demoting or disabling another keeps one enabled super_admin (services/users.ts).
       if (body.disabled === true && user.id === userId(me)) throw conflict('You cannot disable your own account; another super_admin can');
       const passwordHash = body.password === undefined ? undefined : await hashPassword(body.password);
       const keepTokenId = passwordHash === undefined ? undefined : await ownTokenId(ctx, raw, user.id);
