@@ -34,7 +34,7 @@ export interface ServerConfig {
   limits: StreamLimits;
   /** A queued job whose node has been offline or disabled this long fails (reaper.ts). */
   queuedJobTimeoutMs: number;
-  /** Bytes a job may upload beyond its site's and node's remaining quota (agent-upload-limits.ts). */
+  /** Bytes a job may upload beyond its site's and node's remaining quota (services/quota.ts). */
   uploadMarginBytes: number;
   /** Reverse proxies whose X-Forwarded-For is believed (addresses, CIDRs); none when undefined. */
   trustProxy?: string[];

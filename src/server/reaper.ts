@@ -1,7 +1,7 @@
 import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
 import { abortJobUpload } from './agent-uploads.ts';
-import { forgetSignedParts } from './upload-limits.ts';
+import { forgetSignedParts } from './services/quota.ts';
 
 // Jobs whose agent stopped reporting: every few seconds, jobs.expireLeases() fails each job
 // whose lease ran out ("agent on <host> stopped reporting during <stage>") together with its
@@ -39,7 +39,7 @@ export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['lo
     const err = await abortJobUpload(ctx, job);
     if (err) log(`Could not abort the upload of expired job ${job.id} (site ${job.siteId})`, err);
     const aborted = !err && job.uploadId !== null;
-    await forgetSignedParts(ctx, job.id).catch((e: unknown) => log(`Could not forget the part sizes of expired job ${job.id}`, e));
+    await forgetSignedParts(ctx.db, job.id).catch((e: unknown) => log(`Could not forget the part sizes of expired job ${job.id}`, e));
     await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted });
     ctx.events.publish(job.siteId);
   }

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { ApiError } from './api-error.ts';
+import { onClose } from './on-close.ts';
 
 // Caps on connections one caller holds open: event streams (per user and in total) and agent
 // long-polls (per node key). Counted in this process only: with several servers behind a
@@ -80,6 +81,6 @@ export function holdSlot(cap: ConcurrencyCap, key: string, reply: FastifyReply, 
         : `This server is serving its maximum of ${got.limit} ${what.thing} (server option ${what.totalOption ?? what.option}); retry in ${RETRY_AFTER_SEC} s`;
     throw new ApiError(429, 'too_many_streams', message, { limit: got.limit, scope: got.refused === 'key' ? 'caller' : 'server' });
   }
-  reply.raw.once('close', got.release);
+  onClose(reply.raw, got.release); // also when the client hung up before this handler ran
   return got.release;
 }

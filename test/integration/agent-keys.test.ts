@@ -36,7 +36,7 @@ for (const dialect of DIALECTS) {
     };
     /** A reset job on the node's site, done by the agent: proof that it still polls and reports. */
     const agentRunsAJob = async (): Promise<void> => {
-      const job = await t.server.ctx.repos.jobs.enqueueReset(siteId);
+      const job = (await t.server.ctx.repos.jobs.resetSite(siteId)).reset;
       await until(`reset job ${job.id} to be done by the agent`, async () => (await t.server.ctx.repos.jobs.get(job.id))?.state === 'done');
     };
     const poll = (key: string): ReturnType<TestServer['api']> => t.api('POST', '/api/v1/agent/poll', { token: key, body: {} });

@@ -44,6 +44,7 @@ describe('agent stop and reset in every stage', () => {
       let agent: ChildProcess | undefined;
       let agentOut = '';
       let siteId: string;
+      let nodeId = '';
       /** Stages the agent reported, per job, in order. */
       const reported = new Map<string, string[]>();
       const agentDir = (): string => join(work, 'agent');
@@ -70,10 +71,9 @@ describe('agent stop and reset in every stage', () => {
       async function agentWith(limit: boolean): Promise<void> {
         if (agent && limited === limit) return;
         await stopAgent();
-        // The server's poll handler of the agent just stopped may still claim a job queued in the
-        // next 250 ms and hand it to the closed connection (the job then waits for its lease to
-        // run out before it is queued again): give it time to see the agent is gone first.
-        await new Promise((r) => setTimeout(r, 600));
+        // The stopped agent's poll ends once the server sees its connection close (also when that
+        // happened before the handler listened for it); a job queued later goes to the new agent.
+        await until('the stopped agent\'s poll to end', async () => t.server.ctx.caps.polls.held(nodeId) === 0);
         const polls = agentOut.split('agent polling').length;
         startAgent(limit ? ['--limit-upload', RATE] : []);
         limited = limit;
@@ -171,7 +171,8 @@ describe('agent stop and reset in every stage', () => {
             return undefined;
           }
         });
-        siteId = (await repos.sites.create({ nodeId: identity.node_id, name: 'stop.example', wpPath: site.dir })).id;
+        nodeId = identity.node_id;
+        siteId = (await repos.sites.create({ nodeId, name: 'stop.example', wpPath: site.dir })).id;
       });
       after(async () => {
         await stopAgent();

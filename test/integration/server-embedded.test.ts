@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { MAIN } from '../helpers/cli.ts';
 import { TEST_PASSWORD, type ApiResponse } from '../helpers/server.ts';
 import { TEST_HOME } from '../helpers/services.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../server/db/targets.ts';
 
@@ -42,7 +43,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       server = spawn(process.execPath, [MAIN, 'server', '--port', String(port), '--data-dir', target.options.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       server.stdout?.on('data', (b: Buffer) => (out += b));
       server.stderr?.on('data', (b: Buffer) => (out += b));
-      for (let i = 0; i < 100 && !/Local agent: node/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      await waitFor('the embedded agent to start', async () => /Local agent: node/.test(out) || server.exitCode !== null, { ms: 10_000, context: () => out }).catch(() => undefined);
       assert.match(out, /No users yet\. Create the first admin/);
     });
     after(async () => {
@@ -69,12 +70,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal((await call('POST', `/api/v1/sites/${id}/backup/start`, token)).status, 202);
       const stages = new Set<string>();
       let status: { status: string; stage: string | null; backup_id: string | null; error: string | null } | undefined;
-      for (let i = 0; i < 1200; i++) {
-        status = (await call('GET', `/api/v1/sites/${id}/backup/status`, token)).body;
-        if (status?.stage) stages.add(status.stage);
-        if (status && ['completed', 'failed', 'stopped'].includes(status.status)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(
+        'the backup to end',
+        async () => {
+          status = (await call('GET', `/api/v1/sites/${id}/backup/status`, token)).body;
+          if (status?.stage) stages.add(status.stage);
+          return !!status && ['completed', 'failed', 'stopped'].includes(status.status);
+        },
+        { ms: 60_000, every: 50, context: () => out },
+      ).catch(() => undefined);
       assert.equal(status?.status, 'completed', `${status?.error}\n${out}`);
       assert.ok(stages.size >= 2, `saw stages ${[...stages].join(', ')}`);
       const dl = await call('GET', `/api/v1/backups/backups/${status?.backup_id}/download`, token);

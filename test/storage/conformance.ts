@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WpbError } from '../../src/errors.ts';
 import type { PendingUpload, Storage } from '../../src/storage/storage.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // The one suite every storage backend must pass. Backends are set up with a small part
 // size (where they have parts), so the 40 MB object below uploads as several parts at once.
@@ -137,7 +137,7 @@ export function storageConformance(name: string, setup: () => Promise<Conformanc
       let stored = 0;
       const put = s.put('abort/me.bin', body, { signal: ctl.signal, onProgress: (n) => (stored = n) });
       put.catch(() => undefined);
-      await until(async () => stored >= 5 * MiB && (await t.pendingUploads()) > 0, 'part of the upload to land');
+      await waitFor('part of the upload to land', async () => stored >= 5 * MiB && (await t.pendingUploads()) > 0, { ms: 30_000, every: 20 });
       const t0 = performance.now();
       ctl.abort();
       await assert.rejects(put, { kind: 'stopped' });
@@ -163,7 +163,7 @@ export function storageConformance(name: string, setup: () => Promise<Conformanc
       let pending: PendingUpload | undefined;
       const put = s.put('crash/left-behind.bin', body, { onUploadStarted: (p) => void (pending = p) });
       put.catch(() => undefined);
-      await until(async () => pending !== undefined && (await t.pendingUploads()) > 0, 'the upload to start');
+      await waitFor('the upload to start', async () => pending !== undefined && (await t.pendingUploads()) > 0, { ms: 30_000, every: 20 });
       assert.ok(pending);
       assert.equal(pending.key, 'crash/left-behind.bin');
       await s.abortPending(pending); // as a successor of a crashed run would
@@ -236,14 +236,6 @@ async function fetchUrl(url: string): Promise<Buffer> {
   const res = await fetch(url);
   assert.equal(res.status, 200, `GET ${url}`);
   return Buffer.from(await res.arrayBuffer());
-}
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function causes(err: unknown): unknown[] {

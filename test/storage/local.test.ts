@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { openStorage } from '../../src/storage/open.ts';
 import { S3Storage } from '../../src/storage/s3.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { storageConformance } from './conformance.ts';
 
 /** Temp files anywhere under dir (what a crashed or unfinished put leaves). */
@@ -46,7 +47,7 @@ describe('LocalStorage', () => {
     const body = new Readable({ read() {} });
     const put = s.put('a/b.bin', body, { onUploadStarted: (p) => void (sawTemp = /^\.wpb-upload-/.test(p.uploadId)) });
     body.push(Buffer.alloc(1000));
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor('the upload to start under a temp name', async () => sawTemp);
     assert.ok(sawTemp);
     assert.equal(await s.head('a/b.bin'), undefined, 'no object under the final name mid-write');
     assert.deepEqual(await s.list(''), [], 'temp files are not listed');

@@ -14,6 +14,7 @@ import { openStorage } from '../../src/storage/open.ts';
 import { S3Storage } from '../../src/storage/s3.ts';
 import { parseS3Destination, s3StorageOptions } from '../../src/storage/s3-config.ts';
 import { services } from '../helpers/services.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { storageConformance } from './conformance.ts';
 
 // S3Storage against the MinIO that scripts/test-services.sh started. Every run makes its
@@ -97,7 +98,7 @@ describe('S3Storage errors and extras (MinIO)', () => {
     let started = false;
     const put = s.put('sub/file.bin', body, { onUploadStarted: () => void (started = true) });
     put.catch(() => undefined);
-    while (!started) await sleep(10);
+    await waitFor('the upload to start', async () => started);
     const pending = await s.listPendingUploads('sub/');
     assert.deepEqual(pending.map((p) => [p.backend, p.key]), [['s3', 'sub/file.bin']]);
     assert.deepEqual(await s.listPendingUploads('other/'), []);
@@ -179,8 +180,8 @@ describe('S3Storage errors and extras (MinIO)', () => {
     otherKey.pathname = otherKey.pathname.replace('signed.bin', 'other.bin');
     assert.equal((await fetch(otherKey)).status, 403);
     const short = await s.presignGet('signed.bin', 1);
-    await sleep(2100);
-    assert.equal((await fetch(short)).status, 403);
+    // Refused once its second has passed (S3 counts whole seconds).
+    await waitFor('the 1-second URL to expire', async () => (await fetch(short)).status === 403, { ms: 10_000, every: 200 });
   });
 
   it('leaves nothing behind when stopped with parts in flight', async () => {

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { WpbError } from '../../src/errors.ts';
 import { DEFAULT_PART_SIZE, choosePartSize, isRetryable, uploadMultipart } from '../../src/storage/multipart.ts';
 import type { CompletedPart, PartSink } from '../../src/storage/multipart.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // The uploader against an in-memory sink: sizes, order, window, retries, and that every
 // failure path aborts the sink exactly once.
@@ -215,7 +216,7 @@ describe('uploadMultipart', () => {
     const body = endless(4 * KiB, { read: 0 });
     const ctl = new AbortController();
     const upload = uploadMultipart(body, sink, { partSize: 8 * KiB, concurrency: 2, signal: ctl.signal });
-    await sleep(20);
+    await waitFor('two parts in flight', async () => sink.active === 2);
     const t0 = performance.now();
     ctl.abort();
     await assert.rejects(upload, { kind: 'stopped' });
@@ -232,7 +233,8 @@ describe('uploadMultipart', () => {
     body.push(Buffer.alloc(20 * KiB));
     const ctl = new AbortController();
     const upload = uploadMultipart(body, sink, { partSize: 8 * KiB, signal: ctl.signal });
-    await sleep(20);
+    // The two whole parts the body holds are stored; the rest waits for bytes that never come.
+    await waitFor('the parts the body holds to be stored', async () => sink.stored.size === 2);
     const t0 = performance.now();
     ctl.abort();
     await assert.rejects(upload, { kind: 'stopped' });

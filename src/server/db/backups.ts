@@ -108,6 +108,12 @@ export class BackupsRepo {
     return rows.map(toBackup);
   }
 
+  /** The completed backup a job's upload recorded, if any. */
+  async completedForJob(job: { id: string; siteId: string }): Promise<BackupRow | undefined> {
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM backups WHERE site_id = ? AND job_id = ? AND status = 'completed'`, [job.siteId, job.id]);
+    return row && toBackup(row);
+  }
+
   async latestCompleted(siteId: string): Promise<BackupRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(
       `SELECT ${COLUMNS} FROM backups WHERE site_id = ? AND status = 'completed' ORDER BY created_at DESC, id DESC LIMIT 1`,

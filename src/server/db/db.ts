@@ -44,6 +44,24 @@ export function toDriverParams(params: readonly Param[]): (string | number | nul
   return params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? (p ? 1 : 0) : p));
 }
 
+/**
+ * What a SELECT inside a transaction ends with so the rows it reads stay the transaction's
+ * until it ends: FOR UPDATE on PostgreSQL (a concurrent locker waits, then re-reads the rows as
+ * committed). SQLite needs nothing: its transactions are BEGIN IMMEDIATE, one writer at a time.
+ */
+export function forUpdate(q: Queryable): string {
+  return q.dialect === 'postgres' ? ' FOR UPDATE' : '';
+}
+
+/**
+ * Locks one row until the transaction ends and says whether it exists; call inside a
+ * transaction. Transactions that lock the same row first run one after the other, on every
+ * server: on PostgreSQL by FOR UPDATE, on SQLite by BEGIN IMMEDIATE (one writer at a time).
+ */
+export async function lockRow(tx: Queryable, table: 'jobs' | 'nodes' | 'sites' | 'users', id: string): Promise<boolean> {
+  return (await tx.get(`SELECT id FROM ${table} WHERE id = ?${forUpdate(tx)}`, [id])) !== undefined;
+}
+
 /** SQL for the nth nested transaction level, the same on both databases. */
 export const savepoint = {
   begin: (n: number): string => `SAVEPOINT wpb_sp_${n}`,

@@ -14,8 +14,8 @@ export type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
 export type { ReportReply } from './job-report.ts';
 
 // The job queue. A job is queued for a site's node, claimed by that node's agent under a
-// lease it renews with each progress report (report) or heartbeat, and ends done, failed or
-// cancelled (job-endings.ts). Everything that must be
+// lease it renews with each progress report (report; the first one marks it running), and
+// ends done, failed or cancelled (job-endings.ts). Everything that must be
 // atomic across server processes is one statement or one transaction:
 // - one live job per site and type: the partial unique index jobs_one_active;
 // - a claim hands a job to one agent: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
@@ -54,13 +54,6 @@ export class JobsRepo {
       if (isConflict(err, 'duplicate')) throw new ConflictError('active_job', `Site ${siteId} already has a backup queued or running`, err);
       throw err;
     }
-  }
-
-  /** Queues a clean-up job for the site's agent, or returns the one already queued. */
-  async enqueueReset(siteId: string): Promise<JobRow> {
-    const job = await this.#ctx.db.transaction((tx) => insertJob(tx, { type: 'reset', siteId, now: this.#ctx.now(), orExisting: true }));
-    await this.#announce(job.nodeId);
-    return job;
   }
 
   /**
@@ -112,38 +105,12 @@ export class JobsRepo {
     return row && toJob(row);
   }
 
-  /** The agent started work on a job it claimed. */
   /** Puts a claimed job back in the queue: its agent went away before it could be told about it. */
   async release(jobId: string, nodeId: string): Promise<boolean> {
     const sql = `UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, attempt = attempt - 1, updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
     const released = (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
     if (released) await this.#announce(nodeId);
     return released;
-  }
-
-  async markRunning(jobId: string, nodeId: string): Promise<boolean> {
-    const sql = `UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
-    return (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
-  }
-
-  /**
-   * Renews the lease of a job the node holds. undefined means it holds it no longer
-   * (expired, reset, finished): the agent stops. cancelRequested asks it to stop too.
-   */
-  async heartbeat(jobId: string, nodeId: string, leaseMs: number): Promise<{ cancelRequested: boolean; leaseUntil: number } | undefined> {
-    const now = this.#ctx.now();
-    const row = await this.#ctx.db.get<Raw>(
-      `UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND state IN ${LEASED_STATES} RETURNING ${JOB_COLUMNS}`,
-      [now + leaseMs, now, jobId, nodeId],
-    );
-    if (!row) return undefined;
-    const job = toJob(row);
-    return { cancelRequested: job.cancelRequested, leaseUntil: job.leaseUntil ?? now + leaseMs };
-  }
-
-  /** Same as heartbeat. */
-  extendLease(jobId: string, nodeId: string, leaseMs: number): Promise<{ cancelRequested: boolean; leaseUntil: number } | undefined> {
-    return this.heartbeat(jobId, nodeId, leaseMs);
   }
 
   /**

@@ -31,6 +31,11 @@ export interface Repos {
   audit: AuditRepo;
   loginThrottle: LoginThrottleRepo;
   mfa: MfaRepo;
+  /**
+   * Runs fn in one transaction, with repositories over its handle (tx) and the same clock. Without
+   * onJobQueued: a wake-up before the commit would find nothing to claim.
+   */
+  transaction<T>(fn: (repos: Repos, tx: Queryable) => Promise<T>): Promise<T>;
 }
 
 export interface RepoOptions {
@@ -56,5 +61,6 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     audit: new AuditRepo(ctx),
     loginThrottle: new LoginThrottleRepo(ctx),
     mfa: new MfaRepo(ctx),
+    transaction: (fn) => db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: ctx.now }), tx)),
   };
 }

@@ -1,9 +1,10 @@
 import { badInput } from '../../errors.ts';
-import { assignments, bool, json, newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { assignments, json, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // WordPress sites and their live backup state (the spec's status fields). The state is
-// written by the job lifecycle (jobs.ts) and by agents' progress reports (updateProgress).
+// written by the job lifecycle (jobs.ts, job-endings.ts) and by agents' progress reports
+// (job-report.ts).
 
 export type SiteStatus = 'idle' | 'running' | 'completed' | 'failed' | 'stopped';
 
@@ -161,30 +162,6 @@ export class SitesRepo {
   async backupState(id: string): Promise<BackupState | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${STATE_COLUMNS} FROM sites WHERE id = ?`, [id]);
     return row && toState(row);
-  }
-
-  /**
-   * An agent's progress report, in one UPDATE. It lands only while jobId is the site's
-   * running job; undefined tells the agent the job is no longer its to report (reset,
-   * expired). cancelRequested is how a stop reaches the agent: on the reply. A relaxed write:
-   * a database crash may lose the last report, and the next one replaces it anyway.
-   */
-  async updateProgress(siteId: string, jobId: string, p: Progress): Promise<{ cancelRequested: boolean } | undefined> {
-    checkProgress(p.progress);
-    const row = await this.#ctx.db.relaxed.get<Raw>(
-      `UPDATE sites SET progress = ?, stage = ?, stage_detail = ?, updated_at = ?
-       WHERE id = ? AND current_job_id = ? AND status = 'running'
-       RETURNING (SELECT cancel_requested FROM jobs WHERE jobs.id = sites.current_job_id) AS cancel_requested`,
-      [p.progress, p.stage, p.stageDetail, this.#ctx.now(), siteId, jobId],
-    );
-    return row && { cancelRequested: bool(row.cancel_requested) };
-  }
-
-  /** Back to idle with no job, whatever the state was (the reset endpoint). */
-  async resetToIdle(id: string): Promise<boolean> {
-    const sql = `UPDATE sites SET status = 'idle', progress = 0, stage = NULL, stage_detail = NULL, error = NULL,
-      started_at = NULL, finished_at = NULL, current_job_id = NULL, updated_at = ? WHERE id = ?`;
-    return (await this.#ctx.db.exec(sql, [this.#ctx.now(), id])) === 1;
   }
 
   async count(): Promise<number> {

@@ -1,3 +1,4 @@
+import { forUpdate } from './db.ts';
 import { bool, newId, num, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
@@ -67,6 +68,16 @@ export class UsersRepo {
       ? await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users WHERE role = ? AND disabled = 0', [role])
       : await this.#ctx.db.get<Raw>('SELECT COUNT(*) AS n FROM users');
     return num(row?.n);
+  }
+
+  /**
+   * The enabled super_admins, their rows locked until the transaction ends (call inside one):
+   * a concurrent caller waits here and then counts what the first one left.
+   */
+  async lockSuperAdmins(): Promise<string[]> {
+    const db = this.#ctx.db;
+    const rows = await db.query<Raw>(`SELECT id FROM users WHERE role = 'super_admin' AND disabled = 0 ORDER BY id${forUpdate(db)}`);
+    return rows.map((r) => str(r.id));
   }
 
   async setRole(id: string, role: Role): Promise<boolean> {

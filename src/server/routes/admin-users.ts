@@ -6,6 +6,7 @@ import { ApiError, conflict, invalid, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
+import { deleteUser, updateUser } from '../services/users.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, EMAIL_SCHEMA, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
@@ -33,16 +34,14 @@ function checkPolicy(password: string, email: string): void {
  * whoever knew the old password could have made some, and a password is changed because it leaked.
  */
 async function endOtherTokens(ctx: ServerContext, req: FastifyRequest, uid: string): Promise<number> {
-  const hash = currentTokenHash(req);
-  const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token;
-  return ctx.repos.tokens.revokeForUser(uid, { exceptId: current?.userId === uid ? current.id : undefined });
+  return ctx.repos.tokens.revokeForUser(uid, { exceptId: await ownTokenId(ctx, req, uid) });
 }
 
-/** Refuses to leave the server without an enabled super_admin (demoting or deleting the last one). */
-async function keepOneSuperAdmin(ctx: ServerContext, u: UserRow): Promise<void> {
-  if (u.role === 'super_admin' && !u.disabled && (await ctx.repos.users.count('super_admin')) <= 1) {
-    throw conflict('This is the last super_admin; make another user super_admin first');
-  }
+/** The token this request is made with, when it belongs to uid: it survives uid's password change. */
+async function ownTokenId(ctx: ServerContext, req: FastifyRequest, uid: string): Promise<string | undefined> {
+  const hash = currentTokenHash(req);
+  const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token;
+  return current?.userId === uid ? current.id : undefined;
 }
 
 export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -112,27 +111,13 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
       if (body.password !== undefined) checkPolicy(body.password, user.email);
-      if (body.role !== undefined && body.role !== user.role) await keepOneSuperAdmin(ctx, user);
-      // Since no one disables themselves, an enabled super_admin (the caller) always remains.
+      // Nobody disables themselves; demoting or disabling another keeps one enabled super_admin (services/users.ts).
       if (body.disabled === true && user.id === userId(me)) throw conflict('You cannot disable your own account; another super_admin can');
-      const changed: string[] = [];
-      if (body.role !== undefined && body.role !== user.role) {
-        await ctx.repos.users.setRole(user.id, body.role);
-        changed.push('role');
-      }
-      if (body.disabled !== undefined && body.disabled !== user.disabled) {
-        await ctx.repos.users.setDisabled(user.id, body.disabled);
-        if (body.disabled) await ctx.repos.tokens.revokeForUser(user.id);
-        changed.push(body.disabled ? 'disabled' : 'enabled');
-      }
-      if (body.password !== undefined) {
-        await ctx.repos.users.setPasswordHash(user.id, await hashPassword(body.password));
-        await endOtherTokens(ctx, raw, user.id);
-        changed.push('password');
-      }
-      if (changed.length > 0) accessChanged(ctx, user.id);
-      await ctx.repos.audit.record({ userId: userId(me), action: 'user.update', targetType: 'user', targetId: user.id, detail: { changed, role: body.role ?? user.role } });
-      return userBody(ctx.repos, await loadUser(ctx, user.id));
+      const passwordHash = body.password === undefined ? undefined : await hashPassword(body.password);
+      const keepTokenId = passwordHash === undefined ? undefined : await ownTokenId(ctx, raw, user.id);
+      const updated = await updateUser(ctx, userId(me), user.id, { role: body.role, disabled: body.disabled, passwordHash, keepTokenId });
+      if (updated.changed.length > 0) accessChanged(ctx, user.id);
+      return userBody(ctx.repos, updated.user);
     },
   });
 
@@ -181,10 +166,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
       if (user.id === userId(me)) throw conflict('You cannot delete your own account; another super_admin can');
-      await keepOneSuperAdmin(ctx, user);
-      await ctx.repos.users.remove(user.id);
+      await deleteUser(ctx, userId(me), user.id);
       accessChanged(ctx, user.id);
-      await ctx.repos.audit.record({ userId: userId(me), action: 'user.delete', targetType: 'user', targetId: user.id, detail: { email: user.email, role: user.role } });
       return replied(204, undefined);
     },
   });

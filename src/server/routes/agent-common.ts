@@ -40,6 +40,5 @@ export async function leasedJob(ctx: ServerContext, principal: Principal | undef
 
 /** The completed backup an upload of this job recorded, if any. */
 export async function completedBackupOf(ctx: ServerContext, job: JobRow): Promise<{ id: string } | undefined> {
-  const recent = await ctx.repos.backups.listBySite(job.siteId, { limit: 20 });
-  return recent.find((b) => b.jobId === job.id && b.status === 'completed');
+  return ctx.repos.backups.completedForJob(job);
 }

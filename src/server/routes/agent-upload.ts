@@ -7,13 +7,13 @@ import { ApiError, invalid, toApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { defineRoute } from '../route.ts';
-import { failOverLimit, grantParts, uploadLimit } from '../upload-limits.ts';
+import { failOverLimit, grantParts, recordUpload, uploadLimit } from '../services/quota.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
 // Multipart upload of a job's archive through presigned part URLs. The server creates,
 // completes and aborts the upload with its own credentials; the agent only PUTs parts, each
 // to a URL signed for its size, and only as many as the job's byte limit allows
-// (upload-limits.ts: remaining quota plus a margin; past it, 413 and the job fails).
+// (services/quota.ts: remaining quota plus a margin; past it, 413 and the job fails).
 
 const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
@@ -156,7 +156,6 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const done = await completedBackupOf(ctx, job);
       if (done) return { backup_id: done.id }; // a retried complete whose first answer was lost
-      const limit = await uploadLimit(ctx, job);
       const { key, uploadId } = started(job);
       const parts = body.parts.map((p) => ({ partNumber: p.part_number, etag: p.etag })).sort((a, b) => a.partNumber - b.partNumber);
       if (parts.some((p, i) => i > 0 && parts[i - 1]?.partNumber === p.partNumber)) throw new ApiError(400, 'validation', 'Each part number may appear once');
@@ -171,14 +170,14 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
           await s.multipart.delete(key).catch(() => undefined);
           throw new ApiError(400, 'size_mismatch', `The stored object holds ${head?.size ?? 'no'} bytes but ${body.size} were reported; it was removed, run the backup again`);
         }
-        if (limit.bytes !== null && head.size > limit.bytes) {
+        // The limit is checked where the backup is recorded: as the node's backups stand at that moment.
+        const recorded = await recordUpload(ctx, job, { storageId: s.provider.id, key, size: head.size, sha256: body.sha256 });
+        if ('over' in recorded) {
           await s.multipart.delete(key).catch(() => undefined);
-          throw await failOverLimit(ctx, job, nodeId, `the archive holds ${head.size} bytes, more than job ${job.id}'s limit of ${limit.bytes} bytes (${limit.why}); the object was removed`);
+          const { bytes, why } = recorded.over;
+          throw await failOverLimit(ctx, job, nodeId, `the archive holds ${head.size} bytes, more than job ${job.id}'s limit of ${bytes} bytes (${why}); the object was removed`);
         }
-        const filename = key.split('/').pop() ?? key;
-        const row = await ctx.repos.backups.create({ siteId: job.siteId, storageId: s.provider.id, jobId: job.id, key, filename });
-        await ctx.repos.backups.complete(row.id, { size: body.size, sha256: body.sha256 });
-        return { backup_id: row.id };
+        return { backup_id: recorded.backupId };
       });
     },
   });

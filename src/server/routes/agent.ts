@@ -2,19 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
 import { BACKUP_STATUSES, END_STATUSES, STAGES } from '../../api/formats.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
-import { abortJobUpload, providerForJob, recordJobTarget } from '../agent-uploads.ts';
+import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
 import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
+import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
-import { completedBackupOf, jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
+import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { absolutePath, label, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
+import { finishJob } from '../services/job-finish.ts';
 import { holdSlot } from '../stream-caps.ts';
-import { forgetSignedParts } from '../upload-limits.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -163,28 +164,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: finishSchema,
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
-      const backup = job.type === 'backup' ? await completedBackupOf(ctx, job) : undefined;
-      let ended: JobRow | undefined;
-      if (body.status === 'completed') {
-        if (job.type === 'backup' && !backup) throw new ApiError(409, 'conflict', `Job ${job.id} has no completed upload; call /upload/complete first, or finish it as failed`);
-        ended = await ctx.repos.jobs.finish(job.id, nodeId, { state: 'done', backupId: backup?.id });
-        // What went in: the site's current size, and with the stored size the compression ratio, for quota estimates.
-        if (ended && backup && body.source_bytes !== undefined) {
-          await ctx.repos.backups.setSourceBytes(backup.id, body.source_bytes);
-          await ctx.repos.sites.update(job.siteId, { sizeBytes: body.source_bytes });
-        }
-      } else {
-        if (!backup) await abortJobUpload(ctx, job);
-        const where = body.stage ? ` (during ${body.stage})` : '';
-        ended =
-          body.status === 'failed'
-            ? await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `${body.error ?? 'The agent reported a failure'}${where}` })
-            : await ctx.repos.jobs.finish(job.id, nodeId, { state: 'cancelled' });
-      }
-      if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
-      await forgetSignedParts(ctx, job.id);
-      ctx.events.publish(job.siteId);
-      return { state: ended.state };
+      return { state: (await finishJob(ctx, job, nodeId, body)).state };
     },
   });
 
@@ -218,18 +198,21 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
  * a job queued between the claim and the wait still wakes it. An idle poll costs one claim
  * per pollRecheckMs, not one every 250 ms.
  */
-async function waitForJob(ctx: ServerContext, nodeId: string, res: NodeJS.EventEmitter): Promise<PollResponse> {
+async function waitForJob(ctx: ServerContext, nodeId: string, res: Closable): Promise<PollResponse> {
   // Changed by the callbacks below while the loop awaits.
   const state = { gone: false, woken: false, wake: () => {} };
   const onWake = (): void => {
     state.woken = true;
     state.wake();
   };
-  const onClose = (): void => {
+  const hungUp = (): void => {
     state.gone = true;
     state.wake();
   };
-  res.once('close', onClose);
+  // The agent may have hung up before this handler began (while it was authenticated): then
+  // no 'close' is coming, and without this the poll would claim a job for nobody.
+  const stopListening = onClose(res, hungUp);
+  if (res.destroyed) state.gone = true;
   const unsubscribe = ctx.jobNotifier.subscribe(nodeId, onWake);
   const deadline = Date.now() + ctx.config.pollWaitMs;
   try {
@@ -254,7 +237,7 @@ async function waitForJob(ctx: ServerContext, nodeId: string, res: NodeJS.EventE
     }
   } finally {
     unsubscribe();
-    res.removeListener('close', onClose);
+    stopListening();
   }
 }
 

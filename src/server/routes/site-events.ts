@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
+import { onClose } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
 import { guardStream } from '../stream-access.ts';
 import { holdSlot } from '../stream-caps.ts';
@@ -111,8 +112,8 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
         releaseSlot();
         if (!res.writableEnded) res.end();
       }
-      // The response closes when the client disconnects (or we end it).
-      res.on('close', stop);
+      // The response closes when the client disconnects (or we end it), maybe already did.
+      onClose(res, stop);
       res.write('retry: 3000\n\n');
       emit(statusBody(site.id, site));
     },

@@ -11,6 +11,7 @@ import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 
@@ -94,7 +95,7 @@ for (const dialect of DIALECTS) {
       const site = await repos().sites.create({ nodeId: node.nodeId, name: 'Shop Example.com', wpPath: '/var/www/shop' });
       const started = Date.now();
       const polling = t.api('POST', '/api/v1/agent/poll', { body: {}, token: node.key });
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor('the poll to wait', async () => t.server.ctx.jobNotifier.waiting(node.nodeId) === 1);
       const queued = await repos().jobs.enqueueBackup(site.id);
       const res = await polling;
       assert.equal(res.status, 200);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -56,6 +57,56 @@ for (const dialect of DIALECTS) {
       assert.equal(res.status, 200);
       assert.equal(res.body.job?.site.id, f.siteA);
       assert.equal(claims.count(), 2, 'one more claim, on the wake-up');
+    });
+
+    it('a poll whose agent hung up before the handler ran claims nothing and frees its slot', async () => {
+      // The agent goes away while its poll is being authenticated: the response's 'close' has
+      // come and gone by the time the handler would listen for it.
+      const nodes = t.server.ctx.repos.nodes;
+      const original = nodes.findByKeyHash.bind(nodes);
+      const keyHash = hashToken(f.keyA);
+      let entered!: () => void;
+      let open!: () => void;
+      const inAuth = new Promise<void>((r) => (entered = r));
+      const gate = new Promise<void>((r) => (open = r));
+      nodes.findByKeyHash = async (hash) => {
+        if (hash === keyHash) {
+          entered();
+          await gate;
+        }
+        return original(hash);
+      };
+      // Polls of node A that began waiting: the hung-up one must too, and end at once.
+      const notifier = t.server.ctx.jobNotifier;
+      const subscribe = notifier.subscribe.bind(notifier);
+      let subscribed = 0;
+      notifier.subscribe = (nodeId, wake) => {
+        if (nodeId === f.nodeA) subscribed++;
+        return subscribe(nodeId, wake);
+      };
+      const connections = (): Promise<number> => new Promise((resolve, reject) => t.server.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+      try {
+        const before = await connections();
+        const req = request(`${t.url}/api/v1/agent/poll`, { method: 'POST', agent: false, headers: { authorization: `Bearer ${f.keyA}`, 'content-type': 'application/json' } });
+        req.on('error', () => {});
+        req.end('{}');
+        await inAuth;
+        req.destroy();
+        await waitFor('the server to see the agent hang up', async () => (await connections()) <= before);
+      } finally {
+        nodes.findByKeyHash = original;
+        open();
+      }
+      try {
+        const ended = async (): Promise<boolean> => subscribed === 1 && t.server.ctx.caps.polls.held(f.nodeA) === 0 && notifier.waiting(f.nodeA) === 0;
+        await waitFor('the hung-up poll to end and free its slot', ended, { ms: 5000, context: () => `${subscribed} polls began waiting, ${notifier.waiting(f.nodeA)} wait, ${t.server.ctx.caps.polls.held(f.nodeA)} slots held` });
+      } finally {
+        notifier.subscribe = subscribe;
+      }
+      const site = await t.server.ctx.repos.sites.create({ nodeId: f.nodeA, name: 'hangup.example.com', wpPath: '/var/www/hangup' });
+      assert.equal((await t.api('POST', `/api/v1/sites/${site.id}/backup/start`)).status, 202);
+      const res = await poll(t.url, f.keyA);
+      assert.equal(res.body.job?.site.id, site.id, 'a live poll gets the job, not the one whose agent is gone');
     });
 
     it('a job for another node does not wake this node\'s poll', async () => {

@@ -83,7 +83,7 @@ for (const dialect of DIALECTS) {
       const r = t.server.ctx.repos;
       const node = await r.nodes.create({ hostname: 'web-3.example.com', status: 'active' });
       const site = await r.sites.create({ nodeId: node.id, name: 'never.example.com', wpPath: '/var/www/never' });
-      await r.jobs.enqueueReset(site.id);
+      await r.jobs.resetSite(site.id);
       const expired = await r.jobs.expireQueuedOnDeadNodes(TIMEOUT, node.createdAt + TIMEOUT + MIN);
       assert.deepEqual(expired.map((j) => j.error), [`node web-3.example.com has been offline since it joined at ${iso(node.createdAt)} (it never reported); the clean-up was not started`]);
     });

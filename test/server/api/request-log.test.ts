@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from '../../../src/server/start.ts';
+import { waitFor } from '../../helpers/wait.ts';
 import { sqliteTarget, type Target } from '../db/targets.ts';
 
 // Request logs name every request but never a credential: bearer tokens live in headers
@@ -29,7 +30,8 @@ describe('request log', () => {
     await fetch(`${server.url}/api/v1/downloads/${downloadToken}`);
     await fetch(`${server.url}/api/v1/agent/uploads/${partToken}/parts/1`, { method: 'PUT', body: 'x' });
     await fetch(`${server.url}/api/v1/sites`, { headers: { authorization: `Bearer ${bearer}` } });
-    await new Promise((r) => setTimeout(r, 100));
+    // A request's last line is written once its response is sent, which may be after the client has it.
+    await waitFor('the log of all three requests', async () => (log.match(/"request completed"/g) ?? []).length >= 3, { context: () => log });
     assert.match(log, /\/api\/v1\/downloads\/\[redacted\]/);
     assert.match(log, /\/api\/v1\/agent\/uploads\/\[redacted\]\/parts\/1/);
     assert.match(log, /\/api\/v1\/sites/);

@@ -7,6 +7,7 @@ import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
+import { waitFor } from '../../helpers/wait.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../db/targets.ts';
 
 // No secret leaks out of a running server: not in a response body, not in its request log,
@@ -87,12 +88,14 @@ for (const dialect of DIALECTS) {
       child.stdout?.on('data', (d: Buffer) => (log += d.toString('utf8')));
       child.stderr?.on('data', (d: Buffer) => (log += d.toString('utf8')));
       child.stdin?.end(`${JSON.stringify({ email: adminEmail, password: adminPassword })}\n`);
-      const deadline = Date.now() + 30_000;
-      while (!/READY (\S+)/.test(log)) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the server did not start: ${log}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      url = /READY (\S+)/.exec(log)?.[1] ?? '';
+      url = await waitFor(
+        'the server to start',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`the server exited: ${log}`);
+          return /READY (\S+)/.exec(log)?.[1];
+        },
+        { ms: 30_000, context: () => log },
+      );
       bucket = await makeBucket('wpb-secrets');
     });
     after(async () => {
@@ -235,8 +238,8 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('own password change', 'POST', '/api/v1/auth/password', siteLogin.body.token as string, { current_password: newPassword, new_password: ownPassword })).status, 204);
       assert.equal((await api('audit', 'GET', '/api/v1/audit?limit=200', admin)).status, 200);
       assert.equal((await api('logout', 'POST', '/api/v1/auth/logout', people[0]?.token ?? null)).status, 204);
-      // Give the logger a moment to write the last lines.
-      await new Promise((r) => setTimeout(r, 200));
+      // A request's last line is written once its response is sent, which may be after the client has it.
+      await waitFor('the server to log every request', async () => (log.match(/"request completed"/g) ?? []).length >= responses.length, { context: () => log.slice(-4000) });
       sampleArgv();
 
       const problems: string[] = [];

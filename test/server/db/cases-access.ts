@@ -69,7 +69,8 @@ export function accessCases(ctx: SuiteContext): void {
       await jobs.enqueueBackup(site.id);
       const job = await jobs.claimNext(node.id, 600_000);
       assert.ok(job);
-      assert.equal(await jobs.markRunning(job.id, node.id), true);
+      assert.ok(await jobs.report(job.id, node.id, 600_000, { progress: 1, stage: 'backup_db', stageDetail: null }));
+      assert.equal((await jobs.get(job.id))?.state, 'running');
       assert.equal(await nodes.revokeKey(node.id), true);
       assert.equal((await nodes.get(node.id))?.hasKey, false);
       const expired = await jobs.expireLeases();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { lockRow } from '../../../src/server/db/db.ts';
 import { ConflictError, isConflict } from '../../../src/server/db/errors.ts';
 import { migrate } from '../../../src/server/db/migrate.ts';
 import { MIGRATIONS } from '../../../src/server/db/migrations.ts';
@@ -90,6 +91,28 @@ export function dbCases(ctx: SuiteContext): void {
       const rows = await ctx.db.query<{ at: number }>('SELECT at FROM audit_log WHERE target_id = ?', [tag]);
       assert.equal(rows.length, 20);
       assert.ok(rows.every((r) => Number(r.at) % 2 === 0));
+    });
+
+    it('lockRow: read-then-write transactions on one row run one after the other, on every server', async () => {
+      const node = await makeNode(ctx.repos);
+      await ctx.repos.nodes.update(node.id, { quotaBytes: 0 });
+      // On PostgreSQL half the callers use a second pool, as a second server process would.
+      const other = ctx.target.dialect === 'postgres' ? await ctx.target.open() : undefined;
+      const servers = [ctx.repos, other ? ctx.reposOn(other) : ctx.repos];
+      try {
+        const bump = (i: number): Promise<void> =>
+          (servers[i % 2] ?? ctx.repos).transaction(async (repos, tx) => {
+            assert.equal(await lockRow(tx, 'nodes', node.id), true);
+            const n = (await repos.nodes.get(node.id))?.quotaBytes ?? 0;
+            await tick();
+            await repos.nodes.update(node.id, { quotaBytes: n + 1 });
+          });
+        await Promise.all(Array.from({ length: 12 }, (_, i) => bump(i)));
+        assert.equal((await ctx.repos.nodes.get(node.id))?.quotaBytes, 12, 'no update was lost');
+        assert.equal(await ctx.repos.transaction((_, tx) => lockRow(tx, 'nodes', 'no-such-node')), false);
+      } finally {
+        await other?.close();
+      }
     });
 
     it('refuses a transaction handle used after its transaction ended', async () => {

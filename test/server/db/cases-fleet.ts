@@ -58,19 +58,22 @@ export function fleetCases(ctx: SuiteContext): void {
       const { sites, jobs } = ctx.repos;
       const site = await makeSite(ctx.repos);
       const p = { progress: 10, stage: 'backup_db', stageDetail: 'Dumping' };
-      assert.equal(await sites.updateProgress(site.id, 'no-job', p), undefined);
+      assert.equal(await jobs.report('no-job', site.nodeId, 30_000, p), undefined);
       const job = await jobs.enqueueBackup(site.id);
-      assert.deepEqual(await sites.updateProgress(site.id, job.id, p), { cancelRequested: false });
-      await assert.rejects(sites.updateProgress(site.id, job.id, { ...p, progress: 101 }), /0 to 100/);
+      assert.equal(await jobs.report(job.id, site.nodeId, 30_000, p), undefined, 'a queued job is not claimed yet');
+      assert.equal((await jobs.claimNext(site.nodeId, 30_000))?.id, job.id);
+      assert.deepEqual(await jobs.report(job.id, site.nodeId, 30_000, p), { cancelRequested: false, leaseUntil: ctx.clock.t + 30_000 });
+      await assert.rejects(jobs.report(job.id, site.nodeId, 30_000, { ...p, progress: 101 }), /0 to 100/);
       const state = await sites.backupState(site.id);
       assert.deepEqual(
         { status: state?.status, progress: state?.progress, stage: state?.stage, detail: state?.stageDetail, job: state?.currentJobId },
         { status: 'running', progress: 10, stage: 'backup_db', detail: 'Dumping', job: job.id },
       );
-      assert.equal(await sites.resetToIdle(site.id), true);
+      await jobs.resetSite(site.id);
       const idle = await sites.backupState(site.id);
       assert.deepEqual([idle?.status, idle?.progress, idle?.stage, idle?.currentJobId], ['idle', 0, null, null]);
-      assert.equal(await sites.updateProgress(site.id, job.id, p), undefined, 'a reset site takes no more reports from the old job');
+      assert.equal(await jobs.report(job.id, site.nodeId, 30_000, p), undefined, 'a reset site takes no more reports from the old job');
+      assert.equal((await sites.backupState(site.id))?.progress, 0);
     });
   });
 

@@ -68,14 +68,16 @@ export function jobCases(ctx: SuiteContext): void {
       const node = await ctx.repos.nodes.get(site.nodeId);
       const job = await jobs.enqueueBackup(site.id);
       assert.equal((await jobs.claimNext(site.nodeId, LEASE))?.id, job.id);
-      assert.equal(await jobs.markRunning(job.id, site.nodeId), true);
-      await sites.updateProgress(site.id, job.id, { progress: 60, stage: 'upload_remote', stageDetail: 'Uploading' });
+      // The agent's progress reports are the lease renewals; the first one marks the job running.
+      const p = { progress: 60, stage: 'upload_remote', stageDetail: 'Uploading' };
+      assert.deepEqual(await jobs.report(job.id, site.nodeId, LEASE, p), { cancelRequested: false, leaseUntil: ctx.clock.t + LEASE });
+      assert.equal((await jobs.get(job.id))?.state, 'running');
       ctx.clock.advance(LEASE - 1000);
-      const beat = await jobs.heartbeat(job.id, site.nodeId, LEASE);
+      const beat = await jobs.report(job.id, site.nodeId, LEASE, p);
       assert.deepEqual(beat, { cancelRequested: false, leaseUntil: ctx.clock.t + LEASE });
-      assert.equal(await jobs.heartbeat(job.id, 'another-node', LEASE), undefined);
+      assert.equal(await jobs.report(job.id, 'another-node', LEASE, p), undefined);
       ctx.clock.advance(LEASE - 1000);
-      assert.ok(!(await jobs.expireLeases(ctx.clock.t)).some((j) => j.id === job.id), 'the heartbeat kept it alive');
+      assert.ok(!(await jobs.expireLeases(ctx.clock.t)).some((j) => j.id === job.id), 'the report kept it alive');
 
       const expired = (await jobs.expireLeases(ctx.clock.t + 2000)).filter((j) => j.id === job.id);
       const message = `agent on ${node?.hostname} stopped reporting during upload_remote`;
@@ -83,8 +85,8 @@ export function jobCases(ctx: SuiteContext): void {
       const state = await sites.backupState(site.id);
       assert.deepEqual([state?.status, state?.error, state?.stage], ['failed', message, 'upload_remote']);
       assert.ok(!(await jobs.expireLeases(ctx.clock.t + 2000)).some((j) => j.id === job.id), 'expired once');
-      assert.equal(await jobs.heartbeat(job.id, site.nodeId, LEASE), undefined, 'the old agent learns it lost the job');
-      assert.equal(await sites.updateProgress(site.id, job.id, { progress: 70, stage: 'upload_remote', stageDetail: null }), undefined);
+      assert.equal(await jobs.report(job.id, site.nodeId, LEASE, { progress: 70, stage: 'upload_remote', stageDetail: null }), undefined, 'the old agent learns it lost the job');
+      assert.equal((await sites.backupState(site.id))?.progress, 60, 'and its report is not written');
       assert.notEqual((await jobs.enqueueBackup(site.id)).id, job.id);
     });
 
@@ -114,7 +116,7 @@ export function jobCases(ctx: SuiteContext): void {
       for (let i = 0; i < 6; i++) {
         await ctx.repos.jobs.enqueueBackup((await makeSite(ctx.repos, node.id)).id);
         const id = (await ctx.repos.jobs.claimNext(node.id, 1000))?.id ?? '';
-        await ctx.repos.jobs.markRunning(id, node.id);
+        await ctx.repos.jobs.report(id, node.id, 1000, { progress: 1, stage: 'backup_db', stageDetail: null });
         mine.add(id);
       }
       const { repos, close } = await racers();
@@ -178,8 +180,8 @@ export function jobCases(ctx: SuiteContext): void {
       const running = await jobs.enqueueBackup(site.id);
       await jobs.claimNext(site.nodeId, LEASE);
       assert.equal((await jobs.requestCancel(site.id))?.immediate, false);
-      assert.deepEqual(await sites.updateProgress(site.id, running.id, { progress: 5, stage: 'backup_db', stageDetail: null }), { cancelRequested: true });
-      assert.equal((await jobs.heartbeat(running.id, site.nodeId, LEASE))?.cancelRequested, true);
+      assert.deepEqual(await jobs.report(running.id, site.nodeId, LEASE, { progress: 5, stage: 'backup_db', stageDetail: null }), { cancelRequested: true, leaseUntil: ctx.clock.t + LEASE });
+      assert.equal((await sites.backupState(site.id))?.progress, 5, 'a stopping agent still reports where it is');
       await jobs.finish(running.id, site.nodeId, { state: 'cancelled' });
       assert.equal((await sites.backupState(site.id))?.status, 'stopped');
     });
@@ -195,7 +197,7 @@ export function jobCases(ctx: SuiteContext): void {
       assert.deepEqual([reset.reset.type, reset.reset.state], ['reset', 'queued']);
       assert.equal((await jobs.resetSite(site.id)).reset.id, reset.reset.id, 'one clean-up job at a time');
       assert.equal((await sites.backupState(site.id))?.status, 'idle');
-      assert.equal(await jobs.heartbeat(stuck.id, site.nodeId, LEASE), undefined);
+      assert.equal(await jobs.report(stuck.id, site.nodeId, LEASE, { progress: 9, stage: 'backup_db', stageDetail: null }), undefined, 'the cancelled job is no longer its agent\'s');
 
       const next = await jobs.enqueueBackup(site.id);
       assert.equal((await jobs.claimNext(site.nodeId, LEASE))?.id, reset.reset.id, 'the clean-up runs first');

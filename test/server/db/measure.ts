@@ -1,8 +1,8 @@
 // Not a test: how long the two hot statements take with a fleet's worth of rows.
 //   node test/server/db/measure.ts [sites=10000] [nodes=500] [calls=5000]
 // Fills a fresh SQLite file and a fresh PostgreSQL database with sites that each have a
-// running job, then times sites.updateProgress (progress alone), jobs.report (progress with
-// the lease renewal: an agent's report) and sites.backupState (the status endpoint's read), one
+// running job, then times jobs.report (progress with the lease renewal: an agent's report,
+// the progress endpoint's one write) and sites.backupState (the status endpoint's read), one
 // at a time and with 32 in flight.
 
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -73,13 +73,11 @@ async function measure(name: string, target: Target): Promise<void> {
     console.log(`${name}: filled ${SITES} sites / ${NODES} nodes / ${SITES} running jobs in ${Math.round(performance.now() - t)} ms`);
     const repos: Repos = createRepos(db, { secrets: new SecretBox(randomBytes(32)) });
     const pick = (i: number): string => ids[(i * 7919) % ids.length] as string;
-    const report = (i: number) => repos.sites.updateProgress(pick(i), `${pick(i)}-job`, { progress: i % 101, stage: 'upload_remote', stageDetail: `Uploaded ${i} MB` });
     const read = (i: number) => repos.sites.backupState(pick(i));
     const reportWithLease = (i: number) => repos.jobs.report(`${pick(i)}-job`, nodeOf.get(pick(i)) as string, 60_000, { progress: i % 101, stage: 'upload_remote', stageDetail: null });
-    const ok = (await Promise.all(ids.slice(0, 10).map((id) => repos.sites.updateProgress(id, `${id}-job`, { progress: 1, stage: 'backup_db', stageDetail: null })))).every(Boolean);
-    if (!ok) throw new Error('updateProgress did not land');
-    await timed(500, report); // warm caches and connections
-    console.log(`  updateProgress  ${stats(await timed(CALLS, report))}; ${await throughput(CALLS, report)}`);
+    const ok = (await Promise.all(ids.slice(0, 10).map((id) => repos.jobs.report(`${id}-job`, nodeOf.get(id) as string, 60_000, { progress: 1, stage: 'backup_db', stageDetail: null })))).every(Boolean);
+    if (!ok) throw new Error('jobs.report did not land');
+    await timed(500, reportWithLease); // warm caches and connections
     console.log(`  jobs.report     ${stats(await timed(CALLS, reportWithLease))}; ${await throughput(CALLS, reportWithLease)}`);
     console.log(`  backupState     ${stats(await timed(CALLS, read))}; ${await throughput(CALLS, read)}`);
   } finally {

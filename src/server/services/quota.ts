@@ -1,16 +1,20 @@
-import { ApiError } from './api-error.ts';
-import type { ServerContext } from './context.ts';
-import type { Queryable } from './db/db.ts';
-import type { JobRow } from './db/jobs.ts';
-import { abortJobUpload } from './agent-uploads.ts';
+import { abortJobUpload } from '../agent-uploads.ts';
+import { ApiError } from '../api-error.ts';
+import type { ServerContext } from '../context.ts';
+import { lockRow } from '../db/db.ts';
+import type { Queryable } from '../db/db.ts';
+import type { JobRow } from '../db/jobs.ts';
+import type { Repos } from '../db/repos.ts';
 
 // How many bytes a job may upload: its site's and its node's remaining quota (the smaller),
 // plus config.uploadMarginBytes; no limit when neither has a quota. The server cannot see
 // bytes going to a presigned S3 URL, so it bounds what it signs: each part URL is signed for
 // one size (S3 checks Content-Length against the signature; local part uploads stop at it),
 // and the sizes signed for a job's upload (job_upload_parts, migration 5) may not sum past the
-// limit. /upload/complete checks the stored object against the limit too. A job that goes
-// past it fails with the reason, and its multipart upload is aborted.
+// limit. /upload/complete checks the stored object against the limit too, and records the
+// backup in the same transaction, with the node locked: two jobs of one node completing at
+// once are counted one after the other, so together they cannot pass the quota. A job that
+// goes past it fails with the reason, and its multipart upload is aborted.
 
 export interface UploadLimit {
   /** Bytes the job may upload; null: no quota applies. */
@@ -19,17 +23,18 @@ export interface UploadLimit {
   why: string;
 }
 
-export async function uploadLimit(ctx: ServerContext, job: JobRow): Promise<UploadLimit> {
-  const site = await ctx.repos.sites.get(job.siteId);
-  const node = await ctx.repos.nodes.get(job.nodeId);
+/** The limit as the stored backups stand; inside a transaction that locked the node, as they stay. */
+export async function uploadLimit(ctx: ServerContext, job: JobRow, repos: Repos = ctx.repos): Promise<UploadLimit> {
+  const site = await repos.sites.get(job.siteId);
+  const node = await repos.nodes.get(job.nodeId);
   const margin = ctx.config.uploadMarginBytes;
   const room: { bytes: number; why: string }[] = [];
   if (site?.quotaBytes != null) {
-    const left = Math.max(0, site.quotaBytes - (await ctx.repos.backups.usageBySite(site.id)));
+    const left = Math.max(0, site.quotaBytes - (await repos.backups.usageBySite(site.id)));
     room.push({ bytes: left, why: `site ${site.name}'s remaining quota of ${left} bytes` });
   }
   if (node?.quotaBytes != null) {
-    const left = Math.max(0, node.quotaBytes - (await ctx.repos.backups.usageByNode(node.id)));
+    const left = Math.max(0, node.quotaBytes - (await repos.backups.usageByNode(node.id)));
     room.push({ bytes: left, why: `node ${node.hostname}'s remaining quota of ${left} bytes` });
   }
   if (room.length === 0) return { bytes: null, why: 'no quota applies' };
@@ -45,7 +50,7 @@ export async function uploadLimit(ctx: ServerContext, job: JobRow): Promise<Uplo
  */
 export async function grantParts(ctx: ServerContext, job: JobRow, uploadId: string, numbers: number[], size: number, limit: number): Promise<number[]> {
   return ctx.db.transaction(async (tx) => {
-    if (tx.dialect === 'postgres') await tx.get('SELECT id FROM jobs WHERE id = ? FOR UPDATE', [job.id]);
+    await lockRow(tx, 'jobs', job.id);
     const signed = await signedSizes(tx, job.id, uploadId);
     let total = [...signed.values()].reduce((a, b) => a + b, 0);
     const granted: number[] = [];
@@ -71,21 +76,53 @@ async function signedSizes(q: Queryable, jobId: string, uploadId: string): Promi
   return new Map(rows.map((r) => [Number(r.part_number), Number(r.size_bytes)]));
 }
 
+export interface StoredUpload {
+  storageId: string;
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+/** The backup recorded (or recorded already, by a retried complete), or the limit the upload passed. */
+export type UploadRecord = { backupId: string } | { over: UploadLimit & { bytes: number } };
+
+/**
+ * /upload/complete after the object is stored and its size checked: in one transaction with
+ * the job's node locked, checks the size against the limit as the node's backups stand now,
+ * and records the completed backup. Deleting an object over the limit is the caller's part.
+ */
+export function recordUpload(ctx: ServerContext, job: JobRow, u: StoredUpload): Promise<UploadRecord> {
+  return ctx.repos.transaction(async (repos, tx) => {
+    await lockRow(tx, 'nodes', job.nodeId);
+    const done = await repos.backups.completedForJob(job);
+    if (done) return { backupId: done.id };
+    const limit = await uploadLimit(ctx, job, repos);
+    if (limit.bytes !== null && u.size > limit.bytes) return { over: { bytes: limit.bytes, why: limit.why } };
+    const filename = u.key.split('/').pop() ?? u.key;
+    const row = await repos.backups.create({ siteId: job.siteId, storageId: u.storageId, jobId: job.id, key: u.key, filename });
+    await repos.backups.complete(row.id, { size: u.size, sha256: u.sha256 });
+    return { backupId: row.id };
+  });
+}
+
 /** The job ended: its signed part sizes are no longer needed (they would pile up, a row per part). */
-export async function forgetSignedParts(ctx: ServerContext, jobId: string): Promise<void> {
-  await ctx.db.exec('DELETE FROM job_upload_parts WHERE job_id = ?', [jobId]);
+export async function forgetSignedParts(db: Queryable, jobId: string): Promise<void> {
+  await db.exec('DELETE FROM job_upload_parts WHERE job_id = ?', [jobId]);
 }
 
 /**
- * The job went past its limit: abort its upload, fail it with the reason, and return the 413
- * to answer with. The message names the limit and where it comes from.
+ * The job went past its limit: abort its upload, then in one transaction fail it with the
+ * reason, forget its signed parts and audit it; return the 413 to answer with. The message
+ * names the limit and where it comes from.
  */
 export async function failOverLimit(ctx: ServerContext, job: JobRow, nodeId: string, message: string): Promise<ApiError> {
   const error = `The upload was refused: ${message}; the upload was aborted. Delete old backups or raise the quota, then run the backup again`;
   await abortJobUpload(ctx, job);
-  await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
-  await forgetSignedParts(ctx, job.id).catch(() => undefined);
-  await ctx.repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } }).catch(() => undefined);
+  await ctx.repos.transaction(async (repos, tx) => {
+    await repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
+    await forgetSignedParts(tx, job.id);
+    await repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } });
+  });
   ctx.events.publish(job.siteId);
   return new ApiError(413, 'upload_limit', error);
 }
