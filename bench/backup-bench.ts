@@ -154,7 +154,10 @@ async function main(): Promise<void> {
       const guess = Math.round(site.wpContentBytes + site.sqlBytes / 5);
       let archiveBytes: number | null = null;
       if (only.has('ours')) archiveBytes = add(await runOurs(ctx)).archiveBytes;
-      if (only.has('spec')) archiveBytes ??= add(await runSpec(ctx)).archiveBytes;
+      if (only.has('spec')) {
+        const r = add(await runSpec(ctx));
+        archiveBytes ??= r.archiveBytes;
+      }
       if (only.has('floor')) {
         add(await runFloorCpu(ctx));
         add(await runFloorNet(ctx, archiveBytes ?? guess));
