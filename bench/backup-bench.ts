@@ -63,7 +63,8 @@ Options:
                   (with floor (i)), restore = both restore contenders, help = the start-up time
   --ours-arg ARG  extra argument for wpbackup backup (repeatable), e.g. --ours-arg=--no-nice
   --ours-repo DIR measure the wpbackup CLI of another checkout (DIR/bin/wpbackup), e.g. a prototype
-  --out FILE      where to write the JSON results (default bench/results/latest.json)
+  --out FILE      where to write the JSON results (default bench/results/latest.json, or
+                  bench/results/SHAPE-latest.json for the other shapes)
 
 Examples:
   npm run bench                                   # the default shape, every case
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
   const runs = positiveInt(v.runs, 'runs', 1);
   const only = new Set((v.only ?? ONLY.join(',')).split(',').map((s) => s.trim()));
   for (const o of only) if (!ONLY.includes(o)) throw new Error(`--only takes ${ONLY.join(', ')}, not ${o}`);
-  const out = v.out ?? join(REPO, 'bench/results/latest.json');
+  const out = v.out ?? join(REPO, `bench/results/${shape === 'default' ? '' : `${shape}-`}latest.json`);
   const log = (msg: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
