@@ -46,7 +46,7 @@ Shapes (--shape):
                proportional to pixels, thumbnails about 2 KB), 15% plugin and theme code
                (PHP/JS/CSS); --files-mb 800, --db-mb 60. A few minutes to generate.
   million      1,000,000 files of 0-200 bytes, --db-mb 10: for peak RSS against the number of
-               files, e.g. with --only ours,local. Slow to generate (several minutes).
+               files, e.g. with --only ours,ours-local. Slow to generate (several minutes).
 
 Options:
   --shape NAME    default, many-files or million (see above)
@@ -58,9 +58,10 @@ Options:
   --regen         rebuild the site even if a kept one exists
   --runs N        measure every contender N times (default 1); the table shows each one's fastest run
                   (others' work on the machine only slows a run down), the JSON has them all
-  --only LIST     comma-separated subset of ours,spec,floor,local,restore,help (default all):
-                  ours/spec/floor = the S3 case, local = ours-local, spec-local and floor (iii)
-                  (with floor (i)), restore = both restore contenders, help = the start-up time
+  --only LIST     comma-separated subset of ours,spec,floor,local,ours-local,restore,help (default
+                  all): ours/spec/floor = the S3 case, local = ours-local, spec-local and floor (iii)
+                  (with floor (i)), ours-local = that contender alone, restore = both restore
+                  contenders, help = the start-up time
   --ours-arg ARG  extra argument for wpbackup backup (repeatable), e.g. --ours-arg=--no-nice
   --ours-repo DIR measure the wpbackup CLI of another checkout (DIR/bin/wpbackup), e.g. a prototype
   --out FILE      where to write the JSON results (default bench/results/latest.json, or
@@ -69,7 +70,7 @@ Options:
 Examples:
   npm run bench                                   # the default shape, every case
   npm run bench -- --shape many-files --keep      # 200,000 files; kept for the next run
-  npm run bench -- --shape million --only ours,local --keep
+  npm run bench -- --shape million --only ours,ours-local --keep
 `;
 
 const SHAPE_DEFAULTS: Record<Shape, (filesMb: number | undefined) => { dbMb: number; filesMb: number; files: number }> = {
@@ -78,7 +79,7 @@ const SHAPE_DEFAULTS: Record<Shape, (filesMb: number | undefined) => { dbMb: num
   // Files of 0-200 bytes: about 100 MB whatever --files-mb says.
   million: () => ({ dbMb: 10, filesMb: 100, files: 1_000_000 }),
 };
-const ONLY = ['ours', 'spec', 'floor', 'local', 'restore', 'help'];
+const ONLY = ['ours', 'spec', 'floor', 'local', 'ours-local', 'restore', 'help'];
 
 function positiveInt(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -164,12 +165,14 @@ async function main(): Promise<void> {
         add(await runFloorNet(ctx, archiveBytes ?? guess));
         add(await runFloorNet(ctx, archiveBytes ?? guess, 'ours'));
       }
-      if (only.has('local')) {
+      if (only.has('local') || only.has('ours-local')) {
         const r = add(await runOurs(ctx, 'local'));
         restoreArchive = r.archivePath;
-        add(await runSpecLocal(ctx));
-        if (!only.has('floor')) add(await runFloorCpu(ctx));
-        add(await runFloorFsync(ctx, r.archiveBytes ?? guess));
+        if (only.has('local')) {
+          add(await runSpecLocal(ctx));
+          if (!only.has('floor')) add(await runFloorCpu(ctx));
+          add(await runFloorFsync(ctx, r.archiveBytes ?? guess));
+        }
       }
       if (only.has('restore')) {
         restoreArchive ??= await makeArchive(ctx);
