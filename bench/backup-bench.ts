@@ -106,6 +106,39 @@ function best(results: ContenderResult[]): ContenderResult {
   return [...results].sort((a, b) => a.m.wallS - b.m.wallS)[0] as ContenderResult;
 }
 
+/** Every selected contender once; returns the archive the restore contenders use (the newest local one). */
+async function oneRound(ctx: BenchContext, only: Set<string>, add: (r: ContenderResult) => ContenderResult, restoreFrom: string | undefined): Promise<string | undefined> {
+  let restoreArchive = restoreFrom;
+  // Without an archive of our own to match, about what zstd makes of this site.
+  const guess = Math.round(ctx.site.wpContentBytes + ctx.site.sqlBytes / 5);
+  let archiveBytes: number | null = null;
+  if (only.has('ours')) archiveBytes = add(await runOurs(ctx)).archiveBytes;
+  if (only.has('spec')) {
+    const r = add(await runSpec(ctx));
+    archiveBytes ??= r.archiveBytes;
+  }
+  if (only.has('floor')) {
+    add(await runFloorCpu(ctx));
+    add(await runFloorNet(ctx, archiveBytes ?? guess));
+    add(await runFloorNet(ctx, archiveBytes ?? guess, 'ours'));
+  }
+  if (only.has('local') || only.has('ours-local')) {
+    const r = add(await runOurs(ctx, 'local'));
+    restoreArchive = r.archivePath;
+    if (only.has('local')) {
+      add(await runSpecLocal(ctx));
+      if (!only.has('floor')) add(await runFloorCpu(ctx));
+      add(await runFloorFsync(ctx, r.archiveBytes ?? guess));
+    }
+  }
+  if (only.has('restore')) {
+    restoreArchive ??= await makeArchive(ctx);
+    add(await runRestore(ctx, restoreArchive));
+    add(await runRestoreFloor(ctx, restoreArchive));
+  }
+  return restoreArchive;
+}
+
 async function main(): Promise<void> {
   const { values: v } = parseArgs({
     options: {
@@ -152,33 +185,7 @@ async function main(): Promise<void> {
     let restoreArchive: string | undefined;
     for (let i = 1; i <= runs; i++) {
       if (runs > 1) log(`run ${i} of ${runs}`);
-      // Without an archive of our own to match, about what zstd makes of this site.
-      const guess = Math.round(site.wpContentBytes + site.sqlBytes / 5);
-      let archiveBytes: number | null = null;
-      if (only.has('ours')) archiveBytes = add(await runOurs(ctx)).archiveBytes;
-      if (only.has('spec')) {
-        const r = add(await runSpec(ctx));
-        archiveBytes ??= r.archiveBytes;
-      }
-      if (only.has('floor')) {
-        add(await runFloorCpu(ctx));
-        add(await runFloorNet(ctx, archiveBytes ?? guess));
-        add(await runFloorNet(ctx, archiveBytes ?? guess, 'ours'));
-      }
-      if (only.has('local') || only.has('ours-local')) {
-        const r = add(await runOurs(ctx, 'local'));
-        restoreArchive = r.archivePath;
-        if (only.has('local')) {
-          add(await runSpecLocal(ctx));
-          if (!only.has('floor')) add(await runFloorCpu(ctx));
-          add(await runFloorFsync(ctx, r.archiveBytes ?? guess));
-        }
-      }
-      if (only.has('restore')) {
-        restoreArchive ??= await makeArchive(ctx);
-        add(await runRestore(ctx, restoreArchive));
-        add(await runRestoreFloor(ctx, restoreArchive));
-      }
+      restoreArchive = await oneRound(ctx, only, add, restoreArchive);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
