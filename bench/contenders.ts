@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListMultipartUploadsCommand,
@@ -14,8 +14,9 @@ import { findPid, measure, processCpuSeconds, resetPageCache, type CacheMode, ty
 import type { BenchSite } from './site-gen.ts';
 
 // The contenders, each measured the same way against the same MinIO, each with a fresh bucket:
-//   ours       the wpbackup CLI as shipped (bin/wpbackup.js): the dump to its temp dir, and one
-//              tar (files read in place) | zstd -T0 | multipart upload stream
+//   ours       the wpbackup CLI called as README says (bin/wpbackup, which execs the pinned Node 24):
+//              the dump to its temp dir, and one tar (files read in place) | zstd -T0 | multipart
+//              upload stream; ours-local: the same to a local directory
 //   spec       the sequential pipeline: mysqldump to a file, cp -a wp-content, tar -I 'zstd -T0' to a
 //              file, upload the file with the SDK's Upload, delete the temp files
 //   floor-cpu  mysqldump > /dev/null, then tar -c wp-content | zstd -T0 > /dev/null
@@ -55,6 +56,8 @@ export interface ContenderResult {
   archiveBytes: number | null;
   /** Bytes of SQL the dump produced. */
   dumpBytes: number | null;
+  /** Where the archive was left (ours-local: kept for the restore contenders until the run ends). */
+  archivePath?: string;
   /** Seconds from the start to each stage (ours: from the --json progress lines). */
   stages: Record<string, number>;
   cache: CacheMode;
@@ -99,7 +102,7 @@ export async function dropBucket(s3: S3Settings, bucket: string): Promise<void> 
   }
 }
 
-function run(argv: string[]): Promise<void> {
+export function run(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
     child.once('error', reject);
@@ -107,11 +110,11 @@ function run(argv: string[]): Promise<void> {
   });
 }
 
-function dumpDefaults(site: BenchSite): string {
+export function dumpDefaults(site: BenchSite): string {
   return defaultsFile({ user: site.dbUser, password: site.dbPassword, host: site.dbHost, port: site.dbPort });
 }
 
-async function dumpArgv(site: BenchSite): Promise<string[]> {
+export async function dumpArgv(site: BenchSite): Promise<string[]> {
   return [await findProgram('dump'), `--defaults-extra-file=${dumpDefaults(site)}`, ...DUMP_FLAGS, '--', site.dbName];
 }
 
@@ -159,7 +162,7 @@ function serverPids(s3: S3Settings): { minio: number | undefined; mariadb: numbe
 type Run = (bucket: string) => Promise<Omit<ContenderResult, 'name' | 'label' | 'cache' | 'serverCpu'>>;
 
 /** Runs one contender with its own fresh bucket (unless it uploads nothing) from a reset cache. */
-async function measured(ctx: BenchContext, name: string, label: string, fn: Run, opts: { bucket?: boolean; afterPrepare?: () => Promise<void> } = {}): Promise<ContenderResult> {
+export async function measured(ctx: BenchContext, name: string, label: string, fn: Run, opts: { bucket?: boolean; afterPrepare?: () => Promise<void> } = {}): Promise<ContenderResult> {
   const bucket = `wpb-bench-${ctx.runId}-${name}`.toLowerCase().slice(0, 63);
   const useBucket = opts.bucket !== false;
   if (useBucket) await createBucket(ctx.s3, bucket);
@@ -182,20 +185,35 @@ async function measured(ctx: BenchContext, name: string, label: string, fn: Run,
   }
 }
 
-/** ours: the wpbackup CLI, as a user runs it. */
-export async function runOurs(ctx: BenchContext): Promise<ContenderResult> {
-  const dataDir = join(ctx.work, 'ours-data');
+/** README's way of calling wpbackup: the shell launcher that execs the pinned Node 24. */
+export function oursCommand(ctx: BenchContext): string {
+  const bin = join(ctx.oursRepo, 'bin/wpbackup');
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: --ours-repo must name a wpbackup checkout with bin/wpbackup (and its node_modules)`);
+  return bin;
+}
+
+/**
+ * ours: the wpbackup CLI, as a user runs it, to MinIO (`s3`) or to a local directory (`local`,
+ * whose archive is kept under ctx.work for the restore contenders).
+ */
+export async function runOurs(ctx: BenchContext, to: 's3' | 'local' = 's3'): Promise<ContenderResult> {
+  const dataDir = join(ctx.work, `ours-${to}-data`);
+  const destDir = join(ctx.work, 'ours-local-dest');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (to === 'local') {
+    rmSync(destDir, { recursive: true, force: true });
+    mkdirSync(destDir, { recursive: true, mode: 0o700 });
+  }
+  const name = to === 's3' ? 'ours' : 'ours-local';
   try {
-    return await measured(ctx, 'ours', 'ours (wpbackup backup)', async (bucket) => {
-      let result: { size?: number; manifest?: { database?: { bytes?: number } } } | undefined;
+    return await measured(ctx, name, `${name} (wpbackup backup --to ${to === 's3' ? 's3://...' : 'a local dir'})`, async (bucket) => {
+      let result: { size?: number; key?: string; manifest?: { database?: { bytes?: number } } } | undefined;
       const stages: Record<string, number> = {};
       let t0 = 0;
       const step: Step = {
         label: 'wpbackup backup',
-        // The shipped launcher (with its node flags), on the same Node 24 as the bench.
-        argv: [join(ctx.oursRepo, 'bin/wpbackup.js'), 'backup', '--site', ctx.site.dir, '--to', `s3://${bucket}/bench`, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
-        env: { ...s3Env(ctx.s3), PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+        argv: [oursCommand(ctx), 'backup', '--site', ctx.site.dir, '--to', to === 's3' ? `s3://${bucket}/bench` : destDir, '--json', '--data-dir', dataDir, ...ctx.oursArgs],
+        env: s3Env(ctx.s3),
         cwd: ctx.oursRepo,
         onLine: (line, at) => {
           if (!line.startsWith('{')) return;
@@ -212,11 +230,20 @@ export async function runOurs(ctx: BenchContext): Promise<ContenderResult> {
       for (const k of Object.keys(stages)) stages[k] = (stages[k] as number) + shift;
       stages.exit = m.wallS;
       if (!result?.size) throw new Error('wpbackup printed no result line');
-      return { m, archiveBytes: result.size, dumpBytes: result.manifest?.database?.bytes ?? null, stages };
-    });
+      const archivePath = to === 'local' ? findArchive(destDir, result.key) : undefined;
+      return { m, archiveBytes: result.size, dumpBytes: result.manifest?.database?.bytes ?? null, stages, archivePath };
+    }, { bucket: to === 's3' });
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** The archive a local backup wrote: at its key under the destination, or the one .tar.zst there. */
+function findArchive(dest: string, key: string | undefined): string {
+  if (key && existsSync(join(dest, key))) return join(dest, key);
+  const found = readdirSync(dest, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.tar.zst'));
+  if (found.length !== 1) throw new Error(`expected one archive under ${dest}, found ${found.length}`);
+  return join(dest, found[0] as string);
 }
 
 /** spec: each step waits for the one before, through temp files. */
@@ -247,7 +274,7 @@ export async function runSpec(ctx: BenchContext): Promise<ContenderResult> {
   }
 }
 
-function stepStarts(m: Measurement): Record<string, number> {
+export function stepStarts(m: Measurement): Record<string, number> {
   const out: Record<string, number> = {};
   let t = 0;
   for (const s of m.steps) {

@@ -1,4 +1,5 @@
 import type { ContenderResult } from './contenders.ts';
+import type { Startup } from './more-contenders.ts';
 import type { BenchSite } from './site-gen.ts';
 
 // Turns the measurements into the figures table, the ratios against the targets, and JSON.
@@ -38,7 +39,25 @@ export interface Target {
   met: boolean | null;
 }
 
+/** One measured contender of ours against the spec's pipeline and its floor, with the issue's targets. */
+export interface Case {
+  case: string;
+  contender: string;
+  wallS: number;
+  spec: { name: string; wallS: number; ratio: number; pass: boolean } | null;
+  floor: { wallS: number; boundBy: string; ratio: number; pass: boolean } | null;
+  /** Peak of the sum of VmRSS over the whole process tree (wpbackup and its children), and of wpbackup's own process. */
+  treeRssMB: number;
+  mainRssMB: number | null;
+  rssPass: boolean;
+}
+
+export const TARGETS = { vsSpec: 0.75, vsFloor: 1.25, rssMB: 200, startupMs: 150 };
+const OURS = new Set(['ours', 'ours-local', 'restore']);
+
 export interface Summary {
+  cases: Case[];
+  startup: (Startup & { pass: boolean }) | null;
   siteDataBytes: number;
   dumpBytes: number;
   rows: Row[];
@@ -55,7 +74,7 @@ function row(r: ContenderResult, siteDataBytes: number): Row {
   const m = r.m;
   const top = m.procs[0];
   const main = m.procs.find((p) => p.role === 'main' && (r.name !== 'ours' || p.step === 'wpbackup backup'));
-  const mainRss = r.name === 'ours' ? m.procs.filter((p) => p.role === 'main').reduce((mx, p) => Math.max(mx, p.peakRssKiB), 0) : main?.peakRssKiB;
+  const mainRss = OURS.has(r.name) ? m.procs.filter((p) => p.role === 'main').reduce((mx, p) => Math.max(mx, p.peakRssKiB), 0) : main?.peakRssKiB;
   return {
     name: r.name, label: r.label, wallS: m.wallS, mbPerS: siteDataBytes / MB / m.wallS, cpuS: m.cpuS, userS: m.userS, sysS: m.sysS,
     peakRssMB: (m.peakProcRssKiB * 1024) / MB, peakRssProc: top?.name ?? '?',
@@ -66,7 +85,26 @@ function row(r: ContenderResult, siteDataBytes: number): Row {
   };
 }
 
-export function summarize(results: Record<string, ContenderResult>, site: BenchSite, cores: number): Summary {
+/** The floor of a case: the slowest of the parts a pipeline could at best overlap. */
+function floorOf(parts: [ContenderResult | undefined, string][]): { wallS: number; boundBy: string } | null {
+  if (parts.some(([r]) => !r)) return null;
+  const [r, label] = parts.sort((a, b) => (b[0] as ContenderResult).m.wallS - (a[0] as ContenderResult).m.wallS)[0] as [ContenderResult, string];
+  return { wallS: r.m.wallS, boundBy: label };
+}
+
+function oneCase(name: string, r: ContenderResult | undefined, spec: ContenderResult | undefined, floor: { wallS: number; boundBy: string } | null, rows: Row[]): Case[] {
+  if (!r) return [];
+  const ratio = (d: number): number => r.m.wallS / d;
+  const treeRssMB = (r.m.peakTreeRssKiB * 1024) / MB;
+  return [{
+    case: name, contender: r.name, wallS: r.m.wallS,
+    spec: spec ? { name: spec.name, wallS: spec.m.wallS, ratio: ratio(spec.m.wallS), pass: ratio(spec.m.wallS) <= TARGETS.vsSpec } : null,
+    floor: floor ? { ...floor, ratio: ratio(floor.wallS), pass: ratio(floor.wallS) <= TARGETS.vsFloor } : null,
+    treeRssMB, mainRssMB: rows.find((x) => x.name === r.name)?.mainRssMB ?? null, rssPass: treeRssMB < TARGETS.rssMB,
+  }];
+}
+
+export function summarize(results: Record<string, ContenderResult>, site: BenchSite, cores: number, startup: Startup | null = null): Summary {
   const ours = results.ours;
   const spec = results.spec;
   const dumpBytes = ours?.dumpBytes ?? spec?.dumpBytes ?? site.sqlBytes;
@@ -80,11 +118,12 @@ export function summarize(results: Record<string, ContenderResult>, site: BenchS
   // included) spread over every core.
   const serverCpu = (r: ContenderResult): number => r.m.cpuS + (r.serverCpu.minioS ?? 0) + (r.serverCpu.mariadbS ?? 0);
   const cpuFloor = fc && fn ? { wallS: (serverCpu(fc) + serverCpu(fn)) / cores, cpuS: serverCpu(fc) + serverCpu(fn), cores } : null;
+  const cases = [
+    ...oneCase('backup to S3', ours, spec, floor, rows),
+    ...oneCase('backup to a local dir', results['ours-local'], results['spec-local'], floorOf([[fc, 'floor (i) read+compress'], [results['floor-fsync'], 'floor (iii) fsynced write']]), rows),
+    ...oneCase('restore from a local archive', results.restore, undefined, floorOf([[results['restore-floor'], 'zstd -d | tar -x; mariadb < database.sql']]), rows),
+  ];
   const targets: Target[] = [];
-  if (ours && floor) {
-    const x = ours.m.wallS / floor.wallS;
-    targets.push({ what: 'ours / floor wall time', value: x.toFixed(2), target: '<= 1.20', met: x <= 1.2 });
-  }
   const fo = results['floor-net-ours'];
   if (ours && fc && fo) {
     const x = ours.m.wallS / Math.max(fc.m.wallS, fo.m.wallS);
@@ -94,21 +133,15 @@ export function summarize(results: Record<string, ContenderResult>, site: BenchS
     const x = ours.m.wallS / cpuFloor.wallS;
     targets.push({ what: 'ours / CPU-bound floor (information)', value: x.toFixed(2), target: '-', met: null });
   }
-  if (ours && spec) {
-    const saved = 1 - ours.m.wallS / spec.m.wallS;
-    targets.push({ what: 'ours vs spec pipeline: wall time saved', value: `${(saved * 100).toFixed(1)}%`, target: '>= 25%', met: saved >= 0.25 });
-  }
-  if (ours) {
-    const extra = ours.m.peakExtraDiskBytes;
-    targets.push({ what: 'ours peak extra disk / DB dump size', value: `${(extra / dumpBytes).toFixed(3)} (${(extra / MB).toFixed(1)} MB vs ${(dumpBytes / MB).toFixed(1)} MB)`, target: '<= 1 (+64 KiB of run files)', met: extra <= dumpBytes + BOOKKEEPING_BYTES });
-    const r = rows.find((x) => x.name === 'ours');
-    const rss = r?.mainRssMB ?? null;
-    targets.push({ what: 'ours peak RSS (wpbackup node process)', value: rss === null ? '?' : `${rss.toFixed(1)} MB`, target: '< 200 MB', met: rss === null ? null : rss < 200 });
+  for (const r of [ours, results['ours-local']]) {
+    if (!r) continue;
+    const extra = r.m.peakExtraDiskBytes;
+    targets.push({ what: `${r.name} peak extra disk / DB dump size`, value: `${(extra / dumpBytes).toFixed(3)} (${(extra / MB).toFixed(1)} MB vs ${(dumpBytes / MB).toFixed(1)} MB)`, target: '<= 1 (+64 KiB of run files)', met: extra <= dumpBytes + BOOKKEEPING_BYTES });
   }
   const stages = Object.fromEntries(Object.values(results).map((r) => [r.name, r.stages]));
   const steps = Object.fromEntries(Object.values(results).map((r) => [r.name, r.m.steps.map((s) => ({ label: s.label, wallS: s.wallS, cpuS: s.userS + s.sysS, maxRssMB: (s.maxRssKiB * 1024) / MB }))]));
   const procs = Object.fromEntries(Object.values(results).map((r) => [r.name, r.m.procs.slice(0, 12).map((p) => ({ name: p.name, step: p.step, role: p.role, peakRssMB: (p.peakRssKiB * 1024) / MB, cpuS: p.cpuS }))]));
-  return { siteDataBytes, dumpBytes, rows, floor, cpuFloor, targets, stages, steps, procs };
+  return { cases, startup: startup ? { ...startup, pass: startup.bestMs < TARGETS.startupMs } : null, siteDataBytes, dumpBytes, rows, floor, cpuFloor, targets, stages, steps, procs };
 }
 
 function table(head: string[], body: string[][], rightFrom = 1): string {
@@ -118,6 +151,33 @@ function table(head: string[], body: string[][], rightFrom = 1): string {
 }
 
 const f1 = (n: number | null): string => (n === null ? '-' : n.toFixed(1));
+const short: Record<string, string> = {
+  ours: 'ours (wpbackup backup to S3)', 'ours-local': 'ours-local (wpbackup backup to a dir)', restore: 'restore (wpbackup restore)', spec: 'spec pipeline',
+  'spec-local': 'spec pipeline to a dir', 'floor-cpu': 'floor (i) dump+tar|zstd', 'floor-net': 'floor (ii) upload only', 'floor-net-ours': "floor (ii') wpbackup upload",
+  'floor-fsync': 'floor (iii) fsynced write', 'restore-floor': 'restore floor (zstd -d|tar -x; import)',
+};
+const verdict = (pass: boolean): string => (pass ? 'PASS' : 'FAIL');
+
+/** The issue's targets per case: ours against the spec's pipeline, its floor, and memory. */
+function formatCases(s: Summary): string {
+  const out: string[] = [];
+  const body = s.cases.map((c) => [
+    c.case, c.contender, c.wallS.toFixed(1),
+    c.spec ? `${c.spec.ratio.toFixed(2)} of ${c.spec.wallS.toFixed(1)} ${verdict(c.spec.pass)}` : '-',
+    c.floor ? `${c.floor.ratio.toFixed(2)} of ${c.floor.wallS.toFixed(1)} ${verdict(c.floor.pass)}` : '-',
+    c.floor?.boundBy ?? '-',
+    `${c.treeRssMB.toFixed(1)} ${verdict(c.rssPass)}`, f1(c.mainRssMB),
+  ]);
+  if (body.length) {
+    out.push(table(['case', 'contender', 'wall s', `/ spec (<= ${TARGETS.vsSpec})`, `/ floor (<= ${TARGETS.vsFloor})`, 'floor bound by', `tree RSS MB (< ${TARGETS.rssMB})`, 'wpbackup RSS MB'], body, 2));
+    out.push(`(tree RSS: the largest sum of VmRSS over wpbackup's whole process tree (the node process and its children: reader, zstd,
+ mariadb-dump / mariadb, tar) at one 100 ms sample; shared pages count once per process, so it errs high)
+`);
+  }
+  if (s.startup) out.push(`start-up: best of ${s.startup.runs} runs of ${s.startup.command}: ${s.startup.bestMs.toFixed(0)} ms (median ${s.startup.medianMs.toFixed(0)} ms), target < ${TARGETS.startupMs} ms: ${verdict(s.startup.pass)}
+`);
+  return out.join('');
+}
 
 export interface ReportInput {
   command: string;
@@ -132,7 +192,6 @@ export interface ReportInput {
 
 export function formatReport(i: ReportInput): string {
   const s = i.summary;
-  const short: Record<string, string> = { ours: 'ours (wpbackup CLI)', spec: 'spec pipeline', 'floor-cpu': 'floor (i) dump+tar|zstd', 'floor-net': 'floor (ii) upload only', 'floor-net-ours': "floor (ii') wpbackup upload" };
   const body = s.rows.map((r) => [
     short[r.name] ?? r.name, r.wallS.toFixed(1), r.mbPerS.toFixed(1), `${r.cpuS.toFixed(1)} (${r.userS.toFixed(1)}+${r.sysS.toFixed(1)})`,
     `${r.peakRssMB.toFixed(1)} ${r.peakRssProc}`, f1(r.mainRssMB), f1(r.peakTreeRssMB), f1(r.peakExtraDiskMB), f1(r.archiveMB), f1(r.minioCpuS), f1(r.mariadbCpuS), f1(r.otherCpuS),
@@ -146,6 +205,8 @@ export function formatReport(i: ReportInput): string {
   out.push(`site ${i.site.key}${i.siteReused ? ' (kept from an earlier run)' : ''}: DB dump ${(s.dumpBytes / MB).toFixed(1)} MB + wp-content ${(i.site.wpContentBytes / MB).toFixed(1)} MB in ${i.site.wpContentFiles} files = ${(s.siteDataBytes / MB).toFixed(1)} MB of site data\n`);
   out.push(`machine: ${i.env.cpus} CPUs (${i.env.cpuModel}), ${i.env.memGiB} GiB, Linux ${i.env.kernel}, node ${i.env.node}, ${i.env.zstd}; MinIO on 127.0.0.1, same disk\n`);
   out.push(`page cache before each contender: ${s.rows[0]?.cache === 'dropped' ? 'dropped (sync; echo 3 > /proc/sys/vm/drop_caches)' : 'warmed by one untimed read of the site and one dump'}${i.runs > 1 ? `; fastest of ${i.runs} runs each` : ''}\n\n`);
+  out.push(formatCases(s));
+  out.push('\nevery contender:\n');
   out.push(table(['contender', 'wall s', 'MB/s', 'CPU s (usr+sys)', 'peak RSS MB (proc)', 'main RSS MB', 'tree RSS MB', 'extra disk MB', 'archive MB', 'MinIO CPU s', 'MariaDB CPU s', 'other CPU s', ...(i.runs > 1 ? ['all runs, wall s'] : [])], body));
   out.push('\nMB = 10^6 bytes. MB/s = site data (DB dump + wp-content) / wall time. CPU = user+sys of the contender\'s process tree\n');
   out.push('(GNU time rusage, children included); MinIO\'s and MariaDB\'s CPU is not in it and is shown apart, as is "other": the rest\n');
@@ -160,8 +221,8 @@ export function formatReport(i: ReportInput): string {
   if (s.cpuFloor) out.push(`(CPU-bound floor = CPU s of floor (i) + floor (ii), MinIO's and MariaDB's included, / ${s.cpuFloor.cores} cores: with MinIO on the same\n machine, (i) and (ii) cannot overlap for free, so max(i, ii) is below what any pipeline doing both can reach)\n`);
   out.push('\nsteps and stages (seconds):\n');
   for (const [name, steps] of Object.entries(s.steps)) {
-    if (name === 'ours') {
-      const st = s.stages.ours ?? {};
+    if (OURS.has(name)) {
+      const st = s.stages[name] ?? {};
       const names = Object.keys(st);
       const parts = names.map((k, j) => {
         const next = names[j + 1];
@@ -172,8 +233,11 @@ export function formatReport(i: ReportInput): string {
       out.push(`  ${short[name] ?? name}: ${steps.map((x) => `${x.label} ${x.wallS.toFixed(1)} (cpu ${x.cpuS.toFixed(1)})`).join(', ')}\n`);
     }
   }
-  const ours = s.procs.ours;
-  if (ours) out.push(`\nours, per process (CPU s sampled every 100 ms / peak RSS MB): ${ours.map((p) => `${p.role === 'main' ? 'wpbackup node' : p.name} ${p.cpuS.toFixed(1)} / ${p.peakRssMB.toFixed(1)}`).join(', ')}\n`);
+  for (const name of OURS) {
+    const procs = s.procs[name];
+    if (procs) out.push(`\n${name}, per process (CPU s sampled every 100 ms / peak RSS MB): ${procs.map((p) => `${p.role === 'main' ? 'wpbackup node' : p.name} ${p.cpuS.toFixed(1)} / ${p.peakRssMB.toFixed(1)}`).join(', ')}`);
+  }
+  out.push('\n');
   const busy = s.rows.map((r) => `${short[r.name] ?? r.name} ${(r.cpuS + (r.minioCpuS ?? 0) + (r.mariadbCpuS ?? 0) + r.otherCpuS).toFixed(1)} of ${(Number(i.env.cpus) * r.wallS).toFixed(1)}`);
   out.push(`machine CPU busy (core-seconds used of available, ${i.env.cpus} cores): ${busy.join('; ')}\n`);
   return out.join('');

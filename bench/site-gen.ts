@@ -1,18 +1,20 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, futimesSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { createDemoSite } from '../src/wordpress/demo-site.ts';
 import { createDatabase, createDbUser, defaultsFile, dropDatabase, dropDbUser, literal, sql } from '../test/helpers/mysql.ts';
 import { services } from '../test/helpers/services.ts';
+import { planManyFiles, planMillion } from './site-shapes.ts';
 
 // A benchmark site: a real WordPress install (createDemoSite, its own database and DB user)
 // grown to a given size with realistic rows (long post_content, revisions, serialized
 // postmeta, comments, transients) inserted in big multi-row INSERTs, and a wp-content of
 // mostly incompressible media plus theme and plugin code. Cached under BENCH_HOME keyed by
-// the size, so a kept site is reused by the next run.
+// the shape and size, so a kept site is reused by the next run. Shapes other than the default
+// (bench/site-shapes.ts) plan their files differently; the rows are made the same way.
 
 export const BENCH_HOME = process.env.WPBACKUP_BENCH_HOME ?? '/var/tmp/wpbackup-bench';
 // Sizes are decimal, like the engine's formatBytes: 1 MB = 10^6 bytes.
@@ -22,7 +24,11 @@ const KB = 1000;
 const GEN_VERSION = 1;
 const PREFIX = 'wp_';
 
+export const SHAPES = ['default', 'many-files', 'million'] as const;
+export type Shape = (typeof SHAPES)[number];
+
 export interface SiteSpec {
+  shape: Shape;
   dbMb: number;
   filesMb: number;
   files: number;
@@ -48,7 +54,9 @@ export interface BenchSite {
 }
 
 export function siteKey(s: SiteSpec): string {
-  return `db${s.dbMb}-files${s.filesMb}x${s.files}-v${GEN_VERSION}`;
+  // The default shape keeps its key from before there were shapes, so its cached sites stay valid.
+  const size = `db${s.dbMb}-files${s.filesMb}x${s.files}-v${GEN_VERSION}`;
+  return s.shape === 'default' ? size : `${s.shape}-${size}`;
 }
 
 function stateFile(key: string): string {
@@ -98,7 +106,7 @@ export async function removeSite(site: BenchSite): Promise<void> {
 
 // --- Deterministic randomness (layout and text); media bytes come from the CSPRNG ---
 
-class Rng {
+export class Rng {
   private s: number;
   constructor(seed: number) {
     this.s = seed >>> 0;
@@ -132,7 +140,7 @@ class Rng {
   }
 }
 
-const WORDS = (
+export const WORDS = (
   'the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part ' +
   'garden recipe travel camera coffee design summer winter kitchen mountain river city market festival music photo review guide tips simple best easy quick healthy family weekend holiday local fresh season light morning evening story history museum beach trail bike running yoga bread cheese wine chocolate tomato basil olive pasta salad soup dinner breakfast lunch plugin theme update release feature support customer product price order shipping cart checkout account password security backup server hosting domain email newsletter event workshop class lesson student teacher school book author chapter novel poem website blog post page comment category tag archive search menu widget sidebar footer header image gallery video audio podcast episode interview community member project team client office meeting report plan budget strategy growth marketing sales brand content social network friend neighbour village county state country world planet ocean forest flower tree bird animal dog cat horse weather rain snow sun wind cloud storm ' +
   "it's don't can't won't we're they're isn't you'll café naïve Grüße façade jalapeño São Zürich résumé crème brûlée 日本 中文 😀"
@@ -218,19 +226,26 @@ function sqlDate(ms: number): string {
 
 // --- The file plan: sizes and names first, so attachments in the DB match the files ---
 
-interface PlannedFile {
+export interface PlannedFile {
   rel: string; // relative to wp-content
   size: number;
-  kind: 'media' | 'text';
+  /** tiny: a few random bytes, written without generating text. */
+  kind: 'media' | 'text' | 'tiny';
   mime?: string;
   mtimeMs: number;
+  /** A resized copy (or a file with no attachment row): no row of its own in the database. */
+  copy?: boolean;
+  /** An original image: its pixels and the copies WordPress made of it (for its attachment metadata). */
+  image?: { width: number; height: number; sizes: { file: string; rel: string; width: number; height: number }[] };
 }
 
-const YEARS = [2015, 2016, 2017, 2018, 2019, 2020, 2021, 2022, 2023, 2024, 2025];
+export const YEARS = [2015, 2016, 2017, 2018, 2019, 2020, 2021, 2022, 2023, 2024, 2025];
 const THEMES = ['flavor-starter', 'northwind-pro', 'astra-child'];
 const PLUGINS = ['woo-extra-fields', 'seo-booster', 'contact-form-plus', 'gallery-lightbox', 'cache-helper', 'events-calendar-lite', 'social-share-buttons', 'members-area'];
 
 function planFiles(spec: SiteSpec, rng: Rng): PlannedFile[] {
+  if (spec.shape === 'many-files') return planManyFiles(spec.files, spec.filesMb * MB, rng);
+  if (spec.shape === 'million') return planMillion(spec.files, rng);
   const total = spec.filesMb * MB;
   const textCount = Math.max(20, Math.round(spec.files * 0.25));
   const mediaCount = Math.max(1, spec.files - textCount);
@@ -277,7 +292,7 @@ function planFiles(spec: SiteSpec, rng: Rng): PlannedFile[] {
 }
 
 /** n sizes in [lo, hi] summing to total: lo + (hi-lo)·u^k, k chosen for the mean, then scaled. */
-function powerSizes(rng: Rng, n: number, total: number, lo: number, hi: number): number[] {
+export function powerSizes(rng: Rng, n: number, total: number, lo: number, hi: number): number[] {
   const mean = total / n;
   let min = lo;
   let max = hi;
@@ -320,24 +335,29 @@ const MAGIC: Record<string, Buffer> = {
   'application/pdf': Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1'),
 };
 
+/**
+ * Writes the planned files with sync calls (a thread-pool round trip per call would make
+ * 200,000 files take minutes), yielding to the event loop every 50 ms so the rows keep
+ * flowing to MariaDB meanwhile.
+ */
 async function writeFiles(wpContent: string, plan: PlannedFile[], rng: Rng, text: Text, log: Log): Promise<void> {
   const buf = Buffer.allocUnsafe(4 * MB);
   const madeDirs = new Set<string>();
   let done = 0;
   let lastLog = Date.now();
+  let lastYield = Date.now();
   const totalBytes = plan.reduce((s, f) => s + f.size, 0);
-  for (const f of plan) {
+  for (const [i, f] of plan.entries()) {
     const abs = join(wpContent, f.rel);
     const dir = dirname(abs);
     if (!madeDirs.has(dir)) {
-      await mkdir(dir, { recursive: true, mode: 0o755 });
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
       madeDirs.add(dir);
     }
-    if (f.kind === 'text') {
-      await writeFile(abs, codeText(rng, text, f.rel.split('.').pop() ?? 'php', f.size), { mode: 0o644 });
-    } else {
-      const fh = await open(abs, 'w', 0o644);
-      try {
+    const fd = openSync(abs, 'w', 0o644);
+    try {
+      if (f.kind === 'text') writeSync(fd, codeText(rng, text, f.rel.split('.').pop() ?? 'php', f.size));
+      else {
         let left = f.size;
         let first = true;
         while (left > 0) {
@@ -346,19 +366,23 @@ async function writeFiles(wpContent: string, plan: PlannedFile[], rng: Rng, text
           const magic = first ? MAGIC[f.mime ?? ''] : undefined;
           if (magic && n > magic.length) magic.copy(buf);
           first = false;
-          await fh.write(buf, 0, n);
+          writeSync(fd, buf, 0, n);
           left -= n;
         }
-      } finally {
-        await fh.close();
       }
+      const t = new Date(f.mtimeMs);
+      futimesSync(fd, t, t);
+    } finally {
+      closeSync(fd);
     }
-    const t = new Date(f.mtimeMs);
-    await utimes(abs, t, t);
     done += f.size;
+    if (Date.now() - lastYield > 50) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = Date.now();
+    }
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
-      log(`  files: ${(done / MB).toFixed(0)} of ${(totalBytes / MB).toFixed(0)} MB written`);
+      log(`  files: ${i + 1} of ${plan.length}, ${(done / MB).toFixed(0)} of ${(totalBytes / MB).toFixed(0)} MB written`);
     }
   }
 }
@@ -503,8 +527,9 @@ async function writeRows(sink: SqlSink, spec: SiteSpec, plan: PlannedFile[], sit
   let nextId = 1000;
   const imageUrls: string[] = [];
   const attachmentIds: number[] = [];
+  const sizeOf = new Map(plan.filter((f) => f.copy).map((f) => [f.rel, f.size]));
   for (const f of plan) {
-    if (f.kind !== 'media') continue;
+    if (f.kind !== 'media' || f.copy) continue;
     const id = nextId++;
     const file = f.rel.slice('uploads/'.length);
     const url = `${siteUrl}/wp-content/${f.rel}`;
@@ -514,7 +539,12 @@ async function writeRows(sink: SqlSink, spec: SiteSpec, plan: PlannedFile[], sit
     await sink.row('posts', POST_COLS, postValues({ id, author: rng.pick(users), date: f.mtimeMs, content: '', title, excerpt: rng.chance(0.3) ? text.sentence() : '', status: 'inherit', name: `${title}-${id}`.toLowerCase(), guid: url, type: 'attachment', mime: f.mime }));
     await meta(sink, id, '_wp_attached_file', file);
     const base = file.replace(/\.[a-z0-9]+$/, '');
-    const md = f.mime?.startsWith('image/')
+    const md = f.image
+      ? {
+          width: f.image.width, height: f.image.height, file, filesize: f.size,
+          sizes: Object.fromEntries(f.image.sizes.map((c) => [`${c.width}x${c.height}`, { file: c.file, width: c.width, height: c.height, 'mime-type': f.mime, filesize: sizeOf.get(c.rel) ?? 0 }])),
+        }
+      : f.mime?.startsWith('image/')
       ? {
           width: rng.int(800, 6000), height: rng.int(600, 4000), file, filesize: f.size,
           sizes: Object.fromEntries(['thumbnail', 'medium', 'medium_large', 'large', '1536x1536'].map((s, j) => [s, { file: `${base.split('/').pop()}-${150 * (j + 1)}x${100 * (j + 1)}.jpg`, width: 150 * (j + 1), height: 100 * (j + 1), 'mime-type': f.mime, filesize: rng.int(5000, 400000) }])),
@@ -581,17 +611,18 @@ async function writeRows(sink: SqlSink, spec: SiteSpec, plan: PlannedFile[], sit
   }
 }
 
-async function tree(dir: string): Promise<{ bytes: number; files: number }> {
+/** Bytes and regular files under dir (sync calls: a million files would take long one await at a time). */
+function tree(dir: string): { bytes: number; files: number } {
   let bytes = 0;
   let files = 0;
-  for (const e of await readdir(dir, { withFileTypes: true })) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      const t = await tree(p);
+      const t = tree(p);
       bytes += t.bytes;
       files += t.files;
     } else if (e.isFile()) {
-      bytes += (await lstat(p)).size;
+      bytes += lstatSync(p).size;
       files++;
     }
   }
@@ -607,7 +638,7 @@ async function generate(spec: SiteSpec, key: string, log: Log): Promise<BenchSit
   const password = `${randomBytes(12).toString('base64url')}'"\\x`;
   const { host, port } = services().mysql;
   const siteUrl = `http://bench-${key}.wpbackup.test`;
-  log(`generating site ${key}: database ${db}, ~${spec.dbMb} MB of rows, ${spec.files} files of ${spec.filesMb} MB in wp-content`);
+  log(`generating site ${key} (${spec.shape} shape): database ${db}, ~${spec.dbMb} MB of rows, ${spec.files} files of ${spec.filesMb} MB in wp-content`);
   await createDatabase(db);
   await createDbUser(user, password, db);
   await createDemoSite({ dir, db: { host, port, name: db, user, password }, siteUrl, title: `wpbackup bench ${key}`, posts: 5, media: 2 });
@@ -623,7 +654,7 @@ async function generate(spec: SiteSpec, key: string, log: Log): Promise<BenchSit
   log('  flushing to disk');
   await new Promise<void>((resolve) => spawn('sync', { stdio: 'ignore' }).once('close', () => resolve()));
   await sql(`ANALYZE TABLE ${PREFIX}posts, ${PREFIX}postmeta, ${PREFIX}comments, ${PREFIX}options`, db);
-  const t = await tree(join(dir, 'wp-content'));
+  const t = tree(join(dir, 'wp-content'));
   const site: BenchSite = {
     key, dir, siteUrl, dbName: db, dbUser: user, dbPassword: password, dbHost: host, dbPort: port,
     sqlBytes: sink.bytes, rows: sink.rows, wpContentBytes: t.bytes, wpContentFiles: t.files,
