@@ -34,6 +34,10 @@ function readTree(job: ReaderJob, onBytes: (n: number) => void, flush: () => voi
   const sink = job.storeMedia ? new StoredFrameSink(READER_FD.stored) : undefined;
   const stored = sink && { sink, match: isCompressedMedia };
   const ahead = new Prefetcher();
+  const since = Date.now();
+  // File times come from a coarse clock, up to a tick behind: a change once the pass is under
+  // way must get a ctime after `since`, so the pass starts two ticks later.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   const totals = sizeAndStore(src, stats, onBytes, stored, ahead);
   if (sink) {
     sink.end();
@@ -42,7 +46,7 @@ function readTree(job: ReaderJob, onBytes: (n: number) => void, flush: () => voi
   }
   flush();
   emit({ t: 'totals', ...totals });
-  writeTree(src, new SyncSink(READER_FD.main), stats, onBytes, stored?.match, ahead);
+  writeTree(src, new SyncSink(READER_FD.main), stats, onBytes, stored && { match: stored.match, since }, ahead);
   closeSync(READER_FD.main);
   void ahead.close();
   flush();

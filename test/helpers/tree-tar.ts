@@ -17,9 +17,11 @@ export function tarTreeHere(root: string, o: { patterns?: string[]; store?: (nam
   try {
     const src = { name: 'wp-content', root, matcher: new ExcludeMatcher(o.patterns ?? []) };
     const stats = emptyTarStats();
+    const since = Date.now();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     const totals = sizeAndStore(src, stats, () => {}, o.store && { sink: new SyncSink(storedFd), match: o.store });
     const sink = new SyncSink(mainFd);
-    writeTree(src, sink, stats, () => {}, o.store);
+    writeTree(src, sink, stats, () => {}, o.store && { match: o.store, since });
     sink.put(END_OF_ARCHIVE);
     sink.flush();
     return { main: readFileSync(join(dir, 'main')), stored: readFileSync(join(dir, 'stored')), stats, totals };

@@ -11,6 +11,7 @@ import { openFifo } from '../../src/fd-readable.ts';
 import { startReader } from '../../src/engine/reader-process.ts';
 import { STORED_BLOCK_MAX, StoredFrameSink } from '../../src/engine/stored-frame.ts';
 import { writeTar } from '../../src/engine/tar-stream.ts';
+import { STORE_MIN } from '../../src/engine/tree-tar.ts';
 
 // Stored frames are checked by the decoder users restore with: the zstd program.
 
@@ -88,6 +89,7 @@ describe('tar with a stored pass', () => {
     mkdirSync(join(tree, 'cache'));
     writeFileSync(join(tree, 'uploads', '2024', 'photo.jpg'), randomBytes(1.5 * 1024 * 1024));
     writeFileSync(join(tree, 'uploads', '2024', 'thumb-150x150.PNG'), randomBytes(9000));
+    writeFileSync(join(tree, 'uploads', '2024', 'medium-768x512.webp'), randomBytes(STORE_MIN));
     writeFileSync(join(tree, 'cache', 'skip.jpg'), randomBytes(100));
     writeFileSync(join(tree, 'style.css'), 'body { color: red; }\n'.repeat(500));
     writeFileSync(join(dir, 'db.sql'), 'CREATE TABLE t (id int);\n');
@@ -106,9 +108,10 @@ describe('tar with a stored pass', () => {
     const archive = Buffer.concat([readFileSync(join(dir, 'stored.zst')), execFileSync('zstd', ['-q', '-c'], { input: Buffer.concat(compressed) })]);
     writeFileSync(join(dir, 'out.tar.zst'), archive);
     const names = execFileSync('tar', ['-tf', join(dir, 'out.tar.zst')], { encoding: 'utf8' }).trim().split('\n');
-    assert.deepEqual(names.slice(0, 2).sort(), ['wp-content/uploads/2024/photo.jpg', 'wp-content/uploads/2024/thumb-150x150.PNG']);
-    assert.deepEqual(names.slice(2), ['wp-content/', 'wp-content/style.css', 'wp-content/uploads/', 'wp-content/uploads/2024/', 'database.sql']);
-    assert.deepEqual({ files: stats.files, stored: stats.storedFiles, storedBytes: stats.storedBytes, excluded: stats.excluded }, { files: 3, stored: 2, storedBytes: 1.5 * 1024 * 1024 + 9000, excluded: 1 });
+    // Media of STORE_MIN bytes or more is stored; a small thumbnail goes to zstd with the rest.
+    assert.deepEqual(names.slice(0, 2).sort(), ['wp-content/uploads/2024/medium-768x512.webp', 'wp-content/uploads/2024/photo.jpg']);
+    assert.deepEqual(names.slice(2), ['wp-content/', 'wp-content/style.css', 'wp-content/uploads/', 'wp-content/uploads/2024/', 'wp-content/uploads/2024/thumb-150x150.PNG', 'database.sql']);
+    assert.deepEqual({ files: stats.files, stored: stats.storedFiles, storedBytes: stats.storedBytes, excluded: stats.excluded }, { files: 4, stored: 2, storedBytes: 1.5 * 1024 * 1024 + STORE_MIN, excluded: 1 });
     // --compare reads the archive against the tree it came from: contents, modes and times.
     execFileSync('tar', ['--compare', '-f', join(dir, 'out.tar.zst'), '-C', dir, '--transform', 's,^wp-content,tree,', 'wp-content'], { stdio: 'pipe' });
     const out = join(dir, 'x');

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { TarStats } from '../../src/engine/tar-stream.ts';
+import { isCompressedMedia } from '../../src/engine/media.ts';
+import { STORE_MIN } from '../../src/engine/tree-tar.ts';
 import { walkTestHook } from '../../src/engine/tree-walk.ts';
 import { tarTreeHere } from '../helpers/tree-tar.ts';
 
@@ -95,5 +97,32 @@ describe('a tree changed under the walk', () => {
     assert.ok(!raw.includes(marker));
     assert.match(listing, new RegExp(`^l.* wp-content -> ${outside}$`, 'm'));
     assert.deepEqual(stats.skipped, [{ rel: 'wp-content', reason: `wp-content is a link to ${outside}: stored as a link, not followed` }]);
+  });
+
+  it('keeps every medium file whose size crosses the stored threshold between the passes, and a stored one changed since', () => {
+    root = join(base, 'wp-content');
+    const media = join(root, 'media');
+    mkdirSync(media, { recursive: true });
+    writeFileSync(join(media, 'grows.jpg'), randomBytes(1000));
+    writeFileSync(join(media, 'changes.jpg'), randomBytes(STORE_MIN + 5));
+    writeFileSync(join(media, 'shrinks.jpg'), randomBytes(STORE_MIN + 7));
+    const later = { 'grows.jpg': randomBytes(STORE_MIN + 10), 'changes.jpg': randomBytes(STORE_MIN + 5), 'shrinks.jpg': randomBytes(100) };
+    let passes = 0;
+    walkTestHook.afterSeen = (rel) => {
+      // Changed after the first pass chose, before the second one lists the directory.
+      if (rel !== 'media' || ++passes !== 2) return;
+      for (const [name, content] of Object.entries(later)) writeFileSync(join(media, name), content);
+    };
+    const { main, stored } = tarTreeHere(root, { store: isCompressedMedia });
+    assert.equal(passes, 2);
+    const dir = join(base, 'x');
+    mkdirSync(dir);
+    try {
+      // The last copy of each is the one extraction leaves: the content after the change.
+      execFileSync('tar', ['-xf', '-', '-C', dir], { input: Buffer.concat([stored, main]) });
+      for (const [name, content] of Object.entries(later)) assert.deepEqual(readFileSync(join(dir, 'wp-content/media', name)), content, name);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
