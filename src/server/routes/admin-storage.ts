@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { NO_CONTROL_PATTERN } from '../../api/formats.ts';
 import type { CreateStorageProviderRequest, StorageProvider, StorageProviderList, UpdateStorageProviderRequest } from '../../api/admin-types.ts';
 import { notFound } from '../api-error.ts';
 import { seesStorageSettings, type Principal } from '../auth/roles.ts';
@@ -16,14 +17,13 @@ import { emptyBody, idParams, iso, label, userId } from './admin-common.ts';
 
 type IdP = { id: string };
 
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
 const PROPS = {
   name: label(100),
-  root_path: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_CONTROL },
+  root_path: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_CONTROL_PATTERN },
   endpoint: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$', nullable: true },
   bucket: { type: 'string', minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$' },
   region: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z0-9-]+$' },
-  prefix: { type: 'string', maxLength: 512, pattern: NO_CONTROL },
+  prefix: { type: 'string', maxLength: 512, pattern: NO_CONTROL_PATTERN },
   path_style: { type: 'boolean' },
   access_key_id: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\s]+$' },
   secret_access_key: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\s]+$' },
