@@ -100,6 +100,9 @@ export async function queryAs(run: ClientRun, db: DbTarget, sql: string, signal?
   let out = '';
   child.proc.stdout?.setEncoding('utf8');
   child.proc.stdout?.on('data', (s: string) => (out += s));
+  // A client that could not connect exits without reading it: that fails through its exit
+  // status and stderr (classifyDbError), not as an EPIPE nobody listens for.
+  child.proc.stdin?.on('error', () => {});
   child.proc.stdin?.end(sql);
   try {
     await child.done;

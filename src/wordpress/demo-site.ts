@@ -289,6 +289,8 @@ function runPhp(script: string, cwd: string): Promise<{ stdout: string; stderr: 
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-16384)));
     child.once('error', (err) => reject(new Error(`Cannot run php: ${err.message} (apt-get install php-cli php-mysql)`, { cause: err })));
     child.once('close', (status) => resolve({ stdout, stderr, status }));
+    // A php that died at once fails through 'error' or its status, not as an unheard EPIPE.
+    child.stdin.on('error', () => {});
     child.stdin.end(script);
   });
 }
