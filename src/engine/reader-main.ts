@@ -1,4 +1,4 @@
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { describe, kindOf } from '../errors.ts';
 import { ExcludeMatcher } from './excludes.ts';
@@ -7,7 +7,7 @@ import { Prefetcher } from './prefetch.ts';
 import { dropPrivileges } from './privileges.ts';
 import { READER_FD, type ReaderEvent, type ReaderJob } from './reader-process.ts';
 import { StoredFrameSink } from './stored-frame.ts';
-import { SyncSink } from './sync-sink.ts';
+import { SyncSink, writeAll } from './sync-sink.ts';
 import { emptyTarStats, writeTar } from './tar-stream.ts';
 import { sizeAndStore, writeTree } from './tree-tar.ts';
 
@@ -18,8 +18,7 @@ import { sizeAndStore, writeTree } from './tree-tar.ts';
 const PROGRESS_EVERY = 1 << 20;
 
 function emit(e: ReaderEvent): void {
-  const line = Buffer.from(JSON.stringify(e) + '\n');
-  for (let at = 0; at < line.length; ) at += writeSync(READER_FD.events, line, at);
+  writeAll(READER_FD.events, Buffer.from(JSON.stringify(e) + '\n'));
 }
 
 async function readJob(): Promise<ReaderJob> {

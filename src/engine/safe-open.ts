@@ -13,9 +13,14 @@ const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
 export const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
 export const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
-/** A path naming `name` in the directory open as `dir` (or the directory itself). */
+/** A path naming `name` in the directory open as descriptor `fd` (or the directory itself). */
+export function inFd(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/** The same, for a directory held as a FileHandle. */
 export function inDir(dir: FileHandle, name?: string): string {
-  return name === undefined ? `/proc/self/fd/${dir.fd}` : `/proc/self/fd/${dir.fd}/${name}`;
+  return inFd(dir.fd, name);
 }
 
 export function sameFile(a: BigIntStats, b: BigIntStats): boolean {

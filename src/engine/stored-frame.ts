@@ -1,5 +1,4 @@
-import { writeSync } from 'node:fs';
-import { SyncSink } from './sync-sink.ts';
+import { SyncSink, writeAll } from './sync-sink.ts';
 
 // Media that is already compressed (JPEG, MP4, ZIP...) gains nothing from zstd, yet it is
 // most of a site's bytes and so most of zstd's CPU. Its tar entries go into the archive as
@@ -20,10 +19,6 @@ const FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
 export function rawBlockHeader(size: number, last: boolean): Buffer {
   const v = size * 8 + (last ? 1 : 0);
   return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
-}
-
-function writeAll(fd: number, b: Buffer): void {
-  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at);
 }
 
 /**

@@ -6,6 +6,11 @@ import { BLOCK, entryHeader, ustarInto, type TarEntry } from './tar-header.ts';
 // write is the backpressure, and a small file costs no more than its own system calls: no
 // promise, no thread-pool round trip, no buffer per file (tar's own way of working).
 
+/** Blocks until all of `b` is written to the blocking descriptor `fd`. */
+export function writeAll(fd: number, b: Buffer): void {
+  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at);
+}
+
 export class SyncSink {
   protected readonly fd: number;
   private readonly buf: Buffer;
@@ -71,6 +76,6 @@ export class SyncSink {
 
   /** Writes out one buffer's worth: blocks until all of it is written. */
   protected emit(fd: number, data: Buffer): void {
-    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
+    writeAll(fd, data);
   }
 }

@@ -89,19 +89,29 @@ async function copyContent(c: Ctx, fh: FileHandle, size: number, name: string, s
     await c.w.write(n === buf.length ? buf : buf.subarray(0, n), () => c.pool.give(buf));
   }
   if (left === 0) return;
-  if (readError) stats.unreadable.push({ rel: name, reason: `read failed part-way (${(readError as NodeJS.ErrnoException).code ?? String(readError)}); stored zero-filled` });
-  else stats.changed.push({ rel: name, reason: `shrank by ${left} bytes while read; zero-filled` });
+  reportShortRead(stats, name, left, readError);
   for (; left > 0; left -= Math.min(left, CHUNK)) await c.w.write(Buffer.alloc(Math.min(left, CHUNK)));
 }
 
 /** Stores an opened file, or reports why it could not be opened (a vanished file is no problem). */
+/**
+ * Why a file could not be opened, under `changed` (swapped for a link or something else) or
+ * `unreadable`; a file that vanished since it was listed is no problem.
+ */
+export function reportUnopened(stats: TarStats, name: string, why: { reason: string; code?: string }): void {
+  if (why.code === 'ENOENT') return;
+  const list = why.code === undefined || why.code === 'ELOOP' ? stats.changed : stats.unreadable;
+  list.push({ rel: name, reason: why.reason });
+}
+
+/** A file that gave `missing` bytes fewer than its header promised: they are stored as zeros. */
+export function reportShortRead(stats: TarStats, name: string, missing: number, readError: unknown): void {
+  if (readError) stats.unreadable.push({ rel: name, reason: `read failed part-way (${(readError as NodeJS.ErrnoException).code ?? String(readError)}); stored zero-filled` });
+  else stats.changed.push({ rel: name, reason: `shrank by ${missing} bytes while read; zero-filled` });
+}
+
 async function openedEntry(c: Ctx, opened: Opened, name: string, stats: TarStats): Promise<void> {
-  if (!opened.fh) {
-    if (opened.code === 'ENOENT') return;
-    const list = opened.code === undefined || opened.code === 'ELOOP' ? stats.changed : stats.unreadable;
-    list.push({ rel: name, reason: opened.reason });
-    return;
-  }
+  if (!opened.fh) return reportUnopened(stats, name, opened);
   const fh = opened.fh;
   try {
     // The size at open time is what the header promises; the walk's may be stale.

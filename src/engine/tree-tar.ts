@@ -3,7 +3,7 @@ import type { ExcludeMatcher } from './excludes.ts';
 import type { Prefetcher } from './prefetch.ts';
 import type { SyncSink } from './sync-sink.ts';
 import { entryFor, paddingLength } from './tar-header.ts';
-import type { TarStats } from './tar-stream.ts';
+import { reportShortRead, reportUnopened, type TarStats } from './tar-stream.ts';
 import { openFile, TreeWalk, type WalkProblem } from './tree-walk.ts';
 
 // wp-content's tar entries, made by the reader process with blocking calls (tree-walk.ts) in
@@ -29,12 +29,7 @@ type OnBytes = (n: number) => void;
 
 function fileEntry(sink: SyncSink, path: string, name: string, stats: TarStats, onBytes: OnBytes): void {
   const opened = openFile(path);
-  if (opened.fd === undefined) {
-    if (opened.code === 'ENOENT') return; // vanished since the listing: no problem
-    const list = opened.code === undefined || opened.code === 'ELOOP' ? stats.changed : stats.unreadable;
-    list.push({ rel: name, reason: opened.reason });
-    return;
-  }
+  if (opened.fd === undefined) return reportUnopened(stats, name, opened);
   try {
     // The size at open time is what the header promises.
     const size = Number(opened.stats.size);
@@ -42,8 +37,7 @@ function fileEntry(sink: SyncSink, path: string, name: string, stats: TarStats, 
     const { n, error } = sink.readFrom(opened.fd, size);
     onBytes(n);
     if (n < size) {
-      if (error) stats.unreadable.push({ rel: name, reason: `read failed part-way (${error.code ?? String(error)}); stored zero-filled` });
-      else stats.changed.push({ rel: name, reason: `shrank by ${size - n} bytes while read; zero-filled` });
+      reportShortRead(stats, name, size - n, error);
       sink.zeros(size - n);
     }
     sink.zeros(paddingLength(size));

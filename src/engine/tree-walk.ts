@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, lstatSync, openSync, opendirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { ExcludeMatcher } from './excludes.ts';
-import { DIR_FLAGS, FILE_FLAGS, kindOf, sameFile } from './safe-open.ts';
+import { DIR_FLAGS, FILE_FLAGS, inFd, kindOf, sameFile } from './safe-open.ts';
 import type { EntryType } from './tar-header.ts';
 
 // A depth-first walk of a tree, in name order, that never follows symlinks, for the reader
@@ -46,11 +46,6 @@ export const walkTestHook: { afterSeen?: (rel: string, path: string) => void } =
 
 /** Each level holds one descriptor open; a deeper tree is not walked further. */
 export const MAX_DEPTH = 200;
-
-/** A path naming `name` in the directory open as descriptor `fd` (or the directory itself). */
-export function inFd(fd: number, name?: string): string {
-  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
-}
 
 const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
