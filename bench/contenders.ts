@@ -247,27 +247,38 @@ function findArchive(dest: string, key: string | undefined): string {
 }
 
 /** spec: each step waits for the one before, through temp files. */
+/**
+ * The spec pipeline's first three steps: dump to tmp, cp -a wp-content to tmp, tar|zstd into
+ * `archive`. `sizes` is filled as they run; `temp` is what the caller's last step removes.
+ */
+export async function specSteps(ctx: BenchContext, tmp: string, archive: string): Promise<{ steps: Step[]; sizes: { dump: number; archive: number }; temp: string[] }> {
+  const dump = join(tmp, 'database.sql');
+  const sizes = { dump: 0, archive: 0 };
+  const steps: Step[] = [
+    { label: 'mysqldump > file', argv: await dumpArgv(ctx.site), stdoutFile: dump, afterExit: () => (sizes.dump = statSync(dump).size) },
+    { label: 'cp -a wp-content', argv: ['cp', '-a', join(ctx.site.dir, 'wp-content'), join(tmp, 'wp-content')] },
+    {
+      label: "tar -I 'zstd -T0' -cf", argv: ['tar', '-I', 'zstd -T0', '-cf', archive, '-C', tmp, 'database.sql', 'wp-content', '-C', ctx.site.dir, 'wp-config.php', '.htaccess'],
+      afterExit: () => (sizes.archive = statSync(archive).size),
+    },
+  ];
+  return { steps, sizes, temp: [dump, join(tmp, 'wp-content')] };
+}
+
 export async function runSpec(ctx: BenchContext): Promise<ContenderResult> {
   const tmp = join(ctx.work, 'spec-tmp');
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   try {
     return await measured(ctx, 'spec', 'spec pipeline (dump, cp -a, tar|zstd to file, SDK upload, rm)', async (bucket) => {
-      const dump = join(tmp, 'database.sql');
       const archive = join(tmp, 'archive.tar.zst');
-      let dumpBytes = 0;
-      let archiveBytes = 0;
+      const spec = await specSteps(ctx, tmp, archive);
       const steps: Step[] = [
-        { label: 'mysqldump > file', argv: await dumpArgv(ctx.site), stdoutFile: dump, afterExit: () => (dumpBytes = statSync(dump).size) },
-        { label: 'cp -a wp-content', argv: ['cp', '-a', join(ctx.site.dir, 'wp-content'), join(tmp, 'wp-content')] },
-        {
-          label: "tar -I 'zstd -T0' -cf", argv: ['tar', '-I', 'zstd -T0', '-cf', archive, '-C', tmp, 'database.sql', 'wp-content', '-C', ctx.site.dir, 'wp-config.php', '.htaccess'],
-          afterExit: () => (archiveBytes = statSync(archive).size),
-        },
+        ...spec.steps,
         { label: 'SDK Upload', argv: [process.execPath, join(REPO, 'bench/sdk-upload.ts'), archive, bucket, 'bench/archive.tar.zst'], env: s3Env(ctx.s3), cwd: REPO },
-        { label: 'rm temp files', argv: ['rm', '-rf', '--', dump, join(tmp, 'wp-content'), archive] },
+        { label: 'rm temp files', argv: ['rm', '-rf', '--', ...spec.temp, archive] },
       ];
       const m = await measure(steps, { watchDirs: [tmp], fsPath: ctx.work });
-      return { m, archiveBytes, dumpBytes, stages: stepStarts(m) };
+      return { m, archiveBytes: spec.sizes.archive, dumpBytes: spec.sizes.dump, stages: stepStarts(m) };
     });
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDatabase, createDbUser, defaultsFile, dropDatabase, dropDbUser } from '../test/helpers/mysql.ts';
-import { dumpArgv, measured, oursCommand, run, stepStarts, type BenchContext, type ContenderResult } from './contenders.ts';
+import { measured, oursCommand, run, specSteps, stepStarts, type BenchContext, type ContenderResult } from './contenders.ts';
 import { measure, type Step } from './measure.ts';
 
 // The contenders of the local and restore cases, and the start-up time:
@@ -23,23 +23,16 @@ export async function runSpecLocal(ctx: BenchContext): Promise<ContenderResult> 
   mkdirSync(dest, { recursive: true, mode: 0o700 });
   try {
     return await measured(ctx, 'spec-local', 'spec pipeline to a local dir (dump, cp -a, tar|zstd into the dir, sync, rm)', async () => {
-      const dump = join(tmp, 'database.sql');
       const archive = join(dest, 'archive.tar.zst');
-      let dumpBytes = 0;
-      let archiveBytes = 0;
+      const spec = await specSteps(ctx, tmp, archive);
       const steps: Step[] = [
-        { label: 'mysqldump > file', argv: await dumpArgv(ctx.site), stdoutFile: dump, afterExit: () => (dumpBytes = statSync(dump).size) },
-        { label: 'cp -a wp-content', argv: ['cp', '-a', join(ctx.site.dir, 'wp-content'), join(tmp, 'wp-content')] },
-        {
-          label: "tar -I 'zstd -T0' -cf", argv: ['tar', '-I', 'zstd -T0', '-cf', archive, '-C', tmp, 'database.sql', 'wp-content', '-C', ctx.site.dir, 'wp-config.php', '.htaccess'],
-          afterExit: () => (archiveBytes = statSync(archive).size),
-        },
+        ...spec.steps,
         // As durable as ours: the archive's data on disk before the run counts as done.
         { label: 'sync archive', argv: ['sync', '--', archive] },
-        { label: 'rm temp files', argv: ['rm', '-rf', '--', dump, join(tmp, 'wp-content')] },
+        { label: 'rm temp files', argv: ['rm', '-rf', '--', ...spec.temp] },
       ];
       const m = await measure(steps, { watchDirs: [tmp], fsPath: ctx.work });
-      return { m, archiveBytes, dumpBytes, stages: stepStarts(m) };
+      return { m, archiveBytes: spec.sizes.archive, dumpBytes: spec.sizes.dump, stages: stepStarts(m) };
     }, { bucket: false });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
