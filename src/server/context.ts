@@ -7,6 +7,7 @@ import { createRepos, type Repos } from './db/repos.ts';
 import { openSecretBox, type SecretBox } from './db/secrets.ts';
 import type { Role } from './db/users.ts';
 import { SiteEvents } from './events.ts';
+import { JobEndedHub } from './job-ended.ts';
 import { JobNotifier } from './job-notifier.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { DownloadLinks } from './local-download.ts';
@@ -59,6 +60,10 @@ export interface ServerContext {
   downloads: DownloadLinks;
   /** One cached Storage per provider, and the handles of agents' uploads (storage-registry.ts). */
   storage: StorageRegistry;
+  /** Jobs that ended in this process (finish, expiry), for retention, alerts, metrics (job-ended.ts). */
+  jobEnded: JobEndedHub;
+  /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
+  now: () => number;
   /** Releases everything above, newest first; a second call does nothing. */
   close(): Promise<void>;
 }
@@ -126,8 +131,11 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       partUrl: (token, n) => `${config.publicUrl.replace(/\/+$/, '')}/api/v1/agent/uploads/${token}/parts/${n}`,
     });
     held.defer(() => storage.close());
+    const jobEnded = new JobEndedHub();
+    held.defer(() => jobEnded.close());
     const caps = createCaps(config.limits);
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, close: () => held.releaseAll() };
+    const now = o.now ?? Date.now;
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, now, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -34,6 +34,7 @@ export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['lo
   for (const job of stranded) {
     await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, reason: 'node_unavailable' });
     ctx.events.publish(job.siteId);
+    ctx.jobEnded.emit(job);
   }
   for (const job of expired) {
     const err = await abortJobUpload(ctx, job);
@@ -42,6 +43,7 @@ export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['lo
     await forgetSignedParts(ctx.db, job.id).catch((e: unknown) => log(`Could not forget the part sizes of expired job ${job.id}`, e));
     await auditExpiry(ctx, log, job, { site_id: job.siteId, type: job.type, error: job.error, upload_aborted: aborted });
     ctx.events.publish(job.siteId);
+    ctx.jobEnded.emit(job);
   }
   return [...expired, ...stranded];
 }

@@ -22,6 +22,7 @@ export async function finishJob(ctx: ServerContext, job: JobRow, nodeId: string,
   });
   if (!ended) throw new ApiError(409, 'conflict', `Job ${job.id} is no longer this agent's to finish`);
   ctx.events.publish(job.siteId);
+  ctx.jobEnded.emit(ended);
   return ended;
 }
 
