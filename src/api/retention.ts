@@ -73,7 +73,7 @@ export const PruneSiteBody = Type.Object({
   keep: Type.Array(Type.Object({ backup_id: Type.String(), created_at: Type.String(), kept_by: Type.Array(Type.String()) })),
   remove: Type.Array(Type.Object({
     backup_id: Type.String(), created_at: Type.String(), key: Type.String(), reason: Type.String(),
-    deleted: Type.Union([Type.Boolean(), Type.Null()], { description: 'null on a dry run; false: the deletion failed and is retried' }),
+    deleted: Type.Union([Type.Boolean(), Type.Null()], { description: 'true: deleted; false: the deletion failed and is retried (see error); null: a dry run, or left alone after all (see error)' }),
     error: Type.Union([Type.String(), Type.Null()]),
   })),
 });

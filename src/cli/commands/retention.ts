@@ -149,8 +149,8 @@ export const backupsUnpin = pinCommand(false);
 function pruneText(s: PruneSiteBody): string {
   const head = `Site ${s.site_id}: ${s.policy} (${s.source} policy, buckets in ${s.time_zone})${s.skipped ? `: skipped, ${s.skipped}` : ''}`;
   const keep = s.keep.map((k) => `  keep    ${k.backup_id} ${k.created_at}  (${k.kept_by.join(', ')})`);
-  const verb = (d: boolean | null): string => (d === null ? 'would delete' : d ? 'deleted' : 'FAILED');
-  const remove = s.remove.map((r) => `  ${verb(r.deleted).padEnd(12)} ${r.backup_id} ${r.created_at}  ${r.error ?? r.reason}`);
+  const verb = (r: PruneSiteBody['remove'][number]): string => (r.deleted === true ? 'deleted' : r.deleted === false ? 'FAILED' : s.dry_run ? 'would delete' : 'left');
+  const remove = s.remove.map((r) => `  ${verb(r).padEnd(12)} ${r.backup_id} ${r.created_at}  ${r.error ?? r.reason}`);
   return [head, ...keep, ...remove].join('\n') + '\n';
 }
 

@@ -19,8 +19,9 @@ export interface KeptBackup {
 export interface RemovedBackup {
   backup: BackupRow;
   reason: string;
-  /** After a real prune: whether the deletion went through (false: it is retried). */
+  /** After a real prune: whether the deletion went through (false: it failed and is retried; unset: dry run, or left alone). */
   deleted?: boolean;
+  /** Why the deletion failed, or why the backup was left alone after all. */
   error?: string;
 }
 
@@ -62,11 +63,16 @@ export async function pruneSite(ctx: ServerContext, siteId: string, opts: { dryR
   const plan = await planSite(ctx, siteId);
   if (opts.dryRun || plan.remove.length === 0) return plan;
   for (const r of plan.remove) {
+    // A backup queued since the plan was made stops the prune: nothing of a busy site goes.
+    const active = await ctx.repos.jobs.activeForSite(siteId);
+    if (active) {
+      r.error = `left alone: a backup of this site is ${active.state} (job ${active.id})`;
+      continue;
+    }
     // Claimed one by one: a pin, or another server's prune, since the plan wins over it.
     const row = await ctx.repos.retention.claimForDeletion(r.backup.id, ctx.now() + CLAIM_MS);
     if (!row) {
-      r.deleted = false;
-      r.error = 'pinned, deleted or claimed since the plan was made; left alone';
+      r.error = 'left alone: pinned, deleted or claimed by another prune since the plan was made';
       continue;
     }
     const out = await finishDeletion(ctx, row, opts.actor, r.reason);

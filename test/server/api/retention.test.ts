@@ -148,6 +148,34 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((await ctx().repos.retention.completed(site)).map((b) => b.id), [ids[0]], 'the newest stays, whatever the policy');
     });
 
+    it('stops deleting when a backup of the site is queued mid-prune', async () => {
+      const pid = await provider('local');
+      const site = await newSite();
+      const ids = await daily(site, pid, 4);
+      await t.api('PUT', `/api/v1/sites/${site}/retention`, { body: { keep_last: 1 } });
+      // The first deletion queues a backup, as a schedule or a user might at that moment.
+      const registry = ctx().storage;
+      const realRequire = registry.require.bind(registry);
+      registry.require = async (id) => {
+        const found = await realRequire(id);
+        const storage: Storage = Object.create(found.storage) as Storage;
+        storage.delete = async (key) => {
+          await found.storage.delete(key);
+          if (!(await ctx().repos.jobs.activeForSite(site))) await ctx().repos.jobs.enqueueBackup(site);
+        };
+        return { ...found, storage };
+      };
+      try {
+        const res = await t.api('POST', `/api/v1/sites/${site}/prune`);
+        assert.deepEqual(res.body.remove.map((r: { backup_id: string; deleted: unknown }) => [r.backup_id, r.deleted]), [[ids[1], true], [ids[2], null], [ids[3], null]]);
+        assert.match(res.body.remove[1].error, /left alone: a backup of this site is queued/);
+        assert.deepEqual((await ctx().repos.retention.completed(site)).map((b) => b.id), [ids[0], ids[2], ids[3]]);
+      } finally {
+        registry.require = realRequire;
+        await t.api('POST', `/api/v1/sites/${site}/backup/stop`);
+      }
+    });
+
     it('prunes after each completed backup (the agent\'s finish)', async () => {
       const pid = await provider('local');
       const site = await newSite();
