@@ -7,7 +7,6 @@ import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { archiveFileName, archiveKey } from '../../../src/engine/archive-name.ts';
 import type { ServerContext } from '../../../src/server/context.ts';
-import { retryDeletionsOnce } from '../../../src/server/retention/deletion.ts';
 import type { PruneFailure } from '../../../src/server/retention/prune-failed.ts';
 import type { Storage } from '../../../src/storage/storage.ts';
 import { listKeys, makeBucket, removeBucket } from '../../helpers/s3.ts';
@@ -35,6 +34,8 @@ for (const dialect of DIALECTS) {
 
     before(async () => {
       t = await startTestServer(dialect, { now: () => clock });
+      // Retries run when a test says so (runOnce), never on the timer in between.
+      await t.server.deletionRetrier.stop();
       f = await twoNodeFleet(t);
       bucket = await makeBucket('wpb-retention');
       localRoot = mkdtempSync(join(tmpdir(), 'wpb-retention-'));
@@ -230,15 +231,16 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(reported.map((e) => [e.backupId, e.attempts]), [[doomed, 1]]);
         assert.ok((await ctx().repos.audit.list({ targetId: doomed })).some((e) => e.action === 'backup.delete_failed'));
 
-        assert.deepEqual(await retryDeletionsOnce(ctx(), clock + 59_000), { deleted: [], failed: [] }, 'not due yet');
-        clock += 60_000;
-        assert.deepEqual(await retryDeletionsOnce(ctx(), clock), { deleted: [], failed: [doomed] });
+        clock += 59_000;
+        assert.deepEqual(await t.server.deletionRetrier.runOnce(), { deleted: [], failed: [] }, 'not due yet');
+        clock += 1_000;
+        assert.deepEqual(await t.server.deletionRetrier.runOnce(), { deleted: [], failed: [doomed] });
         row = await ctx().repos.backups.get(doomed);
         assert.deepEqual([row?.status, row?.deleteAttempts, row?.deleteAfter], ['deleting', 2, clock + 120_000], 'the wait doubles');
 
         failing = false;
         clock += 120_000;
-        assert.deepEqual(await retryDeletionsOnce(ctx(), clock), { deleted: [doomed], failed: [] });
+        assert.deepEqual(await t.server.deletionRetrier.runOnce(), { deleted: [doomed], failed: [] });
         assert.equal(await ctx().repos.backups.get(doomed), undefined);
         assert.equal(await objectExists(pid, doomedKey), false);
         await ctx().pruneFailed.idle();
