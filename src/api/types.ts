@@ -120,6 +120,8 @@ export interface Backup {
   sha256: string;
   status: 'completed';
   created_at: string;
+  /** Kept forever by retention (wpbackup backups pin ID). */
+  pinned: boolean;
 }
 
 export interface DownloadResponse {

@@ -8,6 +8,7 @@ import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
 import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
 import { restoreCommand } from './commands/restore.ts';
+import { backupsPin, backupsUnpin, pruneCommand, retentionClear, retentionSet, retentionShow, storageReconcile } from './commands/retention.ts';
 import { serverCommand } from './commands/server.ts';
 import { sitesScan } from './commands/sites.ts';
 import { loginCommand } from './commands/login.ts';
@@ -17,7 +18,8 @@ import { EXIT, exitCodeFor } from './exit-codes.ts';
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
+export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
+  retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));

@@ -12,6 +12,7 @@ import { JobNotifier } from './job-notifier.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ReleaseStack } from './release-stack.ts';
+import { PruneFailedHub } from './retention/prune-failed.ts';
 import { uploadsRoot } from './storage-factory.ts';
 import { StorageRegistry } from './storage-registry.ts';
 import { createCaps, DEFAULT_STREAM_LIMITS, type Caps, type StreamLimits } from './stream-caps.ts';
@@ -62,6 +63,8 @@ export interface ServerContext {
   storage: StorageRegistry;
   /** Jobs that ended in this process (finish, expiry), for retention, alerts, metrics (job-ended.ts). */
   jobEnded: JobEndedHub;
+  /** Backup deletions (prunes, retries) that failed, for the "prune failed" alert (retention/prune-failed.ts). */
+  pruneFailed: PruneFailedHub;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** Releases everything above, newest first; a second call does nothing. */
@@ -133,9 +136,11 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     held.defer(() => storage.close());
     const jobEnded = new JobEndedHub();
     held.defer(() => jobEnded.close());
+    const pruneFailed = new PruneFailedHub();
+    held.defer(() => pruneFailed.close());
     const caps = createCaps(config.limits);
     const now = o.now ?? Date.now;
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, now, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -4,6 +4,8 @@ import { openContext, type ContextOptions, type ServerContext } from './context.
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
 import { ReleaseStack } from './release-stack.ts';
+import { startDeletionRetrier, type DeletionRetrier } from './retention/deletion.ts';
+import { pruneAfterBackups } from './retention/prune.ts';
 
 // The server context (context.ts), the HTTP API, the reaper and, on PostgreSQL, the LISTEN
 // connection for other servers' jobs. Shared by `wpbackup server` and the tests. Whatever
@@ -21,6 +23,8 @@ export interface RunningServer {
   url: string;
   /** The LISTEN connection for jobs queued by other servers (PostgreSQL only). */
   jobListener?: PgJobListener;
+  /** Retries failed backup deletions (retention/deletion.ts); tests stop its timer and call runOnce(). */
+  deletionRetrier: DeletionRetrier;
   close(): Promise<void>;
 }
 
@@ -35,6 +39,10 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
     const reaper = startReaper(ctx);
     held.defer(() => reaper.stop());
+    // Retention: a prune after each completed backup, and retries of deletions that failed.
+    held.defer(pruneAfterBackups(ctx));
+    const retrier = startDeletionRetrier(ctx);
+    held.defer(() => retrier.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
     const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
     if (listener) held.defer(() => listener.close());
@@ -46,7 +54,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
     const url = o.publicUrl ?? `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
     ctx.config.publicUrl = url;
-    return { app, ctx, url, jobListener: listener, close: () => held.releaseAll() };
+    return { app, ctx, url, jobListener: listener, deletionRetrier: retrier, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -24,6 +24,7 @@ export const ACTIONS = {
   'backup.download': 'site',
   'backup.delete': 'site',
   'daemon.reset': 'site', // reset a stuck backup to idle and clean its temp files
+  'retention.write': 'site', // set or clear a retention policy, pin or unpin a backup, prune (the fleet's: no site, so super_admin only)
   'node.read': 'node',
   'node.write': 'node', // create (resource: none, so super_admin only), edit, delete
   'node.join_code': 'node',
@@ -45,7 +46,7 @@ export type Decision = 'allow' | 'forbidden';
 const AGENT: Action[] = ['agent.poll', 'agent.report'];
 const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download'];
 const NODE_ADMIN_OWN: Action[] = [
-  ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'node.read', 'node.write', 'node.join_code',
+  ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'retention.write', 'node.read', 'node.write', 'node.join_code',
 ];
 
 // Agent actions are for agents alone, super_admin included: they act as "this node", and a user is no node.

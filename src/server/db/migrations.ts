@@ -256,10 +256,38 @@ CREATE TABLE job_upload_parts (
 );
 `;
 
+// Retention (issue 10): one policy row for the fleet (id 'fleet', site_id NULL, with the fleet's
+// time zone) and at most one per site (id = site_id), which replaces the fleet's as a whole.
+// backups.pinned keeps a backup forever; delete_* track a deletion that failed and is retried
+// (the row stays 'deleting', is never shown as downloadable, and is retried from delete_after).
+const retention = `
+CREATE TABLE retention_policies (
+  id TEXT PRIMARY KEY,
+  site_id TEXT UNIQUE REFERENCES sites (id) ON DELETE CASCADE,
+  keep_last INTEGER CHECK (keep_last >= -1),
+  keep_hourly INTEGER CHECK (keep_hourly >= -1),
+  keep_daily INTEGER CHECK (keep_daily >= -1),
+  keep_weekly INTEGER CHECK (keep_weekly >= -1),
+  keep_monthly INTEGER CHECK (keep_monthly >= -1),
+  keep_yearly INTEGER CHECK (keep_yearly >= -1),
+  time_zone TEXT,
+  updated_at BIGINT NOT NULL,
+  CHECK ((id = 'fleet' AND site_id IS NULL) OR (id <> 'fleet' AND site_id = id))
+);
+ALTER TABLE backups ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));
+ALTER TABLE backups ADD COLUMN delete_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN delete_after BIGINT;
+ALTER TABLE backups ADD COLUMN delete_error TEXT;
+CREATE INDEX backups_site_status ON backups (site_id, status, created_at);
+CREATE INDEX backups_deleting ON backups (status, delete_after);
+CREATE INDEX backups_storage ON backups (storage_id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
   { version: 3, name: 'login throttle and MFA', sql: loginSecurity },
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
   { version: 5, name: 'node disabled since, upload part budget', sql: limits },
+  { version: 7, name: 'retention policies, pinned backups, retried deletions', sql: retention },
 ];

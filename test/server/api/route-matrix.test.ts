@@ -336,6 +336,25 @@ for (const dialect of DIALECTS) {
           return { method: 'GET', path: new URL(res.body.url as string).pathname };
         },
       },
+      // Retention (routes/retention.ts). The fleet's policy has no site: "own" grants never pass, so a node_admin is refused.
+      'GET /api/v1/retention': { auth: 'user', make: get('/api/v1/retention') },
+      'PUT /api/v1/retention': { auth: 'user', action: 'retention.write', make: async () => ({ method: 'PUT', path: '/api/v1/retention', body: {} }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
+      'GET /api/v1/sites/{id}/retention': { auth: 'user', action: 'backup.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/retention` }) },
+      'PUT /api/v1/sites/{id}/retention': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${await freshSite(s)}/retention`, body: { keep_last: 5 } }) },
+      'DELETE /api/v1/sites/{id}/retention': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}/retention` }) },
+      'POST /api/v1/backups/backups/{id}/pin': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/backups/backups/${await freshBackup(siteOf(s))}/pin` }) },
+      'DELETE /api/v1/backups/backups/{id}/pin': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/backups/backups/${await freshBackup(siteOf(s))}/pin` }) },
+      'POST /api/v1/sites/{id}/prune': {
+        auth: 'user',
+        action: 'retention.write',
+        make: async (_c, s) => {
+          const site = await freshSite(s);
+          await freshBackup(site);
+          return { method: 'POST', path: `/api/v1/sites/${site}/prune`, body: { dry_run: true } };
+        },
+      },
+      'POST /api/v1/prune': { auth: 'user', action: 'retention.write', make: async () => ({ method: 'POST', path: '/api/v1/prune', body: { dry_run: true } }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
+      'POST /api/v1/storage-providers/{id}/reconcile': superOnly(async () => ({ method: 'POST', path: `/api/v1/storage-providers/${f.providerId}/reconcile`, body: {} }), 'storage.write'),
       'POST /api/v1/agent/join': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/agent/join', body: { code: await joinCode(), hostname: `j-${rand()}.example.com` } }) },
       // The resource is the calling node itself, so there is no foreign case: only its own jobs come back.
       'POST /api/v1/agent/poll': {
