@@ -109,13 +109,39 @@ export function installService(o: InstallOptions): InstallReport {
   return { unitPath, unit: existed ? 'updated' : 'written', notes };
 }
 
-/** What an installed unit names: its data dir and env file (so uninstall finds non-default ones). */
-export function readUnit(text: string): { dataDir?: string; envFile?: string; user?: string } {
-  const line = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, 'm').exec(text)?.[1];
-  const word = (s: string | undefined): string | undefined => s?.replace(/^"(.*)"$/, '$1').replace(/\\(["\\])/g, '$1').replace(/%%/g, '%');
-  const exec = line('ExecStart') ?? '';
-  const dataDir = /--data-dir ("(?:[^"\\]|\\.)*"|\S+)/.exec(exec)?.[1];
-  return { dataDir: word(dataDir), envFile: word(line('EnvironmentFile')), user: line('User') };
+/** A unit's command line split into words, undoing unitWord()'s quoting. */
+export function unitWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    words.push((m[1] !== undefined ? m[1].replace(/\\(["\\])/g, '$1') : (m[2] as string)).replace(/%%/g, '%'));
+  }
+  return words;
+}
+
+/** The settings an installed unit holds, so an upgrade keeps them (data dir first of all). */
+export interface InstalledUnit {
+  dataDir?: string;
+  envFile?: string;
+  user?: string;
+  /** Extra ReadWritePaths (not the data dir, not the optional compile cache). */
+  writable: string[];
+  /** The arguments after `server|agent --data-dir DIR`. */
+  args: string[];
+}
+
+export function readUnit(text: string): InstalledUnit {
+  const lines = (key: string): string[] => [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1] as string);
+  const words = unitWords(lines('ExecStart')[0] ?? '');
+  const at = words.indexOf('--data-dir');
+  const dataDir = at >= 0 ? words[at + 1] : undefined;
+  const writable = lines('ReadWritePaths').filter((l) => !l.startsWith('-')).map((l) => unitWords(l)[0] as string).filter((p) => p !== dataDir);
+  return { dataDir, envFile: unitWords(lines('EnvironmentFile')[0] ?? '')[0], user: lines('User')[0], writable, args: at >= 0 ? words.slice(at + 2) : [] };
+}
+
+/** The unit installed now, if any. */
+export function installedUnit(o: { kind: ServiceKind; prefix: string; unitDir: string }): InstalledUnit | undefined {
+  const path = join(under(o.prefix, o.unitDir), unitName(o.kind));
+  return existsSync(path) ? readUnit(readFileSync(path, 'utf8')) : undefined;
 }
 
 const SYSTEM_DIRS = new Set(['/', '/etc', '/home', '/opt', '/root', '/srv', '/tmp', '/usr', '/usr/local', '/var', '/var/lib', '/var/www']);
@@ -132,7 +158,7 @@ export interface UninstallReport {
 
 export function uninstallService(o: { kind: ServiceKind; prefix: string; unitDir: string; purge: boolean; dataDir?: string }): UninstallReport {
   const unitPath = join(under(o.prefix, o.unitDir), unitName(o.kind));
-  const installed = existsSync(unitPath) ? readUnit(readFileSync(unitPath, 'utf8')) : {};
+  const installed: Partial<InstalledUnit> = installedUnit(o) ?? {};
   const dataDir = o.dataDir ?? installed.dataDir ?? DEFAULTS[o.kind].dataDir;
   const envFile = installed.envFile ?? join(DEFAULTS.envDir, `${o.kind}.env`);
   const removed: string[] = [];

@@ -117,6 +117,11 @@ describe('install-service', () => {
     assert.equal(readFileSync(envFile, 'utf8'), 'WPBACKUP_SECRET_KEY=c2VjcmV0\n');
     assert.equal(statSync(envFile).mode & 0o777, 0o600);
     assert.match(readFileSync(unitPath, 'utf8'), /--port 9000$/m);
+    // Run again with nothing but the kind (install.sh's upgrade, an operator's): the unit keeps its settings.
+    assert.equal(cli(['install-service', 'server', '--prefix', prefix]).status, 0);
+    const upgraded = readFileSync(unitPath, 'utf8');
+    assert.deepEqual(setting(upgraded, 'ExecStart'), [`${join(REPO, 'bin', 'wpbackup')} server --data-dir /var/lib/wpb-test-svc --no-local-agent --port 9000`]);
+    assert.deepEqual(setting(upgraded, 'User'), [SVC_USER]);
 
     const kept = cli(['uninstall-service', 'server', '--prefix', prefix]);
     assert.equal(kept.status, 0, kept.stderr);
@@ -132,18 +137,26 @@ describe('install-service', () => {
     assert.ok(!existsSync(dataDir) && !existsSync(envFile) && !existsSync(unitPath));
   });
 
-  it('installs the agent as root and hands a data dir root did not own back to root', () => {
+  it('installs the agent as root, hands a data dir root did not own back to root, and keeps an awkward data dir path on an upgrade', () => {
     const prefix = join(work, 'agent-root');
-    const dataDir = join(prefix, 'var/lib/wpbackup-agent');
+    const awkward = '/var/lib/wpb agent "100%"';
+    const dataDir = join(prefix, awkward);
     mkdirSync(dataDir, { recursive: true });
     const owner = ownerIds();
     execFileSync('chown', [`${owner.uid}:${owner.gid}`, dataDir]);
-    const r = cli(['install-service', 'agent', '--prefix', prefix]);
+    const r = cli(['install-service', 'agent', '--prefix', prefix, '--data-dir', awkward, '--writable', '/srv/a b']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /now owned by uid 0/);
     assert.match(r.stdout, /not joined yet: run 'WPBACKUP_JOIN_CODE=<code> wpbackup install-service agent --server URL'/);
     assert.equal(statSync(dataDir).uid, 0);
     assert.deepEqual(readdirSync(join(prefix, 'etc/wpbackup')), ['agent.env']);
+    const unitPath = join(prefix, 'etc/systemd/system/wpbackup-agent.service');
+    const first = readFileSync(unitPath, 'utf8');
+    verify(first, join(work, 'verify-agent'), 'wpbackup-agent.service');
+    assert.equal(cli(['install-service', 'agent', '--prefix', prefix]).status, 0);
+    assert.equal(readFileSync(unitPath, 'utf8'), first, 'the upgrade kept the data dir and the writable path');
+    const dry = cli(['install-service', 'agent', '--prefix', prefix, '--dry-run']);
+    assert.equal(dry.stdout, first);
   });
 });
 

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { toolVersion } from '../../engine/manifest.ts';
 import { badInput } from '../../errors.ts';
-import { installService, under, uninstallService } from '../../service/install.ts';
+import { installedUnit, installService, under, uninstallService } from '../../service/install.ts';
 import { DEFAULTS, unitName, unitText, type ServiceKind, type UnitSpec } from '../../service/units.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -92,7 +92,8 @@ export const installServiceCommand: Command = {
 DATABASE_URL, WPBACKUP_SECRET_KEY and other secrets there, never in the unit). The server runs
 as a system user (created with useradd when missing), the agent as root with only the
 capabilities it needs (it reads every site and becomes each site's owner to do so). Running it
-again upgrades the unit and keeps the data dir and the env file.
+again upgrades the unit: settings not given (data dir, user, --writable, service arguments) are
+kept from the installed unit, and so are the data dir's contents and the env file.
 
 Options:
   --data-dir DIR       default ${DEFAULTS.server.dataDir} (server), ${DEFAULTS.agent.dataDir} (agent)
@@ -124,13 +125,18 @@ agent on this machine too for them.`,
     const kind = kindOf(pos, 'install-service');
     const prefix = str(v.prefix) ?? '';
     if (kind === 'server' && (v.server !== undefined || v['join-code'] !== undefined)) throw badInput('--server and --join-code are for install-service agent');
-    const dataDir = absolute(str(v['data-dir']) ?? DEFAULTS[kind].dataDir, '--data-dir');
-    const user = str(v.user) ?? DEFAULTS.server.user;
+    const unitDir = str(v['unit-dir']) ?? DEFAULTS.unitDir;
+    // An upgrade keeps what the installed unit says unless told otherwise: above all its data dir.
+    const installed = installedUnit({ kind, prefix, unitDir });
+    const dataDir = absolute(str(v['data-dir']) ?? installed?.dataDir ?? DEFAULTS[kind].dataDir, '--data-dir');
+    const user = str(v.user) ?? (kind === 'server' ? installed?.user : undefined) ?? DEFAULTS.server.user;
     if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw badInput(`--user ${user} is not a valid system user name`, 'Use lower-case letters, digits, - and _');
+    const writable = v.writable !== undefined ? strs(v.writable) : (installed?.writable ?? []);
+    const args = pos.length > 1 ? pos.slice(1) : (installed?.args ?? []);
     const spec: UnitSpec = {
-      kind, exec: join(ROOT, 'bin', 'wpbackup'), dataDir, envFile: join(DEFAULTS.envDir, `${kind}.env`), user: kind === 'server' ? user : undefined,
-      writable: strs(v.writable).map((p) => absolute(p, '--writable')), compileCache: join(ROOT, 'node_modules', '.cache', 'wpbackup-compile'),
-      args: serviceArgs(kind, pos.slice(1)), version: toolVersion(),
+      kind, exec: join(ROOT, 'bin', 'wpbackup'), dataDir, envFile: installed?.envFile ?? join(DEFAULTS.envDir, `${kind}.env`), user: kind === 'server' ? user : undefined,
+      writable: writable.map((p) => absolute(p, '--writable')), compileCache: join(ROOT, 'node_modules', '.cache', 'wpbackup-compile'),
+      args: serviceArgs(kind, args), version: toolVersion(),
     };
     if (v['dry-run']) {
       ctx.stdout.write(unitText(spec));
@@ -139,7 +145,7 @@ agent on this machine too for them.`,
     if (kind === 'server') checkReachable(ROOT);
     if (!prefix && process.getuid?.() !== 0) throw badInput('install-service writes to /etc and creates a system user', 'Run it as root (sudo)');
     const joined = kind === 'agent' ? await joinIfAsked(v, under(prefix, dataDir), ctx) : undefined;
-    const report = installService({ spec, prefix, unitDir: str(v['unit-dir']) ?? DEFAULTS.unitDir });
+    const report = installService({ spec, prefix, unitDir });
     ctx.stdout.write(`${report.unit === 'written' ? 'Wrote' : 'Updated'} ${report.unitPath}\n${[...report.notes, ...(joined ? [joined] : [])].map((n) => `  ${n}\n`).join('')}`);
     ctx.stdout.write(nextSteps(kind, report.unit, spec));
     return EXIT.ok;
