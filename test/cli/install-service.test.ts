@@ -8,6 +8,7 @@ import { MAIN, REPO, resultOf, runCli } from '../helpers/cli.ts';
 import { ownerIds } from '../helpers/owner.ts';
 import { TEST_HOME } from '../helpers/services.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // `wpbackup install-service server|agent` writes units systemd accepts (systemd-analyze
 // verify, warnings included), keeps data and secrets on an upgrade, and the agent's
@@ -157,6 +158,41 @@ describe('install-service', () => {
     assert.equal(readFileSync(unitPath, 'utf8'), first, 'the upgrade kept the data dir and the writable path');
     const dry = cli(['install-service', 'agent', '--prefix', prefix, '--dry-run']);
     assert.equal(dry.stdout, first);
+  });
+});
+
+describe('install-service agent --server', () => {
+  let t: TestServer;
+  let work: string;
+  before(async () => {
+    t = await startTestServer('sqlite');
+    work = mkdtempSync(join(TEST_HOME, 'svc-join-'));
+  });
+  after(async () => {
+    await t.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('joins once with the code from the environment; the code lands in no file and an upgrade needs none', async () => {
+    const { code } = JSON.parse(execFileSync(process.execPath, [MAIN, 'nodes', 'join-code', '--data-dir', t.target.options.dataDir, '--json'], { encoding: 'utf8', env: { PATH: process.env.PATH } })) as { code: string };
+    const prefix = join(work, 'root');
+    // Run asynchronously: the server answering the join lives in this process.
+    const r = await runCli(['install-service', 'agent', '--prefix', prefix, '--server', t.url, '--hostname', 'web-svc.example.com'], { env: { WPBACKUP_JOIN_CODE: code } });
+    assert.equal(r.code, 0, r.stderr);
+    const nodeId = /joined .* as node (\S+);/.exec(r.stdout)?.[1];
+    assert.ok(nodeId, r.stdout);
+    const identity = join(prefix, 'var/lib/wpbackup-agent/agent.json');
+    assert.equal(statSync(identity).mode & 0o777, 0o600);
+    const files = execFileSync('find', [prefix, '-type', 'f'], { encoding: 'utf8' }).trim().split('\n');
+    for (const f of files.filter((f) => f !== identity)) assert.ok(!readFileSync(f, 'utf8').includes(code), `no join code in ${f}`);
+    // Again without a code (an upgrade): the identity is kept, not re-joined.
+    const again = cli(['install-service', 'agent', '--prefix', prefix]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`node ${nodeId} of ${t.url.replace(/[.]/g, '\\.')} \\(identity kept in `));
+    const spent = await runCli(['install-service', 'agent', '--prefix', join(work, 'other'), '--server', t.url], { env: { WPBACKUP_JOIN_CODE: code } });
+    assert.equal(spent.code, 2, spent.stderr);
+    assert.match(spent.stderr, /POST \/api\/v1\/agent\/join: HTTP 403/, 'a spent code');
+    assert.ok(!existsSync(join(work, 'other/etc/systemd/system/wpbackup-agent.service')), 'no unit for an agent that could not join');
   });
 });
 
