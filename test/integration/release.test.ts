@@ -60,9 +60,9 @@ describe('the release artifact', () => {
     const started = performance.now();
     const out = execFileSync('bash', [join(REPO, 'scripts', 'release.sh'), join(work, 'dist')], { encoding: 'utf8' });
     buildMs = performance.now() - started;
-    tarball = join(work, 'dist', `wpbackup-${VERSION}-linux-${process.arch}.tar.gz`);
-    assert.match(out, /release: .*\.tar\.gz \(\d+ MB, \d+ MB unpacked\)/);
-    execFileSync('tar', ['-xzf', tarball, '-C', work]);
+    tarball = join(work, 'dist', `wpbackup-${VERSION}-linux-${process.arch}.tar.zst`);
+    assert.match(out, /release: .*\.tar\.zst \(\d+ MB, \d+ MB unpacked\)/);
+    execFileSync('tar', ['-I', 'zstd', '-xf', tarball, '-C', work]);
     unpacked = join(work, `wpbackup-${VERSION}-linux-${process.arch}`);
     site = await createFixtureSite({ name: 'release' });
   });
