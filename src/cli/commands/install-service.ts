@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { toolVersion } from '../../engine/manifest.ts';
 import { badInput } from '../../errors.ts';
-import { installedUnit, installService, under, uninstallService } from '../../service/install.ts';
+import { installedUnit, installService, under, uninstallService, type InstalledUnit } from '../../service/install.ts';
 import { DEFAULTS, unitName, unitText, type ServiceKind, type UnitSpec } from '../../service/units.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -80,6 +80,19 @@ function nextSteps(kind: ServiceKind, unit: 'written' | 'updated', spec: UnitSpe
   return lines.join('\n') + '\n';
 }
 
+/** The unit to write: flags first, then what the installed unit says (an upgrade keeps its data dir), then defaults. */
+function specFor(kind: ServiceKind, v: Record<string, unknown>, serviceArgv: string[], installed: InstalledUnit | undefined): UnitSpec {
+  const dataDir = absolute(str(v['data-dir'] as string | undefined) ?? installed?.dataDir ?? DEFAULTS[kind].dataDir, '--data-dir');
+  const user = str(v.user as string | undefined) ?? (kind === 'server' ? installed?.user : undefined) ?? DEFAULTS.server.user;
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw badInput(`--user ${user} is not a valid system user name`, 'Use lower-case letters, digits, - and _');
+  const writable = v.writable !== undefined ? strs(v.writable as string[]) : (installed?.writable ?? []);
+  return {
+    kind, exec: join(ROOT, 'bin', 'wpbackup'), dataDir, envFile: installed?.envFile ?? join(DEFAULTS.envDir, `${kind}.env`), user: kind === 'server' ? user : undefined,
+    writable: writable.map((p) => absolute(p, '--writable')), compileCache: join(ROOT, 'node_modules', '.cache', 'wpbackup-compile'),
+    args: serviceArgs(kind, serviceArgv.length > 0 ? serviceArgv : (installed?.args ?? [])), version: toolVersion(),
+  };
+}
+
 const SHARED_HELP = `  --prefix DIR         write every file under DIR (packaging, tests); the unit names the real paths
   --unit-dir DIR       where the unit goes (default ${DEFAULTS.unitDir})`;
 
@@ -126,25 +139,14 @@ agent on this machine too for them.`,
     const prefix = str(v.prefix) ?? '';
     if (kind === 'server' && (v.server !== undefined || v['join-code'] !== undefined)) throw badInput('--server and --join-code are for install-service agent');
     const unitDir = str(v['unit-dir']) ?? DEFAULTS.unitDir;
-    // An upgrade keeps what the installed unit says unless told otherwise: above all its data dir.
-    const installed = installedUnit({ kind, prefix, unitDir });
-    const dataDir = absolute(str(v['data-dir']) ?? installed?.dataDir ?? DEFAULTS[kind].dataDir, '--data-dir');
-    const user = str(v.user) ?? (kind === 'server' ? installed?.user : undefined) ?? DEFAULTS.server.user;
-    if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw badInput(`--user ${user} is not a valid system user name`, 'Use lower-case letters, digits, - and _');
-    const writable = v.writable !== undefined ? strs(v.writable) : (installed?.writable ?? []);
-    const args = pos.length > 1 ? pos.slice(1) : (installed?.args ?? []);
-    const spec: UnitSpec = {
-      kind, exec: join(ROOT, 'bin', 'wpbackup'), dataDir, envFile: installed?.envFile ?? join(DEFAULTS.envDir, `${kind}.env`), user: kind === 'server' ? user : undefined,
-      writable: writable.map((p) => absolute(p, '--writable')), compileCache: join(ROOT, 'node_modules', '.cache', 'wpbackup-compile'),
-      args: serviceArgs(kind, args), version: toolVersion(),
-    };
+    const spec = specFor(kind, v, pos.slice(1), installedUnit({ kind, prefix, unitDir }));
     if (v['dry-run']) {
       ctx.stdout.write(unitText(spec));
       return EXIT.ok;
     }
     if (kind === 'server') checkReachable(ROOT);
     if (!prefix && process.getuid?.() !== 0) throw badInput('install-service writes to /etc and creates a system user', 'Run it as root (sudo)');
-    const joined = kind === 'agent' ? await joinIfAsked(v, under(prefix, dataDir), ctx) : undefined;
+    const joined = kind === 'agent' ? await joinIfAsked(v, under(prefix, spec.dataDir), ctx) : undefined;
     const report = installService({ spec, prefix, unitDir });
     ctx.stdout.write(`${report.unit === 'written' ? 'Wrote' : 'Updated'} ${report.unitPath}\n${[...report.notes, ...(joined ? [joined] : [])].map((n) => `  ${n}\n`).join('')}`);
     ctx.stdout.write(nextSteps(kind, report.unit, spec));
