@@ -23,6 +23,8 @@
 # The theme is only a Recommends of wordpress, and recommends are not installed (see below).
 WPB_PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql wordpress wordpress-theme-twentytwentythree
   zstd rsync chromium wget util-linux curl jq)
+# install-service tests: systemd-analyze verify (systemd: installed, not run as init) and useradd.
+WPB_PACKAGES+=(systemd passwd)
 
 wpb_say() { printf '[services] %s\n' "$*"; }
 

@@ -12,14 +12,18 @@ import { backupsPin, backupsUnpin, pruneCommand, retentionClear, retentionSet, r
 import { serverCommand } from './commands/server.ts';
 import { sitesScan } from './commands/sites.ts';
 import { loginCommand } from './commands/login.ts';
+import { installServiceCommand, uninstallServiceCommand } from './commands/install-service.ts';
 import { usersCreateCommand, usersListCommand, usersResetMfaCommand } from './commands/users.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
-  retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile];
+export const COMMANDS: Command[] = [
+  backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
+  retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile,
+  installServiceCommand, uninstallServiceCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));
