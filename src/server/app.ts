@@ -7,6 +7,7 @@ import type { ServerContext } from './context.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
+import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerBackupRoutes } from './routes/backups.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -21,6 +22,7 @@ export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 /** Route modules beyond the core; each file under routes/ adds itself to this list. */
 export const ROUTE_MODULES: RouteModule[] = [
   registerHealthRoutes, registerOpenApiRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes,
+  registerAlertRoutes,
 ];
 
 export interface AppOptions {
