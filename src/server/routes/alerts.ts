@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { Channel} from '../../api/alert-types.ts';
+import type { Channel } from '../../api/alert-types.ts';
 import {
   AlertSettings, ChannelList, CreateChannelRequest, CreatedChannel, CreateSubscriptionRequest, Delivery, DeliveryList, SiteAlerts, Subscription,
   SubscriptionList, TestAlertRequest, UpdateAlertSettingsRequest, UpdateSiteAlertsRequest,
