@@ -96,6 +96,22 @@ for (const dialect of DIALECTS) {
       assert.equal(body.site.url, `${t.url}/api/v1/sites/${siteId}`);
     });
 
+    it('stores the SMTP password, the signing secret and the ping URL encrypted', async () => {
+      const password = `pw-${randomBytes(8).toString('hex')}`;
+      const ch = await t.api('POST', '/api/v1/alerts/channels', { body: mailpitChannel(`enc-${randomBytes(3).toString('hex')}`, [uniqueAddress('enc')], [], password) });
+      assert.equal(ch.status, 201);
+      assert.equal(ch.body.has_secret, true);
+      assert.ok(!JSON.stringify(ch.body).includes(password));
+      const rows = await ctx().db.query<{ secret_enc: string; config: string }>('SELECT secret_enc, config FROM alert_channels');
+      assert.ok(rows.length >= 2);
+      for (const r of rows) {
+        assert.match(r.secret_enc, /^v1\./, 'sealed by the secret box');
+        assert.ok(!r.secret_enc.includes(password) && !r.config.includes(password) && !r.secret_enc.includes('whsec_'));
+      }
+      const pings = await ctx().db.query<{ ping_url_enc: string }>('SELECT ping_url_enc FROM alert_site_settings WHERE ping_url_enc IS NOT NULL');
+      for (const r of pings) assert.match(r.ping_url_enc, /^v1\./);
+    });
+
     it('hourly failures: one alert, one daily reminder, then one "recovered"', async () => {
       const { siteId, mail, hook } = await setup('hourly');
       for (let h = 0; h < 30; h++) {
