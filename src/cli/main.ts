@@ -4,6 +4,7 @@ import { toolVersion } from '../engine/manifest.ts';
 import { badInput, describe, kindOf, WpbError } from '../errors.ts';
 import type { Command, CommandContext } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
+import { ALERT_COMMANDS } from './commands/alerts.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
 import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
@@ -17,7 +18,8 @@ import { EXIT, exitCodeFor } from './exit-codes.ts';
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
+export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
+  ...ALERT_COMMANDS];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));
