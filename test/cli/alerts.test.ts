@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { MAIN } from '../helpers/cli.ts';
-import { mailTo, Receiver, uniqueAddress } from '../helpers/alerts.ts';
+import { mailpit, mailTo, Receiver, uniqueAddress } from '../helpers/alerts.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { services } from '../helpers/services.ts';
 
 // `wpbackup alerts ...` over the API: add channels (the SMTP password from stdin, the webhook
 // secret printed once), test them, read the delivery log, subscribe and unsubscribe, remove.
@@ -43,7 +42,7 @@ describe('wpbackup alerts', () => {
     const h = hook.json();
     assert.match(h.secret, /^whsec_/);
     receiver.secret = h.secret;
-    const m = services().mailpit;
+    const m = mailpit();
     const to = uniqueAddress('cli');
     const password = 'smtp password from stdin';
     const mail = await cli(['channels', 'add', '--name', 'ops mail', '--smtp-host', m.smtpHost, '--smtp-port', String(m.smtpPort), '--tls', 'none', '--smtp-user', 'wpb',

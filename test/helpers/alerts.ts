@@ -58,6 +58,13 @@ export class Receiver {
   }
 }
 
+/** Mailpit's addresses, from the services file (written by scripts/test-services.sh, which starts it). */
+export function mailpit(): { smtpHost: string; smtpPort: number; api: string } {
+  const m = services().mailpit as ReturnType<typeof services>['mailpit'] | undefined;
+  if (!m) throw new Error("The test services file names no Mailpit: run 'bash scripts/test-services.sh' (it builds and starts Mailpit)");
+  return m;
+}
+
 export interface MailMessage {
   ID: string;
   Subject: string;
@@ -66,13 +73,13 @@ export interface MailMessage {
 
 /** Every message Mailpit holds for this address. */
 export async function mailTo(address: string): Promise<MailMessage[]> {
-  const res = await fetch(`${services().mailpit.api}/api/v1/search?query=${encodeURIComponent(`to:"${address}"`)}&limit=200`);
+  const res = await fetch(`${mailpit().api}/api/v1/search?query=${encodeURIComponent(`to:"${address}"`)}&limit=200`);
   if (!res.ok) throw new Error(`Mailpit search answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { messages: MailMessage[] }).messages;
 }
 
 export async function mailText(id: string): Promise<string> {
-  const res = await fetch(`${services().mailpit.api}/api/v1/message/${id}`);
+  const res = await fetch(`${mailpit().api}/api/v1/message/${id}`);
   return ((await res.json()) as { Text: string }).Text;
 }
 
@@ -80,7 +87,7 @@ export const uniqueAddress = (what: string): string => `${what}-${randomBytes(5)
 
 /** An email channel on Mailpit, authenticating with a password (Mailpit takes any). */
 export function mailpitChannel(name: string, to: string[], siteIds: string[] | null, password = `smtp-${randomBytes(8).toString('hex')}`): Record<string, unknown> {
-  const m = services().mailpit;
+  const m = mailpit();
   return { name, type: 'email', site_ids: siteIds, email: { host: m.smtpHost, port: m.smtpPort, tls: 'none', user: 'wpbackup', password, from: 'wpbackup@alerts.example.com', to } };
 }
 

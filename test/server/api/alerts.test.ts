@@ -96,6 +96,27 @@ for (const dialect of DIALECTS) {
       assert.equal(body.site.url, `${t.url}/api/v1/sites/${siteId}`);
     });
 
+    it('an upload refused for its quota is a failed backup too, and storage near its quota is told', async () => {
+      const { siteId, hook } = await setup('quota');
+      await ctx().repos.sites.update(siteId, { quotaBytes: 70 });
+      // The archive of agent.succeed is 64 bytes: 91% of the quota (the threshold is 90%).
+      await agent.succeed(siteId);
+      await settled();
+      assert.deepEqual(eventsAt(hook).map((e) => e.event), ['storage.quota']);
+      assert.equal(eventsAt(hook)[0].detail.used_bytes, 64);
+      // A part bigger than the quota plus the margin: the server fails the job itself (services/quota.ts).
+      const jobId = await ctx().repos.jobs.enqueueBackup(siteId, { storageId: providerId });
+      assert.ok(jobId);
+      const polled = await t.api('POST', '/api/v1/agent/poll', { token: key, body: {} });
+      const base = `/api/v1/agent/jobs/${polled.body.job.job_id}/upload`;
+      assert.equal((await t.api('POST', `${base}/start`, { token: key, body: {} })).status, 200);
+      const refused = await t.api('POST', `${base}/parts`, { token: key, body: { part_numbers: [1], part_size: 200 * 1024 * 1024 } });
+      assert.equal(refused.status, 413, JSON.stringify(refused.body));
+      await settled();
+      assert.deepEqual(eventsAt(hook).map((e) => e.event), ['storage.quota', 'backup.failed']);
+      assert.match(eventsAt(hook, 'backup.failed')[0].detail.error, /The upload was refused/);
+    });
+
     it('stores the SMTP password, the signing secret and the ping URL encrypted', async () => {
       const password = `pw-${randomBytes(8).toString('hex')}`;
       const ch = await t.api('POST', '/api/v1/alerts/channels', { body: mailpitChannel(`enc-${randomBytes(3).toString('hex')}`, [uniqueAddress('enc')], [], password) });

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
+import { mailpit } from '../../helpers/alerts.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
@@ -219,7 +220,7 @@ for (const dialect of DIALECTS) {
       const pingUrl = `http://127.0.0.1:9/ping/${randomBytes(16).toString('hex')}`;
       never.add(smtpPassword);
       never.add(pingUrl.slice('http://127.0.0.1:9/ping/'.length));
-      const mp = services().mailpit;
+      const mp = mailpit();
       const mailCh = await api('email channel', 'POST', '/api/v1/alerts/channels', admin, {
         name: 'ops mail', type: 'email', email: { host: mp.smtpHost, port: mp.smtpPort, tls: 'none', user: 'wpbackup', password: smtpPassword, from: 'wpb@example.com', to: ['ops@example.com'] },
       });
