@@ -75,7 +75,7 @@ describe('authorize', () => {
       });
     }
     assert.deepEqual(wrong, []);
-    assert.equal(checked, 18 * 4 * 7);
+    assert.equal(checked, 19 * 4 * 7);
   });
 
   it('gives nothing to a node_admin without nodes or a site_admin without sites', () => {
