@@ -7,10 +7,13 @@ import { defaultFreshnessMs, nodeSubject, onJobEnded, raiseAndTell, siteSubject 
 // The time-based half of alerting, like reaper.ts: a pure pass (alertsOnce, which tests call
 // with their own clock) and a timer that runs it. Each pass raises the dead man's switch of
 // sites with no completed backup within their freshness window, raises / clears offline
-// agents, sends daily reminders of conditions still raised, and retries due deliveries. Safe
-// on every server at once: each raise, clear, reminder and delivery is claimed by one.
+// agents, sends daily reminders of conditions still raised, retries due deliveries and
+// forgets those that ended more than 30 days ago. Safe on every server at once: each raise,
+// clear, reminder and delivery is claimed by one.
 
 const HOUR = 3_600_000;
+/** How long the delivery log keeps a delivery that ended. */
+export const DELIVERY_LOG_MS = 30 * 24 * HOUR;
 const REMINDED: ReadonlySet<string> = new Set(['backup.failed', 'backup.stale', 'agent.offline', 'storage.quota', 'prune.failed']);
 
 export interface PassReport {
@@ -93,6 +96,7 @@ async function remind(ctx: ServerContext, now: number): Promise<number> {
 }
 
 async function retryDue(ctx: ServerContext, now: number): Promise<number> {
+  await deliveriesRepo(ctx).forgetEnded(now - DELIVERY_LOG_MS);
   const ids = await deliveriesRepo(ctx).due(now);
   for (const id of ids) await attempt(ctx, id, now);
   return ids.length;

@@ -103,6 +103,11 @@ export class AlertDeliveriesRepo {
     );
   }
 
+  /** Forgets deliveries that ended (sent or given up) before cutoff; returns how many. */
+  async forgetEnded(cutoff: number): Promise<number> {
+    return this.#ctx.db.exec(`DELETE FROM alert_deliveries WHERE state IN ('sent', 'failed') AND updated_at < ?`, [cutoff]);
+  }
+
   async get(id: string): Promise<DeliveryRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM alert_deliveries WHERE id = ?`, [id]);
     return row && toDelivery(row);

@@ -20,8 +20,8 @@ import { siteFor } from './site-common.ts';
 
 // Alerts: channels (an SMTP server, a webhook) are the super_admin's (alerts.manage), as are the
 // fleet's thresholds and the channels' delivery logs; any user may list channels by name and
-// type, and subscribe their own mail to the sites they may read; a site's freshness window and
-// ping URL go with site.write. Secrets (SMTP password, ping URL) go in and never come out; a
+// type, and subscribe their own mail to the sites they may read; a site's freshness window goes
+// with site.write, its ping URL with alerts.manage too (the server sends requests to it). Secrets (SMTP password, ping URL) go in and never come out; a
 // webhook's signing secret is generated here and shown once, in the answer that creates it.
 
 type IdP = { id: string };
@@ -236,10 +236,12 @@ function registerSettingRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   defineRoute<UpdateSiteAlertsRequest, IdP, Q, SiteAlerts>(app, ctx, {
     method: 'PUT', url: '/api/v1/sites/:id/alerts', auth: 'user', tags,
-    summary: "Set a site's freshness window (the dead man's switch; null: the default) and ping URL (write-only; null removes it)",
+    summary: "Set a site's freshness window (the dead man's switch; null: the default; site.write) and ping URL (write-only, null removes it; super_admin)",
     schema: { params: uuidParams('id'), body: UpdateSiteAlertsRequest, response: { 200: SiteAlerts, ...errorResponses(400, 401, 403, 404) } },
     handler: async ({ body, params, principal }) => {
       const { site, principal: me } = await siteFor(ctx, principal, 'site.write', params.id);
+      // The server will POST to a ping URL: like a webhook, that is the super_admin's call (no requests to internal addresses by a node_admin).
+      if (body.ping_url !== undefined) must(me, 'alerts.manage');
       const freshnessMs = body.freshness_hours === undefined ? undefined : body.freshness_hours === null ? null : body.freshness_hours * HOUR;
       await alertsRepo(ctx).updateSiteSettings(site.id, { freshnessMs, pingUrl: body.ping_url });
       const detail = { freshness_hours: body.freshness_hours, ping_url: body.ping_url === undefined ? undefined : body.ping_url === null ? 'removed' : 'set' };

@@ -210,6 +210,13 @@ for (const dialect of DIALECTS) {
     it('pings the site\'s ping URL at start, on success, and with /fail and the error on failure', async () => {
       const { siteId } = await setup('ping');
       const uuid = randomBytes(16).toString('hex');
+      // The server will POST to the URL: only a super_admin sets one; the node's own admin may set the window.
+      const { id: adminId } = await t.userWithRole('node_admin');
+      await ctx().repos.users.assignNode(adminId, nodeId);
+      const nodeAdmin = generateToken('api');
+      await ctx().repos.tokens.create({ userId: adminId, tokenHash: hashToken(nodeAdmin), kind: 'api', name: 'alerts' });
+      assert.equal((await t.api('PUT', `/api/v1/sites/${siteId}/alerts`, { token: nodeAdmin, body: { ping_url: `${receiver.url}/ping/${uuid}` } })).status, 403);
+      assert.equal((await t.api('PUT', `/api/v1/sites/${siteId}/alerts`, { token: nodeAdmin, body: { freshness_hours: 72 } })).status, 200);
       const set = await t.api('PUT', `/api/v1/sites/${siteId}/alerts`, { body: { ping_url: `${receiver.url}/ping/${uuid}` } });
       assert.equal(set.status, 200);
       assert.equal(set.body.has_ping_url, true);
