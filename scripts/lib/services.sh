@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Installs and starts the services wpbackup's tests and demo need (MariaDB, PostgreSQL, MinIO)
+# Installs and starts the services wpbackup's tests and demo need (MariaDB, PostgreSQL, MinIO, Mailpit)
 # on a Debian 12 machine without systemd, as root, with no interaction.
 #
 # Source it; it only defines functions and defaults, and never changes the caller's shell

@@ -170,14 +170,14 @@ export class AlertsRepo {
 
   /** undefined leaves a setting alone; null clears it. */
   async updateSiteSettings(siteId: string, p: { freshnessMs?: number | null; pingUrl?: string | null }): Promise<SiteAlertSettings> {
-    const now = await this.siteSettings(siteId);
-    const blob = await this.#ctx.db.get<Raw>('SELECT ping_url_enc FROM alert_site_settings WHERE site_id = ?', [siteId]);
-    const freshness = p.freshnessMs === undefined ? now.freshnessMs : p.freshnessMs;
-    const ping = p.pingUrl === undefined ? strOrNull(blob?.ping_url_enc) : p.pingUrl === null ? null : this.#box.encrypt(p.pingUrl, pingContext(siteId));
+    const ping = p.pingUrl === undefined || p.pingUrl === null ? null : this.#box.encrypt(p.pingUrl, pingContext(siteId));
+    // One statement: a setting left out keeps its stored value (excluded.* is only used for those given).
+    const keepFreshness = p.freshnessMs === undefined ? 'alert_site_settings.freshness_ms' : 'excluded.freshness_ms';
+    const keepPing = p.pingUrl === undefined ? 'alert_site_settings.ping_url_enc' : 'excluded.ping_url_enc';
     await this.#ctx.db.exec(
       `INSERT INTO alert_site_settings (site_id, freshness_ms, ping_url_enc) VALUES (?, ?, ?)
-       ON CONFLICT (site_id) DO UPDATE SET freshness_ms = excluded.freshness_ms, ping_url_enc = excluded.ping_url_enc`,
-      [siteId, freshness, ping],
+       ON CONFLICT (site_id) DO UPDATE SET freshness_ms = ${keepFreshness}, ping_url_enc = ${keepPing}`,
+      [siteId, p.freshnessMs ?? null, ping],
     );
     return this.siteSettings(siteId);
   }

@@ -220,6 +220,7 @@ for (const dialect of DIALECTS) {
       const set = await t.api('PUT', `/api/v1/sites/${siteId}/alerts`, { body: { ping_url: `${receiver.url}/ping/${uuid}` } });
       assert.equal(set.status, 200);
       assert.equal(set.body.has_ping_url, true);
+      assert.equal(set.body.freshness_hours, 72, 'setting one leaves the other as it was');
       assert.ok(!JSON.stringify(set.body).includes(uuid), 'the ping URL is not shown back');
       await agent.succeed(siteId);
       await settled();
