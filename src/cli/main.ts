@@ -4,6 +4,7 @@ import { toolVersion } from '../engine/manifest.ts';
 import { badInput, describe, kindOf, WpbError } from '../errors.ts';
 import type { Command, CommandContext } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
+import { ALERT_COMMANDS } from './commands/alerts.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
 import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
   retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile,
   installServiceCommand, uninstallServiceCommand,
+  ...ALERT_COMMANDS,
 ];
 
 function usage(): string {

@@ -7,6 +7,7 @@ import type { ServerContext } from './context.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
+import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerBackupRoutes } from './routes/backups.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -23,6 +24,7 @@ export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 export const ROUTE_MODULES: RouteModule[] = [
   registerHealthRoutes, registerOpenApiRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes,
   registerRetentionRoutes,
+  registerAlertRoutes,
 ];
 
 export interface AppOptions {

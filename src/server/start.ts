@@ -3,6 +3,7 @@ import { buildApp, type AppOptions } from './app.ts';
 import { openContext, type ContextOptions, type ServerContext } from './context.ts';
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
+import { startAlerts } from './alerts/pass.ts';
 import { ReleaseStack } from './release-stack.ts';
 import { startDeletionRetrier, type DeletionRetrier } from './retention/deletion.ts';
 import { pruneAfterBackups } from './retention/prune.ts';
@@ -43,6 +44,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     held.defer(pruneAfterBackups(ctx));
     const retrier = startDeletionRetrier(ctx);
     held.defer(() => retrier.stop());
+    // Alerts on ended jobs, and the pass for stale sites, offline agents, reminders and retries.
+    const alerts = startAlerts(ctx);
+    held.defer(() => alerts.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
     const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
     if (listener) held.defer(() => listener.close());

@@ -34,6 +34,7 @@ export const ACTIONS = {
   'storage.write': 'global',
   'user.manage': 'global',
   'audit.read': 'global',
+  'alerts.manage': 'global', // alert channels (their SMTP servers, webhooks, delivery logs) and fleet alert settings
 } as const satisfies Record<string, Scope>;
 export type Action = keyof typeof ACTIONS;
 export const ACTION_NAMES = Object.keys(ACTIONS) as Action[];

@@ -283,6 +283,88 @@ CREATE INDEX backups_deleting ON backups (status, delete_after);
 CREATE INDEX backups_storage ON backups (storage_id);
 `;
 
+// Alerts (issue 10). alert_channels: where alerts go, an SMTP server (config: host, port, tls,
+// user, from, to) or a webhook (config: url); secret_enc: the SMTP password or the webhook's
+// signing secret, encrypted (SecretBox, bound to the channel id). site_ids: JSON array of the
+// sites the channel's own recipients hear about, NULL for all. alert_subscriptions: a user's
+// own mail for the sites they may read (site_ids NULL: all of them), through an email channel.
+// alert_deliveries: one message to one target (a channel, or a site's ping URL as
+// target 'ping:<site id>'), sent and retried by whichever server claims it first (state and
+// lease_until, changed by conditional UPDATEs); (target, event_key) is unique, so an event
+// recorded twice is sent once. alert_state: whether a condition (a failing site, a stale
+// one, an offline agent...) is raised, per subject and kind, so every server agrees on what
+// was already said. alert_site_settings: a site's freshness window and (encrypted) ping URL.
+// alert_settings: one row of fleet-wide thresholds.
+const alerts = `
+CREATE TABLE alert_channels (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL CHECK (type IN ('email', 'webhook')),
+  config TEXT NOT NULL,
+  secret_enc TEXT,
+  site_ids TEXT,
+  on_success INTEGER NOT NULL DEFAULT 0 CHECK (on_success IN (0, 1)),
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE alert_subscriptions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  channel_id TEXT NOT NULL REFERENCES alert_channels (id) ON DELETE CASCADE,
+  site_ids TEXT,
+  on_success INTEGER NOT NULL DEFAULT 0 CHECK (on_success IN (0, 1)),
+  created_at BIGINT NOT NULL,
+  UNIQUE (user_id, channel_id)
+);
+CREATE INDEX alert_subscriptions_channel ON alert_subscriptions (channel_id);
+
+CREATE TABLE alert_deliveries (
+  id TEXT PRIMARY KEY,
+  target TEXT NOT NULL,
+  channel_id TEXT REFERENCES alert_channels (id) ON DELETE CASCADE,
+  site_id TEXT REFERENCES sites (id) ON DELETE CASCADE,
+  event_key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  recipients TEXT NOT NULL DEFAULT '[]',
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  lease_until BIGINT,
+  last_error TEXT,
+  history TEXT NOT NULL DEFAULT '[]',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (target, event_key)
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+CREATE INDEX alert_deliveries_channel ON alert_deliveries (channel_id, created_at);
+
+CREATE TABLE alert_state (
+  subject TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
+  since BIGINT,
+  notified_at BIGINT,
+  detail TEXT,
+  PRIMARY KEY (subject, kind)
+);
+
+CREATE TABLE alert_site_settings (
+  site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+  freshness_ms BIGINT CHECK (freshness_ms > 0),
+  ping_url_enc TEXT
+);
+
+CREATE TABLE alert_settings (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  agent_offline_minutes INTEGER NOT NULL CHECK (agent_offline_minutes > 0),
+  quota_percent INTEGER NOT NULL CHECK (quota_percent BETWEEN 1 AND 100),
+  reminder_hours INTEGER NOT NULL CHECK (reminder_hours > 0)
+);
+INSERT INTO alert_settings (id, agent_offline_minutes, quota_percent, reminder_hours) VALUES (1, 15, 90, 24);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
@@ -290,4 +372,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
   { version: 5, name: 'node disabled since, upload part budget', sql: limits },
   { version: 7, name: 'retention policies, pinned backups, retried deletions', sql: retention },
+  { version: 8, name: 'alerts', sql: alerts },
 ];

@@ -1,4 +1,5 @@
 import { describe } from '../../errors.ts';
+import { notifyPruneSucceeded } from '../alerts/conditions.ts';
 import type { ServerContext } from '../context.ts';
 import type { BackupRow } from '../db/backups.ts';
 import type { PruneFailure } from './prune-failed.ts';
@@ -40,6 +41,8 @@ export async function finishDeletion(ctx: ServerContext, row: BackupRow, actor: 
     detail: { site_id: row.siteId, key: row.key, size: row.size, reason, via: actor.via, attempts: row.deleteAttempts + 1 },
   });
   ctx.events.publish(row.siteId);
+  // A retry that succeeded may end the site's "prune failed" alert: when nothing else of it waits.
+  if (row.deleteAttempts > 0 && !(await ctx.repos.retention.pendingDeletions(row.siteId)).some((b) => b.deleteError !== null)) await notifyPruneSucceeded(ctx, row.siteId);
   return { deleted: true };
 }
 

@@ -16,6 +16,7 @@ import { absolutePath, label, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
 import { holdSlot } from '../stream-caps.ts';
+import { pingJobStarted } from '../alerts/conditions.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -227,7 +228,10 @@ async function waitForJob(ctx: ServerContext, nodeId: string, res: Closable): Pr
           await ctx.repos.jobs.release(claimed.id, nodeId);
           return { job: null };
         }
-        if (job) return { job };
+        if (job) {
+          pingJobStarted(ctx, claimed);
+          return { job };
+        }
         continue;
       }
       const left = deadline - Date.now();
@@ -254,11 +258,18 @@ function pause(ms: number, setWake: (w: () => void) => void): Promise<void> {
   });
 }
 
+/** A job this server failed: watchers, retention, alerts and metrics hear of it (job-ended.ts). */
+function endedHere(ctx: ServerContext, job: JobRow | undefined): void {
+  if (!job) return;
+  ctx.events.publish(job.siteId);
+  ctx.jobEnded.emit(job);
+}
+
 /** The job as the agent sees it; for a backup, with the object key chosen now. undefined: failed instead. */
 async function toAgentJob(ctx: ServerContext, job: JobRow, nodeId: string): Promise<AgentJob | undefined> {
   const site = await ctx.repos.sites.get(job.siteId);
   if (!site) {
-    await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: 'The site was removed' });
+    endedHere(ctx, await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: 'The site was removed' }));
     return undefined;
   }
   let key = '';
@@ -269,7 +280,7 @@ async function toAgentJob(ctx: ServerContext, job: JobRow, nodeId: string): Prom
       await recordJobTarget(ctx, job, provider.id, key);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `The server could not prepare the backup: ${message}` });
+      endedHere(ctx, await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `The server could not prepare the backup: ${message}` }));
       return undefined;
     }
   }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/server/auth/roles.ts';
+import { alertsRepo } from '../../../src/server/alerts/dispatch.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
@@ -175,6 +176,11 @@ for (const dialect of DIALECTS) {
       const code = generateToken('join');
       await repos().joinCodes.create({ codeHash: hashToken(code), expiresAt: Date.now() + 60_000 });
       return code;
+    };
+    /** A throwaway alert channel: a webhook nobody listens to (port 9), or an email channel to subscribe to. */
+    const freshChannel = async (type: 'webhook' | 'email'): Promise<string> => {
+      const config = type === 'webhook' ? { url: 'http://127.0.0.1:9/hook' } : { host: '127.0.0.1', port: 9, tls: 'none' as const, user: null, from: 'wpb@example.com', to: [] };
+      return (await alertsRepo(t.server.ctx).createChannel({ name: `c-${rand()}`, type, config, secret: type === 'webhook' ? 'whsec_matrix' : null, siteIds: null, onSuccess: false })).id;
     };
     const get = (path: string) => async (): Promise<Req> => ({ method: 'GET', path });
     const superOnly = (make: RouteSpec['make'], action: Action): RouteSpec => ({ auth: 'user', action, make });
@@ -355,6 +361,42 @@ for (const dialect of DIALECTS) {
       },
       'POST /api/v1/prune': { auth: 'user', action: 'retention.write', make: async () => ({ method: 'POST', path: '/api/v1/prune', body: { dry_run: true } }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
       'POST /api/v1/storage-providers/{id}/reconcile': superOnly(async () => ({ method: 'POST', path: `/api/v1/storage-providers/${f.providerId}/reconcile`, body: {} }), 'storage.write'),
+      // Alerts: channels and fleet settings are the super_admin's (alerts.manage); any user lists channels by name and
+      // type (settings hidden) and manages their own subscriptions, for sites they may read; a site's alert settings
+      // go with site.read / site.write.
+      'GET /api/v1/alerts/channels': {
+        auth: 'user',
+        make: async () => {
+          await freshChannel('webhook');
+          return { method: 'GET', path: '/api/v1/alerts/channels' };
+        },
+        check: (c, _s, body) => {
+          const channels = (body as { channels: Record<string, unknown>[] }).channels;
+          const shown = channels.some((ch) => ch.webhook !== null || ch.email !== null || ch.site_ids !== null);
+          return c === 'super' ? (channels.some((ch) => ch.webhook !== null) ? undefined : 'hides the settings from a super_admin') : shown ? 'shows channel settings to a user who may not manage them' : undefined;
+        },
+      },
+      'POST /api/v1/alerts/channels': superOnly(async () => ({ method: 'POST', path: '/api/v1/alerts/channels', body: { name: `h-${rand()}`, type: 'webhook', webhook: { url: 'http://127.0.0.1:9/hook' } } }), 'alerts.manage'),
+      'DELETE /api/v1/alerts/channels/{id}': superOnly(async () => ({ method: 'DELETE', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}` }), 'alerts.manage'),
+      'POST /api/v1/alerts/channels/{id}/test': superOnly(async () => ({ method: 'POST', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}/test` }), 'alerts.manage'),
+      'GET /api/v1/alerts/channels/{id}/deliveries': superOnly(async () => ({ method: 'GET', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}/deliveries` }), 'alerts.manage'),
+      'GET /api/v1/alerts/settings': superOnly(get('/api/v1/alerts/settings'), 'alerts.manage'),
+      'PATCH /api/v1/alerts/settings': superOnly(async () => ({ method: 'PATCH', path: '/api/v1/alerts/settings', body: { reminder_hours: 24 } }), 'alerts.manage'),
+      'GET /api/v1/alerts/subscriptions': { auth: 'user', make: get('/api/v1/alerts/subscriptions') },
+      // Subscribing names sites: each must be one the caller may read.
+      'POST /api/v1/alerts/subscriptions': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'POST', path: '/api/v1/alerts/subscriptions', body: { channel_id: await freshChannel('email'), site_ids: [siteOf(s)] } }) },
+      // Only one's own subscription; anyone else's (a super_admin's too) is "not found".
+      'DELETE /api/v1/alerts/subscriptions/{id}': {
+        auth: 'user',
+        make: async (c, s) => {
+          const owner = s === 'own' ? (userIdOf(c) ?? f.superId) : await freshUser();
+          const sub = await alertsRepo(t.server.ctx).subscribe({ userId: owner, channelId: await freshChannel('email'), siteIds: null, onSuccess: false });
+          return { method: 'DELETE', path: `/api/v1/alerts/subscriptions/${sub.id}` };
+        },
+        override: (c, s) => (subjectOf(c) && c !== 'node' ? (s === 'own' ? 'ok' : 'hidden') : undefined),
+      },
+      'GET /api/v1/sites/{id}/alerts': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/alerts` }) },
+      'PUT /api/v1/sites/{id}/alerts': { auth: 'user', action: 'site.write', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${siteOf(s)}/alerts`, body: { freshness_hours: 24 } }) },
       'POST /api/v1/agent/join': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/agent/join', body: { code: await joinCode(), hostname: `j-${rand()}.example.com` } }) },
       // The resource is the calling node itself, so there is no foreign case: only its own jobs come back.
       'POST /api/v1/agent/poll': {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
+import { mailpit } from '../../helpers/alerts.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
@@ -213,6 +214,26 @@ for (const dialect of DIALECTS) {
       const fin = await api('finish', 'POST', `/api/v1/agent/jobs/${job.job_id}/finish`, nodeKey, { status: 'stopped', stage: 'backup_db', error: null });
       assert.equal(fin.status, 200, JSON.stringify(fin.body));
       assert.equal((await api('status after stop', 'GET', `/api/v1/sites/${siteId}/backup/status`, admin)).status, 200);
+      // Alerts: an SMTP password and a site's ping URL go in and never come out; a webhook's signing
+      // secret comes out once, in the answer that creates the channel. Test alerts exercise the senders.
+      const smtpPassword = `smtp ${randomBytes(8).toString('hex')}`;
+      const pingUrl = `http://127.0.0.1:9/ping/${randomBytes(16).toString('hex')}`;
+      never.add(smtpPassword);
+      never.add(pingUrl.slice('http://127.0.0.1:9/ping/'.length));
+      const mp = mailpit();
+      const mailCh = await api('email channel', 'POST', '/api/v1/alerts/channels', admin, {
+        name: 'ops mail', type: 'email', email: { host: mp.smtpHost, port: mp.smtpPort, tls: 'none', user: 'wpbackup', password: smtpPassword, from: 'wpb@example.com', to: ['ops@example.com'] },
+      });
+      assert.equal(mailCh.status, 201, JSON.stringify(mailCh.body));
+      const hookCh = await api('webhook channel', 'POST', '/api/v1/alerts/channels', admin, { name: 'ops hook', type: 'webhook', webhook: { url: 'http://127.0.0.1:9/hook' } });
+      assert.equal(hookCh.status, 201, JSON.stringify(hookCh.body));
+      created(hookCh.body.secret);
+      assert.equal((await api('site ping url', 'PUT', `/api/v1/sites/${siteId}/alerts`, admin, { ping_url: pingUrl })).status, 200);
+      assert.equal((await api('test mail', 'POST', `/api/v1/alerts/channels/${mailCh.body.id as string}/test`, admin)).body.state, 'sent');
+      assert.equal((await api('test webhook', 'POST', `/api/v1/alerts/channels/${hookCh.body.id as string}/test`, admin)).status, 200);
+      assert.equal((await api('channels', 'GET', '/api/v1/alerts/channels', admin)).status, 200);
+      assert.equal((await api('deliveries', 'GET', `/api/v1/alerts/channels/${hookCh.body.id as string}/deliveries`, admin)).status, 200);
+      assert.equal((await api('site alerts', 'GET', `/api/v1/sites/${siteId}/alerts`, admin)).status, 200);
       // Node key rotation and revocation: a key leaves the server only in the agent's one-time fetch
       // (and a re-join), never to the admin, never in a log.
       assert.equal((await api('rotate key', 'POST', `/api/v1/nodes/${nodeId}/rotate-key`, admin)).status, 202);

@@ -52,6 +52,7 @@ const EXPECTED: Record<Action, [string, string, string, string]> = {
   'storage.write':             ['YYYYYYY', '-------', '-------', '-------'],
   'user.manage':               ['YYYYYYY', '-------', '-------', '-------'],
   'audit.read':                ['YYYYYYY', '-------', '-------', '-------'],
+  'alerts.manage':             ['YYYYYYY', '-------', '-------', '-------'],
 };
 const COLUMNS = ['super_admin', 'node_admin', 'site_admin', 'node'] as const;
 
