@@ -1,3 +1,4 @@
+import { createLogger } from '../log.ts';
 import type { JobRow } from './db/jobs.ts';
 
 // Jobs that reached an end (done, failed, cancelled), told to whoever reacts to endings in this
@@ -12,8 +13,8 @@ export class JobEndedHub {
   private readonly pending = new Set<Promise<void>>();
   private readonly log: (message: string, err: unknown) => void;
 
-  constructor(log: (message: string, err: unknown) => void = (m, e) => console.error(m, e)) {
-    this.log = log;
+  constructor(log?: (message: string, err: unknown) => void) {
+    this.log = log ?? defaultLog();
   }
 
   /** Returns the way to unsubscribe. */
@@ -43,4 +44,10 @@ export class JobEndedHub {
     this.listeners.clear();
     await this.idle();
   }
+}
+
+/** Errors as JSON lines on stderr, for a hub made without the server's log. */
+function defaultLog(): (message: string, err: unknown) => void {
+  const log = createLogger({ level: 'warn', stream: process.stderr });
+  return (message, err) => log.error({ err }, message);
 }
