@@ -90,7 +90,7 @@ export function createLogger(o: LoggerOptions = {}): Logger {
       base: o.base ?? null,
       timestamp: pino.stdTimeFunctions.isoTime,
       messageKey: 'msg',
-      serializers: { err: serializeError, error: serializeError },
+      serializers: { err: serializeError },
       redact: { paths: REDACT_PATHS, censor: CENSOR },
       formatters: {
         level: (label) => ({ level: label }),

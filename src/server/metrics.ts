@@ -67,6 +67,7 @@ export class ServerMetrics {
     for (const status of ['completed', 'failed', 'stopped']) this.backupsEnded.inc({ status }, 0);
     this.uploadedBytes = new Counter({ name: 'wpbackup_uploaded_bytes_total', help: 'Bytes of the archives whose backup completed on this server', registers });
     this.stageSeconds = new Histogram({ name: 'wpbackup_backup_stage_duration_seconds', help: 'How long each stage of a backup took, as its agent measured it (stages that ended)', labelNames: ['stage'], buckets: DURATION_BUCKETS, registers });
+    for (const stage of STAGES) this.stageSeconds.zero({ stage });
     this.backupSeconds = new Histogram({ name: 'wpbackup_backup_duration_seconds', help: 'Backups from queued to ended, by status', labelNames: ['status'], buckets: DURATION_BUCKETS, registers });
     this.alertsSent = new Counter({ name: 'wpbackup_alerts_sent_total', help: 'Alerts sent by this server, by channel and event', labelNames: ['channel', 'event'], registers });
     this.fleetGauges(registers);
