@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDataDir } from '../datadir.ts';
-import { badInput, failure } from '../errors.ts';
+import { badInput } from '../errors.ts';
+import { createSecretFile, readSecretFile } from '../secret-file.ts';
 
 // The bearer token of GET /metrics: not a user's session or API token (a scraper is no user,
 // and a user's token would let the scraper act as that user), and not a node key. Given by
@@ -41,42 +41,10 @@ export function carriesToken(header: string | undefined, token: string): boolean
 }
 
 function readTokenFile(file: string): string | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw failure(`Cannot read the metrics token ${file}`, err);
-  }
-  try {
-    const mode = fstatSync(fd).mode & 0o777;
-    if (mode & 0o077) throw badInput(`The metrics token ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`, `Run: chmod 600 ${file}`);
-    return checked(readFileSync(fd, 'utf8').trim(), file);
-  } finally {
-    closeSync(fd);
-  }
+  const text = readSecretFile(file, 'metrics token');
+  return text === undefined ? undefined : checked(text.trim(), file);
 }
 
-/** Created as secrets.ts creates the secret key: a 0600 temp file linked into place, so two servers starting at once agree. */
 function createTokenFile(file: string): string {
-  const token = `wpb_m_${randomBytes(32).toString('base64url')}`;
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${token}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, file);
-    return token;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw failure(`Cannot create the metrics token ${file}`, err);
-    const theirs = readTokenFile(file);
-    if (!theirs) throw failure(`The metrics token ${file} vanished while it was being created`, err);
-    return theirs;
-  } finally {
-    unlinkSync(tmp);
-  }
+  return checked(createSecretFile(file, 'metrics token', `wpb_m_${randomBytes(32).toString('base64url')}\n`).trim(), file);
 }
