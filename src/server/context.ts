@@ -99,7 +99,7 @@ export interface ContextOptions {
   loginLimits?: Partial<LoginLimits>;
   /** The clock for sign-in limits, codes and repositories (tests). */
   now?: () => number;
-  /** Where the server logs; warnings and errors to stderr by default (`wpbackup server` passes its own). */
+  /** Where the server logs; errors only, to stderr, by default (`wpbackup server` passes its own, at info). */
   logger?: Logger;
   /** Node.js process metrics on /metrics (metrics.ts). */
   processMetrics?: boolean;
@@ -130,7 +130,7 @@ function onlineWindowMs(config: ServerConfig): number {
 export async function openContext(o: ContextOptions): Promise<ServerContext> {
   ensureDataDir(o.dataDir);
   const config = configOf(o);
-  const log = o.logger ?? createLogger({ level: 'warn', stream: process.stderr });
+  const log = o.logger ?? createLogger({ level: 'error', stream: process.stderr });
   const held = new ReleaseStack();
   try {
     const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
