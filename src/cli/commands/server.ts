@@ -67,13 +67,16 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const { parseRoles } = await import('../../server/auth/roles.ts');
     const trustProxy = str(v['trust-proxy']) !== undefined ? parseTrustProxy(str(v['trust-proxy'])) : parseTrustProxy(ctx.env.WPBACKUP_TRUST_PROXY, 'WPBACKUP_TRUST_PROXY');
     const requireMfa = parseRoles(str(v['require-mfa']) ?? ctx.env.WPBACKUP_REQUIRE_MFA, str(v['require-mfa']) !== undefined ? '--require-mfa' : 'WPBACKUP_REQUIRE_MFA');
+    const metricsListen = str(v['metrics-listen']);
+    // Checked before anything starts listening.
+    if (metricsListen !== undefined) (await import('../../server/metrics-listener.ts')).parseListenAddress(metricsListen);
     const { createLogger, parseLogOptions } = await import('../../log.ts');
     const logger = createLogger({ ...parseLogOptions({ level: str(v['log-level']), format: str(v['log-format']) }, ctx.env), stream: ctx.stdout });
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
     const server = await startServer({
       port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true,
-      trustProxy, requireMfa, ...limitOptions(v), logger, processMetrics: true, metricsListen: str(v['metrics-listen']),
+      trustProxy, requireMfa, ...limitOptions(v), logger, processMetrics: true, metricsListen,
     });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
