@@ -287,6 +287,8 @@ export interface FinishRequest {
   error: string | null;
   /** For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates. */
   source_bytes?: number;
+  /** Seconds each stage that ended took, measured by the agent (for the server's metrics). */
+  stage_seconds?: Partial<Record<Stage, number>>;
 }
 
 /** One WordPress root an agent's scan found. Never a password: the agent does not send one. */

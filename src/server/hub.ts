@@ -1,3 +1,5 @@
+import { createLogger } from '../log.ts';
+
 // In-process announcements (a job ended, a deletion failed) to whoever reacts in this process:
 // retention, alerts, metrics. emit() never waits and never throws: a listener that throws or
 // rejects is reported to `log` and stops neither the others nor the caller.
@@ -5,6 +7,12 @@
 export type Listener<T> = (event: T) => void | Promise<void>;
 
 export type HubLog = (message: string, err: unknown) => void;
+
+/** Errors as JSON lines on stderr, for a hub made without the server's log. */
+function stderrLog(): HubLog {
+  const log = createLogger({ level: 'warn', stream: process.stderr });
+  return (message, err) => log.error({ err }, message);
+}
 
 export class Hub<T> {
   private readonly listeners = new Set<Listener<T>>();
@@ -14,7 +22,7 @@ export class Hub<T> {
   private readonly log: HubLog;
 
   /** `name` and `describe` only word the log line of a failed listener. */
-  constructor(name: string, describe: (event: T) => string, log: HubLog = (m, e) => console.error(m, e)) {
+  constructor(name: string, describe: (event: T) => string, log: HubLog = stderrLog()) {
     this.name = name;
     this.describe = describe;
     this.log = log;

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from './app.ts';
 import { openContext, type ContextOptions, type ServerContext } from './context.ts';
+import { startMetricsListener, type MetricsListener } from './metrics-listener.ts';
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
 import { startAlerts } from './alerts/pass.ts';
@@ -16,6 +17,8 @@ export interface StartOptions extends AppOptions, Omit<ContextOptions, 'publicUr
   port: number;
   host: string;
   publicUrl?: string;
+  /** HOST:PORT to serve GET /metrics on without a token (`--metrics-listen`). */
+  metricsListen?: string;
 }
 
 export interface RunningServer {
@@ -26,6 +29,8 @@ export interface RunningServer {
   jobListener?: PgJobListener;
   /** Retries failed backup deletions (retention/deletion.ts); tests stop its timer and call runOnce(). */
   deletionRetrier: DeletionRetrier;
+  /** The token-less metrics address, with metricsListen. */
+  metricsListener?: MetricsListener;
   close(): Promise<void>;
 }
 
@@ -48,17 +53,19 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     const alerts = startAlerts(ctx);
     held.defer(() => alerts.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
-    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
+    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m, err) => ctx.log.warn({ err }, m)) : undefined;
     if (listener) held.defer(() => listener.close());
     // Waiting polls end first, so closing the app need not wait for them.
     held.defer(() => ctx.jobNotifier.close());
     await listener?.ready;
     await app.listen({ port: o.port, host: o.host });
+    const metricsListener = o.metricsListen ? await startMetricsListener(o.metricsListen, ctx.metrics, ctx.log) : undefined;
+    if (metricsListener) held.defer(() => metricsListener.close());
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
     const url = o.publicUrl ?? `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
     ctx.config.publicUrl = url;
-    return { app, ctx, url, jobListener: listener, deletionRetrier: retrier, close: () => held.releaseAll() };
+    return { app, ctx, url, jobListener: listener, deletionRetrier: retrier, metricsListener, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

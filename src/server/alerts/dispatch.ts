@@ -31,7 +31,7 @@ const inflight = new WeakMap<ServerContext, Set<Promise<unknown>>>();
 export function track(ctx: ServerContext, p: Promise<unknown>): void {
   let set = inflight.get(ctx);
   if (!set) inflight.set(ctx, (set = new Set()));
-  const run = p.catch((err: unknown) => console.error(`wpbackup alerts: ${err instanceof Error ? err.message : String(err)}`)).finally(() => set.delete(run));
+  const run = p.catch((err: unknown) => ctx.log.error({ err }, 'An alert could not be sent')).finally(() => set.delete(run));
   set.add(run);
 }
 
@@ -106,6 +106,7 @@ export async function attempt(ctx: ServerContext, id: string, now: number): Prom
   }
   const delay = RETRY_DELAYS_MS[d.attempts - 1];
   await repo.settle(d, result, result.error === null ? 'sent' : delay === undefined ? null : now + delay);
+  if (result.error === null) ctx.metrics.alertSent(d.channelId ?? 'ping', d.kind);
   return repo.get(id);
 }
 

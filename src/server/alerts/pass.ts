@@ -115,7 +115,7 @@ export interface AlertsLoop {
 
 /** Reacts to ended jobs and starts the pass's timer (unref'd). Call stop() before closing the database. */
 export function startAlerts(ctx: ServerContext, opts: AlertsOptions = {}): AlertsLoop {
-  const log = opts.log ?? ((m, err) => console.error(`wpbackup alerts: ${m}${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`));
+  const log = opts.log ?? ((m, err) => ctx.log.error({ err }, `alerts: ${m}`));
   const unsubscribeJobs = ctx.jobEnded.subscribe((job) => onJobEnded(ctx, job));
   const unsubscribePrunes = ctx.pruneFailed.subscribe((f) => notifyPruneFailed(ctx, { siteId: f.siteId, error: f.error, backupIds: [f.backupId] }));
   const unsubscribe = (): void => {

@@ -82,7 +82,7 @@ export interface DeletionRetrier {
 
 /** Starts the retry timer (unref'd). Call stop() before closing the database. */
 export function startDeletionRetrier(ctx: ServerContext, opts: { intervalMs?: number; log?: (message: string, err?: unknown) => void } = {}): DeletionRetrier {
-  const log = opts.log ?? ((m: string, e?: unknown) => console.error(`wpbackup retention: ${m}${e ? `: ${describe(e)}` : ''}`));
+  const log = opts.log ?? ((m: string, e?: unknown) => ctx.log.error({ err: e }, `retention: ${m}`));
   let running: Promise<RetryResult> | undefined;
   let stopped = false;
   const runOnce = async (): Promise<RetryResult> => {

@@ -58,6 +58,12 @@ const finishSchema = {
       stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
       error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
       source_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      stage_seconds: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'How long each stage that ended took, in seconds, as the agent measured it (for the metrics)',
+        properties: Object.fromEntries(STAGES.map((s) => [s, { type: 'number', minimum: 0, maximum: 31_536_000 }])),
+      },
     },
   },
 } as const;
@@ -149,6 +155,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
+      if (r) ctx.jobLog.progress(job, nodeId, body.stage);
       // Live views (SSE) see every report at once, not at their next poll of the row.
       ctx.events.publish(job.siteId);
       if (!r) return { cancel: true, lease_until: new Date().toISOString() };
@@ -165,7 +172,9 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: finishSchema,
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
-      return { state: (await finishJob(ctx, job, nodeId, body)).state };
+      const ended = await finishJob(ctx, job, nodeId, body);
+      if (job.type === 'backup') ctx.metrics.stagesReported(body.stage_seconds);
+      return { state: ended.state };
     },
   });
 
@@ -230,6 +239,7 @@ async function waitForJob(ctx: ServerContext, nodeId: string, res: Closable): Pr
         }
         if (job) {
           pingJobStarted(ctx, claimed);
+          ctx.jobLog.started(claimed, nodeId);
           return { job };
         }
         continue;

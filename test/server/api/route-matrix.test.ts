@@ -188,6 +188,8 @@ for (const dialect of DIALECTS) {
     // Every route, by "METHOD openapi-path". A route missing here fails the test.
     const ROUTES: Record<string, RouteSpec> = {
       'GET /healthz': { auth: 'public', make: get('/healthz') },
+      // Only the metrics token opens it: no session, API token or node key (metrics.test.ts tests the token).
+      'GET /metrics': { auth: 'public', make: get('/metrics'), override: () => '401' },
       'POST /api/v1/auth/login': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login', body: { email: f.siteAdmin.email, password: TEST_PASSWORD } }) },
       // A real challenge each time (a fresh user's): the bearer token, whoever's, changes nothing.
       'POST /api/v1/auth/login/mfa/enroll': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login/mfa/enroll', body: { challenge: (await t.server.ctx.mfa.newChallenge(await freshUser(), 'enroll')).challenge } }) },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { mailpit } from '../../helpers/alerts.ts';
@@ -11,13 +12,15 @@ import { services } from '../../helpers/services.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../db/targets.ts';
 
-// No secret leaks out of a running server: not in a response body, not in its request log,
-// not in any process's argv. The server runs in a child process with request logging on
-// (startServer({ logRequests: true })), because Fastify's logger writes straight to fd 1 and
-// app.ts takes no log stream; the child's stdout and stderr are the log. Secrets reach the
-// child only through stdin and request bodies, never argv or files.
+// No secret leaks out of a running server: not in a response body, not in its log (request
+// lines, job start/stage/end lines, errors), not in any process's argv. The server runs in a
+// child process with request logging on and the server's logger at debug on fd 1
+// (startServer({ logRequests: true, logger })); the child's stdout and stderr are the log.
+// Secrets reach the child only through stdin and request bodies, never argv or files (the
+// metrics token: the file the server generates in its data dir).
 
 const START = new URL('../../../src/server/start.ts', import.meta.url).href;
+const LOG = new URL('../../../src/log.ts', import.meta.url).href;
 const PASSWORDS = new URL('../../../src/server/auth/passwords.ts', import.meta.url).href;
 
 // The child: reads the first admin's email and password from stdin, starts the server with
@@ -25,12 +28,13 @@ const PASSWORDS = new URL('../../../src/server/auth/passwords.ts', import.meta.u
 const CHILD = `
 import { createInterface } from 'node:readline';
 import { startServer } from ${JSON.stringify(START)};
+import { createLogger } from ${JSON.stringify(LOG)};
 import { hashPassword } from ${JSON.stringify(PASSWORDS)};
 const rl = createInterface({ input: process.stdin });
 const line = await new Promise((r) => rl.once('line', r));
 rl.close();
 const { email, password } = JSON.parse(line);
-const s = await startServer({ port: 0, host: '127.0.0.1', dataDir: process.env.WPB_DATA_DIR, databaseUrl: process.env.DATABASE_URL || undefined, leaseMs: 60000, pollWaitMs: 200, env: {}, logRequests: true });
+const s = await startServer({ port: 0, host: '127.0.0.1', dataDir: process.env.WPB_DATA_DIR, databaseUrl: process.env.DATABASE_URL || undefined, leaseMs: 60000, pollWaitMs: 200, env: {}, logRequests: true, logger: createLogger({ level: 'debug' }) });
 await s.ctx.repos.users.create({ email, passwordHash: await hashPassword(password), role: 'super_admin' });
 process.stderr.write('READY ' + s.url + '\\n');
 process.on('SIGTERM', () => { s.close().then(() => process.exit(0), () => process.exit(1)); });
@@ -208,6 +212,9 @@ for (const dialect of DIALECTS) {
       assert.equal(upload.status, 200, JSON.stringify(upload.body));
       const parts = await api('part urls', 'POST', `/api/v1/agent/jobs/${job.job_id}/upload/parts`, nodeKey, { part_numbers: [1] });
       assert.equal(parts.status, 200);
+      const signature = /X-Amz-Signature=([0-9a-f]+)/.exec(String((parts.body.urls as Record<string, string>)['1']))?.[1];
+      assert.ok(signature, 'a presigned part URL');
+      created(signature);
       assert.equal((await api('status', 'GET', `/api/v1/sites/${siteId}/backup/status`, admin)).status, 200);
       const stop = await api('stop', 'POST', `/api/v1/sites/${siteId}/backup/stop`, admin);
       assert.ok(stop.status === 200 || stop.status === 202, JSON.stringify(stop.body));
@@ -259,6 +266,15 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('own password change', 'POST', '/api/v1/auth/password', siteLogin.body.token as string, { current_password: newPassword, new_password: ownPassword })).status, 204);
       assert.equal((await api('audit', 'GET', '/api/v1/audit?limit=200', admin)).status, 200);
       assert.equal((await api('logout', 'POST', '/api/v1/auth/logout', people[0]?.token ?? null)).status, 204);
+      // The metrics token: only in its file; a scrape with it and one with a user's token.
+      const metricsToken = readFileSync(joinPath(target.options.dataDir, 'metrics.token'), 'utf8').trim();
+      never.add(metricsToken);
+      const scrape = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+      assert.equal(scrape.status, 200);
+      responses.push({ what: 'metrics', body: await scrape.text() });
+      assert.equal((await api('metrics with a session', 'GET', '/metrics', admin)).status, 401);
+      // The job's lines: its start (the poll), its stage, its end (the stopped finish).
+      await waitFor('the job lines', async () => ['job.start', 'job.stage', 'job.end'].every((e) => log.includes(`"event":"${e}","job":"${job.job_id}"`)), { context: () => log.slice(-4000) });
       // A request's last line is written once its response is sent, which may be after the client has it.
       await waitFor('the server to log every request', async () => (log.match(/"request completed"/g) ?? []).length >= responses.length, { context: () => log.slice(-4000) });
       sampleArgv();
