@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { archiveFileName, archiveKey } from '../../../src/engine/archive-name.ts';
 import type { ServerContext } from '../../../src/server/context.ts';
+import { deliveriesRepo } from '../../../src/server/alerts/dispatch.ts';
 import type { PruneFailure } from '../../../src/server/retention/prune-failed.ts';
 import type { Storage } from '../../../src/storage/storage.ts';
 import { listKeys, makeBucket, removeBucket } from '../../helpers/s3.ts';
@@ -230,6 +231,8 @@ for (const dialect of DIALECTS) {
         await ctx().pruneFailed.idle();
         assert.deepEqual(reported.map((e) => [e.backupId, e.attempts]), [[doomed, 1]]);
         assert.ok((await ctx().repos.audit.list({ targetId: doomed })).some((e) => e.action === 'backup.delete_failed'));
+        const alertsOn = async (): Promise<string[]> => (await deliveriesRepo(ctx()).activeFor([`site:${site}`])).map((a) => a.kind);
+        assert.deepEqual(await alertsOn(), ['prune.failed'], 'the "prune failed" alert is raised');
 
         clock += 59_000;
         assert.deepEqual(await t.server.deletionRetrier.runOnce(), { deleted: [], failed: [] }, 'not due yet');
@@ -245,6 +248,7 @@ for (const dialect of DIALECTS) {
         assert.equal(await objectExists(pid, doomedKey), false);
         await ctx().pruneFailed.idle();
         assert.equal(reported.length, 2);
+        assert.deepEqual(await alertsOn(), [], 'the retry that succeeded clears it');
       } finally {
         registry.require = realRequire;
         unsubscribe();
