@@ -10,6 +10,8 @@ import { SiteEvents } from './events.ts';
 import { JobEndedHub } from './job-ended.ts';
 import { JobNotifier } from './job-notifier.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
+import { ProgressCache } from './progress-cache.ts';
+import { keepEndedProgress } from './services/job-progress.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ReleaseStack } from './release-stack.ts';
 import { uploadsRoot } from './storage-factory.ts';
@@ -62,6 +64,8 @@ export interface ServerContext {
   storage: StorageRegistry;
   /** Jobs that ended in this process (finish, expiry), for retention, alerts, metrics (job-ended.ts). */
   jobEnded: JobEndedHub;
+  /** Agents' latest progress reports, written to the database at a bounded rate (progress-cache.ts). */
+  progress: ProgressCache;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** Releases everything above, newest first; a second call does nothing. */
@@ -89,6 +93,8 @@ export interface ContextOptions {
   loginLimits?: Partial<LoginLimits>;
   /** The clock for sign-in limits, codes and repositories (tests). */
   now?: () => number;
+  /** Longest the database's progress of a running job lags its reports (progress-cache.ts); 2 s by default. */
+  progressWriteMs?: number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -135,7 +141,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     held.defer(() => jobEnded.close());
     const caps = createCaps(config.limits);
     const now = o.now ?? Date.now;
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, now, close: () => held.releaseAll() };
+    const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
+    held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, now, progress, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;
