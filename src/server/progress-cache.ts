@@ -104,12 +104,14 @@ export class ProgressCache {
   /**
    * The site's backup state with this process's live progress of its current job, when this
    * process has it and it is news: a report the database lacks, or one recent enough that no
-   * other server can have written a newer one (within writeEveryMs).
+   * other server can have written a newer one (within writeEveryMs). Never one older than a
+   * lease: its job is dead, or its agent reports to another server now.
    */
   overlay<S extends BackupState>(state: S): S {
     if (state.currentJobId === null || state.status === 'idle') return state;
     const entry = this.#entries.get(state.currentJobId);
-    if (!entry || (!entry.dirty && this.#now() - entry.reportedAt > this.writeEveryMs)) return state;
+    const age = entry ? this.#now() - entry.reportedAt : Infinity;
+    if (!entry || age > this.#leaseMs || (!entry.dirty && age > this.writeEveryMs)) return state;
     const p = entry.progress;
     // A completed run is 100 % whatever its last heartbeat said.
     const progress = state.status === 'completed' ? state.progress : p.progress;

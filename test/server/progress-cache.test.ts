@@ -60,3 +60,20 @@ describe('progress cache', () => {
     assert.deepEqual(cache.unwritten('a'), { siteId: 'site-a', progress: p(4) });
   });
 });
+
+describe('progress cache, stale entries', () => {
+  it('overlays a written report only within the interval, and an unwritten one only within a lease', () => {
+    let now = 1_000_000;
+    const cache = new ProgressCache({ leaseMs: LEASE, now: () => now });
+    const first = p(10);
+    cache.report(job('a', now + LEASE), first);
+    cache.written('a', first);
+    now += cache.writeEveryMs + 1;
+    assert.equal(cache.overlay(row('a')).progress, 1, 'written and older than the interval: the database is as new');
+    cache.report(job('a', now + LEASE), p(20));
+    now += cache.writeEveryMs + 1;
+    assert.equal(cache.overlay(row('a')).progress, 20, 'unwritten: still news');
+    now += LEASE;
+    assert.equal(cache.overlay(row('a')).progress, 1, 'silent for a lease: not shown');
+  });
+});
