@@ -12,6 +12,8 @@ import { JobEndedHub } from './job-ended.ts';
 import { JobNotifier } from './job-notifier.ts';
 import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
+import { ProgressCache } from './progress-cache.ts';
+import { keepEndedProgress } from './services/job-progress.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ServerMetrics } from './metrics.ts';
 import { loadMetricsToken } from './metrics-token.ts';
@@ -69,6 +71,8 @@ export interface ServerContext {
   jobEnded: JobEndedHub;
   /** Backup deletions (prunes, retries) that failed, for the "prune failed" alert (retention/prune-failed.ts). */
   pruneFailed: PruneFailedHub;
+  /** Agents' latest progress reports, written to the database at a bounded rate (progress-cache.ts). */
+  progress: ProgressCache;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -106,6 +110,8 @@ export interface ContextOptions {
   logger?: Logger;
   /** Node.js process metrics on /metrics (metrics.ts). */
   processMetrics?: boolean;
+  /** Longest the database's progress of a running job lags its reports (progress-cache.ts); 2 s by default. */
+  progressWriteMs?: number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -167,7 +173,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const jobLog = new JobLog(log);
     jobEnded.subscribe((job) => metrics.jobEnded(job));
     jobEnded.subscribe((job) => jobLog.ended(job));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, close: () => held.releaseAll() };
+    const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
+    held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -4,7 +4,7 @@ import type { JobRow, JobType } from './job-rows.ts';
 import { expireLeases, finishJob, requestCancel, resetSite } from './job-endings.ts';
 import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
 import { expireQueuedOnDeadNodes } from './job-expiry.ts';
-import { reportProgress } from './job-report.ts';
+import { keepLastProgress, reportProgress } from './job-report.ts';
 import type { ReportReply } from './job-report.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Progress } from './sites.ts';
@@ -114,11 +114,17 @@ export class JobsRepo {
   }
 
   /**
-   * The progress endpoint's one call: writes the site's progress and renews the lease (a
-   * claimed job becomes running). undefined: the job is no longer this node's to run, stop.
+   * Writes the site's progress and renews the lease (a claimed job becomes running); the
+   * progress endpoint calls it at a bounded rate per job (progress-cache.ts).
+   * undefined: the job is no longer this node's to run, stop.
    */
   report(jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
     return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p);
+  }
+
+  /** After the job ended: its site keeps the job's last report (see job-report.ts keepLastProgress). */
+  keepLastProgress(siteId: string, jobId: string, p: Progress): Promise<boolean> {
+    return keepLastProgress(this.#ctx, siteId, jobId, p);
   }
 
   /** Records the multipart upload the server created for the job, so it can abort it later. */

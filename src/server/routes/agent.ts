@@ -15,6 +15,7 @@ import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { absolutePath, label, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
+import { reportJobProgress } from '../services/job-progress.ts';
 import { holdSlot } from '../stream-caps.ts';
 import { pingJobStarted } from '../alerts/conditions.ts';
 
@@ -154,12 +155,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: progressSchema,
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
-      const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
-      if (r) ctx.jobLog.progress(job, nodeId, body.stage);
-      // Live views (SSE) see every report at once, not at their next poll of the row.
-      ctx.events.publish(job.siteId);
-      if (!r) return { cancel: true, lease_until: new Date().toISOString() };
-      return { cancel: r.cancelRequested, lease_until: new Date(r.leaseUntil).toISOString() };
+      // In memory and on the event streams at once; in the database at a bounded rate (progress-cache.ts).
+      return reportJobProgress(ctx, job, nodeId, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
     },
   });
 

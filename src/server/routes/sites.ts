@@ -105,7 +105,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
       },
     },
     errorDetail: true,
-    handler: async ({ params, principal }) => siteBody((await siteFor(ctx, principal, 'site.read', params.id)).site),
+    handler: async ({ params, principal }) => siteBody(ctx.progress.overlay((await siteFor(ctx, principal, 'site.read', params.id)).site)),
   });
 
   defineRoute<PatchSiteRequest, IdParams, Record<string, string>, Site>(app, ctx, {
