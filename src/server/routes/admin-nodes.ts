@@ -6,7 +6,6 @@ import type { ServerContext } from '../context.ts';
 import { disabledInfo, recordStatusChange } from '../db/node-status.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { createJoinCode } from '../node-keys.ts';
-import { createRepos } from '../db/repos.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId, uuid } from './admin-common.ts';
 
@@ -86,9 +85,9 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const { disabledByRole } = await disabledInfo(ctx.db, node.id);
       const refusal = nodeChangeRefusal(p, { ...node, disabledByRole }, body);
       if (refusal) throw forbidden(refusal);
-      const updated = await ctx.db.transaction(async (tx) => {
-        const row = await createRepos(tx, { secrets: ctx.secrets }).nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
-        if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', Date.now());
+      const updated = await ctx.repos.transaction(async (repos, tx) => {
+        const row = await repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
+        if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', ctx.now());
         return row;
       });
       if (!updated) throw notFound('Node', node.id);

@@ -7,7 +7,6 @@ import { ApiError, invalid } from '../api-error.ts';
 import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
-import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
@@ -121,8 +120,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
       if (rejoined) return rejoined;
       const nodeKey = generateToken('node');
-      const node = await ctx.db.transaction(async (tx) => {
-        const repos = createRepos(tx, { secrets: ctx.secrets });
+      const node = await ctx.repos.transaction(async (repos) => {
         const created = await repos.nodes.create({ hostname: body.hostname.trim(), status: 'active', nodeKeyHash: hashToken(nodeKey) });
         const used = await repos.joinCodes.consume(hashToken(body.code), created.id);
         if (!used) throw new ApiError(403, 'invalid_join_code', 'This join code is unknown, already used or expired; ask an admin for a new one');
