@@ -4,6 +4,7 @@ import { openContext, type ContextOptions, type ServerContext } from './context.
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
 import { ReleaseStack } from './release-stack.ts';
+import { startScheduler } from './scheduler.ts';
 
 // The server context (context.ts), the HTTP API, the reaper and, on PostgreSQL, the LISTEN
 // connection for other servers' jobs. Shared by `wpbackup server` and the tests. Whatever
@@ -35,6 +36,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
     const reaper = startReaper(ctx);
     held.defer(() => reaper.stop());
+    // Queues scheduled backups; each due run once across every server (scheduler.ts).
+    const scheduler = startScheduler(ctx);
+    held.defer(() => scheduler.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
     const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
     if (listener) held.defer(() => listener.close());

@@ -8,6 +8,7 @@ import { LoginThrottleRepo } from './login-throttle.ts';
 import { MfaRepo } from './mfa.ts';
 import { NodesRepo } from './nodes.ts';
 import type { RepoContext } from './rows.ts';
+import { SchedulesRepo } from './schedules.ts';
 import type { SecretBox } from './secrets.ts';
 import { SitesRepo } from './sites.ts';
 import { StorageProvidersRepo } from './storage-providers.ts';
@@ -31,6 +32,7 @@ export interface Repos {
   audit: AuditRepo;
   loginThrottle: LoginThrottleRepo;
   mfa: MfaRepo;
+  schedules: SchedulesRepo;
   /**
    * Runs fn in one transaction, with repositories over its handle (tx) and the same clock. Without
    * onJobQueued: a wake-up before the commit would find nothing to claim.
@@ -61,6 +63,7 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     audit: new AuditRepo(ctx),
     loginThrottle: new LoginThrottleRepo(ctx),
     mfa: new MfaRepo(ctx),
+    schedules: new SchedulesRepo(ctx),
     transaction: (fn) => db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: ctx.now }), tx)),
   };
 }
