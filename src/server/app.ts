@@ -11,6 +11,7 @@ import { registerAuthRoutes } from './routes/auth.ts';
 import { registerBackupRoutes } from './routes/backups.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerOpenApiRoutes } from './routes/openapi.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 
 // The HTTP API: /api/v1, the OpenAPI document at /api/openapi.json, its docs page at
@@ -21,6 +22,7 @@ export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 /** Route modules beyond the core; each file under routes/ adds itself to this list. */
 export const ROUTE_MODULES: RouteModule[] = [
   registerHealthRoutes, registerOpenApiRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes,
+  registerScheduleRoutes,
 ];
 
 export interface AppOptions {

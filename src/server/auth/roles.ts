@@ -33,6 +33,9 @@ export const ACTIONS = {
   'storage.write': 'global',
   'user.manage': 'global',
   'audit.read': 'global',
+  'site.schedule': 'site', // set or clear a site's backup schedule
+  'schedule.default.read': 'global', // the fleet's default schedule
+  'schedule.default.write': 'global',
 } as const satisfies Record<string, Scope>;
 export type Action = keyof typeof ACTIONS;
 export const ACTION_NAMES = Object.keys(ACTIONS) as Action[];
@@ -43,7 +46,8 @@ export type Subject = Role | 'node';
 export type Decision = 'allow' | 'forbidden';
 
 const AGENT: Action[] = ['agent.poll', 'agent.report'];
-const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download'];
+// Whoever may start a site's backups may also say when they run by themselves (site.schedule).
+const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download', 'site.schedule'];
 const NODE_ADMIN_OWN: Action[] = [
   ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'node.read', 'node.write', 'node.join_code',
 ];
@@ -51,7 +55,7 @@ const NODE_ADMIN_OWN: Action[] = [
 // Agent actions are for agents alone, super_admin included: they act as "this node", and a user is no node.
 const GRANTS: Record<Subject, { any: Action[]; own: Action[] }> = {
   super_admin: { any: ACTION_NAMES.filter((a) => !AGENT.includes(a)), own: [] },
-  node_admin: { any: ['storage.read'], own: NODE_ADMIN_OWN },
+  node_admin: { any: ['storage.read', 'schedule.default.read'], own: NODE_ADMIN_OWN },
   site_admin: { any: [], own: SITE_VIEWER },
   node: { any: [], own: AGENT },
 };
