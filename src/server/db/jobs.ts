@@ -1,4 +1,3 @@
-import { forUpdate } from './db.ts';
 import { ConflictError, isConflict } from './errors.ts';
 import { ACTIVE_STATES, JOB_COLUMNS, LEASED_STATES, insertJob, toJob } from './job-rows.ts';
 import type { JobRow, JobType } from './job-rows.ts';
@@ -105,7 +104,9 @@ export class JobsRepo {
     // Claims for one node run one after the other (the node's row locked on PostgreSQL,
     // BEGIN IMMEDIATE on SQLite), so two servers cannot both hand out its last free slot.
     const row = await this.#ctx.db.transaction(async (tx) => {
-      const node = await tx.get<Raw>(`SELECT job_limit FROM nodes WHERE id = ?${forUpdate(tx)}`, [nodeId]);
+      // NO KEY UPDATE: claims of one node wait for each other, while inserts of jobs that
+      // reference the node (their foreign key check takes KEY SHARE) go on.
+      const node = await tx.get<Raw>(`SELECT job_limit FROM nodes WHERE id = ?${tx.dialect === 'postgres' ? ' FOR NO KEY UPDATE' : ''}`, [nodeId]);
       if (!node) return undefined;
       const held = await tx.get<Raw>(`SELECT COUNT(*) AS n FROM jobs WHERE claimed_by = ? AND type = 'backup' AND state IN ${LEASED_STATES}`, [nodeId]);
       return tx.get<Raw>(sql(Number(held?.n ?? 0) >= Number(node.job_limit)), [nodeId, now + leaseMs, now, nodeId]);
