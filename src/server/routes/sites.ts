@@ -9,6 +9,7 @@ import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
+import { setSiteSchedule } from '../services/schedules.ts';
 import { idParams, siteBody, siteFor, type IdParams } from './site-common.ts';
 import { absolutePath, digits, iso, label, noQuery, userId, uuid } from './schema.ts';
 
@@ -75,7 +76,9 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
       checkWpPath(body.wp_path);
       const site = await ctx.repos.sites.create({ nodeId: node.id, name: body.name, wpPath: body.wp_path, excludes: body.excludes ?? [], quotaBytes: body.quota_bytes ?? null });
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.create', targetType: 'site', targetId: site.id, detail: { node_id: node.id, name: site.name, wp_path: site.wpPath } });
-      return replied(201, siteBody(site));
+      // It inherits the fleet default from the start (the scheduler would give it a row within a pass).
+      const schedule = await setSiteSchedule(ctx, site.id, 'inherit', null);
+      return replied(201, { ...siteBody(site), next_run_at: iso(schedule.nextRunAt) });
     },
   });
 

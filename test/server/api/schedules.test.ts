@@ -28,6 +28,8 @@ for (const dialect of DIALECTS) {
       assert.equal(site.body.next_run_at, '2026-06-02T01:00:00.000Z'); // 03:00 CEST
       const listed = (await t.api('GET', '/api/v1/sites')).body.sites.find((s: { id: string }) => s.id === f.siteA);
       assert.equal(listed.next_run_at, '2026-06-02T01:00:00.000Z');
+      const created = await t.api('POST', '/api/v1/sites', { body: { node_id: f.nodeA, name: 'new.example.com', wp_path: '/var/www/new' } });
+      assert.equal(created.body.next_run_at, '2026-06-02T01:00:00.000Z', 'a new site inherits at once');
 
       const own = await t.api('PUT', `/api/v1/sites/${f.siteA}/schedule`, { body: { cron: '15 */6 * * *', timezone: 'UTC' } });
       assert.equal(own.status, 200, JSON.stringify(own.body));
