@@ -1,12 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { WEEKDAYS } from './weekdays.ts';
 
 // Schedules (issue 10): request and response bodies of /api/v1/schedules/default and
 // /api/v1/sites/{id}/schedule, as TypeBox schemas (validated by the server, shown in the
 // OpenAPI document) and the types derived from them. A schedule is a five-field cron
 // expression in an IANA time zone, or a preset the server turns into one.
 
-export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
-export type Weekday = (typeof WEEKDAYS)[number];
+export { WEEKDAYS, type Weekday } from './weekdays.ts';
 
 /** Most the spreading window may be: a day. */
 export const MAX_WINDOW_MINUTES = 1440;

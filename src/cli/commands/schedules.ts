@@ -1,5 +1,5 @@
 import type { FleetSchedule, FleetScheduleRequest, ScheduleRequest, ScheduleSpec, SiteSchedule } from '../../api/schedule-types.ts';
-import { WEEKDAYS } from '../../api/schedule-types.ts';
+import { WEEKDAYS } from '../../api/weekdays.ts';
 import { badInput } from '../../errors.ts';
 import { apiClient } from '../api-client.ts';
 import type { Command, CommandContext, OptionsConfig } from '../command.ts';
