@@ -23,11 +23,13 @@ import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
 const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, 'tick-speed': { type: 'string', default: '1' } } });
 const NODES = Number(values.nodes);
 const SITES = Number(values.sites);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
+/** --scheduler off: no scheduler passes during the load (scheduler-ticker.ts). */
+const SCHEDULER = values.scheduler !== 'off';
 
 interface Fleet {
   siteIds: string[];
@@ -88,6 +90,24 @@ async function fill(t: Bench): Promise<Fleet> {
   return fleet;
 }
 
+/**
+ * Scheduler passes on the whole fleet while the load runs, from a second server process
+ * (bench/scheduler-ticker.ts); stop() ends it and returns its cost per pass.
+ */
+async function startTicker(dataDir: string, databaseUrl: string | undefined): Promise<{ stop(): Promise<string> }> {
+  const env = { ...process.env, BENCH_DATA_DIR: dataDir, BENCH_TICK_SPEED: String(values['tick-speed']), ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
+  const proc = spawn(process.execPath, [join(import.meta.dirname, 'scheduler-ticker.ts')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  const ended = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  while (!out.includes('ready\n')) {
+    if (proc.exitCode !== null) throw new Error('the scheduler ticker did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { stop: async () => { proc.kill('SIGTERM'); await ended; return out.split('\n').find((l) => l.startsWith('{')) ?? '{}'; } };
+}
+const ticks: { dialect: Dialect; summary: string }[] = [];
+
 interface Row {
   dialect: Dialect;
   endpoint: string;
@@ -128,6 +148,7 @@ for (const dialect of DIALECTS) {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
   const ctx = await openContext({ dataDir: target.options.dataDir, databaseUrl: target.options.databaseUrl, publicUrl: 'http://127.0.0.1' });
   let proc: ChildProcess | undefined;
+  let ticker: Awaited<ReturnType<typeof startTicker>> | undefined;
   try {
     const started = performance.now();
     const admin = await ctx.repos.users.create({ email: 'bench@example.com', passwordHash: 'unused', role: 'super_admin' });
@@ -138,6 +159,7 @@ for (const dialect of DIALECTS) {
     const t: Bench = { url: server.url, pid: server.proc.pid, token, ctx };
     const fleet = await fill(t);
     console.log(`[bench:api] ${dialect}: ${fleet.siteIds.length} sites on ${NODES} nodes, ${fleet.agents.length} agents with a job, ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    ticker = SCHEDULER ? await startTicker(target.options.dataDir, target.options.databaseUrl) : undefined;
     const status = await load(t, 'GET /api/v1/sites/{id}/backup/status', (req) => ({ ...req, method: 'GET', path: `/api/v1/sites/${pick(fleet.siteIds)}/backup/status`, headers: { authorization: `Bearer ${t.token}` } }));
     rows.push({ dialect, ...status });
     let pct = 0;
@@ -148,7 +170,10 @@ for (const dialect of DIALECTS) {
       return { ...req, method: 'POST', path: `/api/v1/agent/jobs/${a.jobId}/progress`, headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body };
     });
     rows.push({ dialect, ...progress });
+    if (ticker) ticks.push({ dialect, summary: await ticker.stop() });
+    ticker = undefined;
   } finally {
+    await ticker?.stop();
     proc?.kill();
     await ctx.close();
     await target.cleanup();
@@ -162,7 +187,8 @@ for (const r of rows) {
   const cpu = String(r.cpuUsPerReq ?? '-').padStart(17);
   console.log([r.dialect.padEnd(8), r.endpoint.padEnd(40), r.rps.toFixed(0).padStart(5), String(r.p50).padStart(6), String(r.p99).padStart(6), String(r.max).padStart(6), String(r.non2xx).padStart(7), String(r.errors).padStart(6), cpu, r.p99 < 50 && r.non2xx === 0 && r.errors === 0 ? 'yes' : 'NO'].join('  '));
 }
+for (const t of ticks) console.log(`scheduler pass on ${SITES} sites during the load (${t.dialect}): ${t.summary}`);
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, seconds: SECONDS, rows }, null, 2) + '\n');
+writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, seconds: SECONDS, rows, scheduler: ticks.map((t) => ({ dialect: t.dialect, ...(JSON.parse(t.summary) as object) })) }, null, 2) + '\n');
 process.exit(0);

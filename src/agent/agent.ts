@@ -18,7 +18,10 @@ import { PresignedStorage, type PresignedStorageOptions } from './presigned-stor
 
 // The agent's loop: long-poll the server, run the job it hands out with the backup engine,
 // report progress (each stage change at once, otherwise a heartbeat every second, which also
-// renews the lease), and stop when a reply says cancel. One job at a time.
+// renews the lease), and stop when a reply says cancel. Up to the node's job limit at once (the
+// poll reply says it; 1 until told): the agent polls only while it has a free slot. Each job has
+// its own reporter, stop signal, presigned storage and run dir (run-<pid>-<random>), and a
+// reset's clean-up leaves the live runs of this process alone.
 
 export interface AgentOptions {
   client: AgentClient;
@@ -126,24 +129,46 @@ export async function runAgent(o: AgentOptions): Promise<void> {
 
 async function pollLoop(o: AgentOptions, log: Logger): Promise<void> {
   let failures = 0;
-  while (!o.signal.aborted) {
-    let job: AgentJob | null;
-    try {
-      job = (await o.client.poll(o.signal)).job;
-      failures = 0;
-    } catch (err) {
-      if (o.signal.aborted) break;
-      failures++;
-      log.warn({ err, failures }, 'poll failed; retrying');
-      if (err instanceof AgentHttpError && err.status === 401) log.error('the server refused this node key (revoked, replaced, or the node removed or disabled): ask an admin for a re-join code and restart the agent with WPBACKUP_JOIN_CODE set');
-      await sleep(backoffMs(failures, 1000, 30_000), undefined, { signal: o.signal }).catch(() => undefined);
-      continue;
+  let limit = 1;
+  const running = new Set<Promise<void>>();
+  try {
+    while (!o.signal.aborted) {
+      if (running.size >= limit) {
+        await Promise.race(running);
+        continue;
+      }
+      let job: AgentJob | null;
+      try {
+        const reply = await o.client.poll(o.signal);
+        job = reply.job;
+        limit = jobLimitOf(reply.job_limit);
+        failures = 0;
+      } catch (err) {
+        if (o.signal.aborted) break;
+        failures++;
+        log.warn({ err, failures }, 'poll failed; retrying');
+        if (err instanceof AgentHttpError && err.status === 401) log.error('the server refused this node key (revoked, replaced, or the node removed or disabled): ask an admin for a re-join code and restart the agent with WPBACKUP_JOIN_CODE set');
+        await sleep(backoffMs(failures, 1000, 30_000), undefined, { signal: o.signal }).catch(() => undefined);
+        continue;
+      }
+      if (o.client.keyRotationAsked) await rotateKey(o, log);
+      if (!job) continue;
+      const started = job;
+      const run: Promise<void> = runJob(o, started, log)
+        .catch((err: unknown) => log.error({ err, job: started.job_id }, 'job failed'))
+        .finally(() => running.delete(run));
+      running.add(run);
+      if (o.once) break;
     }
-    if (o.client.keyRotationAsked) await rotateKey(o, log);
-    if (!job) continue;
-    await runJob(o, job, log);
-    if (o.once) break;
+  } finally {
+    // Shutdown stops every job (their signals follow o.signal); wait for them to report.
+    await Promise.allSettled(running);
   }
+}
+
+/** The poll reply's limit, if sane; a missing or odd value means one at a time. */
+function jobLimitOf(v: unknown): number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 64 ? v : 1;
 }
 
 /**

@@ -82,6 +82,8 @@ export interface Node {
   has_key: boolean;
   /** When a key rotation was asked for that the agent has not completed yet; null: none pending. */
   key_rotation_requested_at: string | null;
+  /** Backups the node runs at once (its agent runs that many; the server hands out no more). */
+  job_limit: number;
   created_at: string;
 }
 
@@ -105,6 +107,8 @@ export interface UpdateNodeRequest {
   hostname?: string;
   status?: 'active' | 'disabled';
   quota_bytes?: number | null;
+  /** 1 to 64. */
+  job_limit?: number;
 }
 
 export interface JoinCodeResponse {

@@ -42,6 +42,8 @@ export interface Site {
   quota_bytes: number | null;
   created_at: string;
   backup: BackupStatusBody;
+  /** The next scheduled backup (GET /sites, GET /sites/{id}); null: none scheduled. */
+  next_run_at?: string | null;
 }
 
 export interface CreateSiteRequest {
@@ -232,6 +234,8 @@ export interface AgentJob {
 
 export interface PollResponse {
   job: AgentJob | null;
+  /** Backups this node may run at once (an admin sets it; the server hands out no more). */
+  job_limit?: number;
 }
 
 /** Set to '1' on a poll reply when an admin asked for a new node key: fetch it with POST /api/v1/agent/rotate-key. */

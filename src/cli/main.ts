@@ -7,7 +7,8 @@ import { agentCommand } from './commands/agent.ts';
 import { ALERT_COMMANDS } from './commands/alerts.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
-import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
+import { nodesJoinCode, nodesRevokeKey, nodesRotateKey, nodesSetLimit } from './commands/nodes.ts';
+import { schedulesClear, schedulesSet, schedulesShow } from './commands/schedules.ts';
 import { restoreCommand } from './commands/restore.ts';
 import { backupsPin, backupsUnpin, pruneCommand, retentionClear, retentionSet, retentionShow, storageReconcile } from './commands/retention.ts';
 import { serverCommand } from './commands/server.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile,
   installServiceCommand, uninstallServiceCommand,
   ...ALERT_COMMANDS,
+  schedulesShow, schedulesSet, schedulesClear, nodesSetLimit,
 ];
 
 function usage(): string {

@@ -15,6 +15,7 @@ import { registerHealthRoutes } from './routes/health.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpenApiRoutes } from './routes/openapi.ts';
 import { registerRetentionRoutes } from './routes/retention.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 
 // The HTTP API: /api/v1, the OpenAPI document at /api/openapi.json, its docs page at
@@ -28,6 +29,7 @@ export const ROUTE_MODULES: RouteModule[] = [
   registerRetentionRoutes,
   registerAlertRoutes,
   registerMetricsRoutes,
+  registerScheduleRoutes,
 ];
 
 export interface AppOptions {

@@ -8,6 +8,7 @@ import { startAlerts } from './alerts/pass.ts';
 import { ReleaseStack } from './release-stack.ts';
 import { startDeletionRetrier, type DeletionRetrier } from './retention/deletion.ts';
 import { pruneAfterBackups } from './retention/prune.ts';
+import { startScheduler } from './scheduler.ts';
 
 // The server context (context.ts), the HTTP API, the reaper and, on PostgreSQL, the LISTEN
 // connection for other servers' jobs. Shared by `wpbackup server` and the tests. Whatever
@@ -52,6 +53,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     // Alerts on ended jobs, and the pass for stale sites, offline agents, reminders and retries.
     const alerts = startAlerts(ctx);
     held.defer(() => alerts.stop());
+    // Queues scheduled backups; each due run once across every server (scheduler.ts).
+    const scheduler = startScheduler(ctx);
+    held.defer(() => scheduler.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
     const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m, err) => ctx.log.warn({ err }, m)) : undefined;
     if (listener) held.defer(() => listener.close());

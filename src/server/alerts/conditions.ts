@@ -1,3 +1,5 @@
+import { longestGapMs } from '../schedule-spec.ts';
+import { effectiveSpec } from '../services/schedules.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import type { SiteRow } from '../db/sites.ts';
@@ -11,18 +13,20 @@ import { nodeEvent, siteEvent, type AlertEvent, type AlertKind } from './events.
 // its jobs; the daily reminders are the background pass's (pass.ts). The raised event is
 // kept with the condition, so a reminder repeats what was said.
 
-const HOUR = 3_600_000;
 
 export const siteSubject = (siteId: string): string => `site:${siteId}`;
 export const nodeSubject = (nodeId: string): string => `node:${nodeId}`;
 
 /**
- * A site's dead man's switch window when it has none of its own: no completed backup for this
- * long raises backup.stale. Meant to be twice the site's schedule interval (and null, no
- * switch, for a site without a schedule) once schedules exist; until then 48 hours.
+ * A site's dead man's switch window when it has none of its own: twice the longest gap of the
+ * schedule that applies to it, so one missed run is forgiven and two are not. null (no switch)
+ * for a site without a schedule: its backups are taken by hand, whenever.
  */
-export async function defaultFreshnessMs(_ctx: ServerContext, _siteId: string): Promise<number | null> {
-  return 48 * HOUR;
+export async function defaultFreshnessMs(ctx: ServerContext, siteId: string): Promise<number | null> {
+  const [row, fleet] = await Promise.all([ctx.repos.schedules.get(siteId), ctx.repos.schedules.fleet()]);
+  const spec = effectiveSpec(row, fleet);
+  const gap = spec ? longestGapMs(spec, ctx.now()) : null;
+  return gap === null ? null : 2 * gap;
 }
 
 /** Raises the condition and, if this caller raised it, sends the event. */

@@ -256,6 +256,36 @@ CREATE TABLE job_upload_parts (
 );
 `;
 
+// Schedules (issue 10). fleet_schedule: the one default (row id 1) sites inherit, and the
+// spreading window. site_schedules: each site's choice (inherit, its own cron, or disabled)
+// and its next run; a missing row is inherit (the scheduler adds it). The scheduler claims a
+// due run by moving next_run_at on (compare-and-set), so one server enqueues it.
+// sites.schedule_cron (migration 1) stays unused. nodes.job_limit: jobs a node runs at once.
+const schedules = `
+CREATE TABLE fleet_schedule (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  cron TEXT,
+  timezone TEXT,
+  preset TEXT,
+  window_minutes INTEGER NOT NULL DEFAULT 30 CHECK (window_minutes BETWEEN 0 AND 1440),
+  updated_at BIGINT
+);
+INSERT INTO fleet_schedule (id) VALUES (1);
+CREATE TABLE site_schedules (
+  site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+  mode TEXT NOT NULL DEFAULT 'inherit' CHECK (mode IN ('inherit', 'custom', 'disabled')),
+  cron TEXT,
+  timezone TEXT,
+  preset TEXT,
+  next_run_at BIGINT,
+  last_run_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  CHECK (mode <> 'custom' OR (cron IS NOT NULL AND timezone IS NOT NULL))
+);
+CREATE INDEX site_schedules_next_run ON site_schedules (next_run_at);
+ALTER TABLE nodes ADD COLUMN job_limit INTEGER NOT NULL DEFAULT 1 CHECK (job_limit BETWEEN 1 AND 64);
+`;
+
 // Retention (issue 10): one policy row for the fleet (id 'fleet', site_id NULL, with the fleet's
 // time zone) and at most one per site (id = site_id), which replaces the fleet's as a whole.
 // backups.pinned keeps a backup forever; delete_* track a deletion that failed and is retried
@@ -371,6 +401,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'login throttle and MFA', sql: loginSecurity },
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
   { version: 5, name: 'node disabled since, upload part budget', sql: limits },
+  { version: 6, name: 'schedules, node job limit', sql: schedules },
   { version: 7, name: 'retention policies, pinned backups, retried deletions', sql: retention },
   { version: 8, name: 'alerts', sql: alerts },
 ];

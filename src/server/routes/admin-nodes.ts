@@ -20,7 +20,7 @@ const HOSTNAME = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Z
 export function nodeBody(n: NodeRow): Node {
   return {
     id: n.id, hostname: n.hostname, status: n.status, last_seen: iso(n.lastSeen), quota_bytes: n.quotaBytes, has_key: n.hasKey,
-    key_rotation_requested_at: iso(n.keyRotationAt), created_at: iso(n.createdAt),
+    key_rotation_requested_at: iso(n.keyRotationAt), job_limit: n.jobLimit, created_at: iso(n.createdAt),
   };
 }
 
@@ -64,7 +64,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     method: 'PATCH',
     url: '/api/v1/nodes/:id',
     auth: 'user',
-    summary: "Change a node's hostname, status (active/disabled) or quota; a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
+    summary: "Change a node's hostname, status (active/disabled), quota or job_limit (backups at once); a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
     tags,
     schema: {
       params: idParams('id'),
@@ -76,6 +76,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
           hostname: HOSTNAME,
           status: { type: 'string', enum: ['active', 'disabled'] },
           quota_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
+          job_limit: { type: 'integer', minimum: 1, maximum: 64, description: 'Backups the node runs at once (default 1)' },
         },
       },
     },
@@ -86,7 +87,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const refusal = nodeChangeRefusal(p, { ...node, disabledByRole }, body);
       if (refusal) throw forbidden(refusal);
       const updated = await ctx.repos.transaction(async (repos, tx) => {
-        const row = await repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
+        const row = await repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes, jobLimit: body.job_limit });
         if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', ctx.now());
         return row;
       });

@@ -140,7 +140,9 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
       holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
-      return waitForJob(ctx, nodeId, reply.raw);
+      const polled = await waitForJob(ctx, nodeId, reply.raw);
+      // The agent runs up to this many jobs at once, polling while it has a free slot.
+      return { ...polled, job_limit: (await ctx.repos.nodes.get(nodeId))?.jobLimit ?? 1 };
     },
   });
 

@@ -158,7 +158,11 @@ for (const dialect of DIALECTS) {
       const set = await t.api('PUT', `/api/v1/sites/${siteId}/alerts`, { body: { freshness_hours: 2 } });
       assert.equal(set.status, 200, JSON.stringify(set.body));
       assert.equal(set.body.freshness_hours, 2);
-      assert.equal(set.body.default_freshness_hours, 48);
+      assert.equal(set.body.default_freshness_hours, null, 'no schedule, no default switch');
+      const hourly = await t.api('PUT', `/api/v1/sites/${siteId}/schedule`, { body: { preset: 'hourly' } });
+      assert.equal(hourly.status, 200, JSON.stringify(hourly.body));
+      assert.equal((await t.api('GET', `/api/v1/sites/${siteId}/alerts`)).body.default_freshness_hours, 2, 'twice an hourly schedule');
+      assert.equal((await t.api('PUT', `/api/v1/sites/${siteId}/schedule`, { body: { disabled: true } })).status, 200);
       clock += HOUR;
       await alertsOnce(ctx(), clock);
       assert.deepEqual(eventsAt(hook), [], 'within the window: nothing');

@@ -134,6 +134,8 @@ for (const dialect of DIALECTS) {
       const root = mkdtempSync(join(tmpdir(), 'wpb-matrix-'));
       const providerId = (await r.storageProviders.create({ name: 'local', type: 'local', rootPath: root, isDefault: true })).id;
       const fleet = await twoNodeFleet(t);
+      // Each node holds several claimed jobs here (the fixture's and freshJob's): lift the one-backup default.
+      for (const n of [fleet.nodeA, fleet.nodeB]) await r.nodes.update(n, { jobLimit: 64 });
       const { nodeA, nodeB, siteA, siteB } = fleet;
       f = { ...fleet, backupA: '', backupB: '', jobA: '', jobB: '', providerId, root };
       f.backupA = await freshBackup(siteA);
@@ -309,6 +311,13 @@ for (const dialect of DIALECTS) {
       'GET /api/v1/sites/{id}': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}` }) },
       'PATCH /api/v1/sites/{id}': { auth: 'user', action: 'site.write', make: async (_c, s) => ({ method: 'PATCH', path: `/api/v1/sites/${siteOf(s)}`, body: { excludes: ['wp-content/cache'] } }) },
       'DELETE /api/v1/sites/{id}': { auth: 'user', action: 'site.delete', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}` }) },
+      // Schedules: the fleet default is the admins' (read: super_admin and node_admin; set: super_admin), a site's is
+      // read with site.read and set or cleared by whoever may start its backups (site.schedule).
+      'GET /api/v1/schedules/default': { auth: 'user', action: 'schedule.default.read', make: get('/api/v1/schedules/default') },
+      'PUT /api/v1/schedules/default': { auth: 'user', action: 'schedule.default.write', make: async () => ({ method: 'PUT', path: '/api/v1/schedules/default', body: { window_minutes: 30 } }) },
+      'GET /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/schedule` }) },
+      'PUT /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.schedule', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${await freshSite(s)}/schedule`, body: { preset: 'daily', at: '03:00', timezone: 'Europe/Berlin' } }) },
+      'DELETE /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.schedule', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}/schedule` }) },
       'POST /api/v1/sites/{id}/backup/start': { auth: 'user', action: 'site.backup', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/sites/${await freshSite(s)}/backup/start` }) },
       'GET /api/v1/sites/{id}/backup/status': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/backup/status` }) },
       'POST /api/v1/sites/{id}/backup/stop': {

@@ -53,6 +53,9 @@ const EXPECTED: Record<Action, [string, string, string, string]> = {
   'user.manage':               ['YYYYYYY', '-------', '-------', '-------'],
   'audit.read':                ['YYYYYYY', '-------', '-------', '-------'],
   'alerts.manage':             ['YYYYYYY', '-------', '-------', '-------'],
+  'site.schedule':             ['YYYYYYY', '-YY-Y--', '-Y----Y', '-------'],
+  'schedule.default.read':     ['YYYYYYY', 'YYYYYYY', '-------', '-------'],
+  'schedule.default.write':    ['YYYYYYY', '-------', '-------', '-------'],
 };
 const COLUMNS = ['super_admin', 'node_admin', 'site_admin', 'node'] as const;
 
@@ -86,7 +89,7 @@ describe('authorize', () => {
     ];
     for (const p of lonely) {
       for (const action of ACTION_NAMES) {
-        if (action === 'storage.read' && p.kind === 'user' && p.role === 'node_admin') continue;
+        if ((action === 'storage.read' || action === 'schedule.default.read') && p.kind === 'user' && p.role === 'node_admin') continue;
         for (const [, r] of RESOURCES) assert.equal(authorize(p, action, r), 'forbidden', `${action} ${JSON.stringify(r)}`);
       }
     }

@@ -12,6 +12,7 @@ import { dbCases } from './cases-db.ts';
 import { fleetCases } from './cases-fleet.ts';
 import { jobCases } from './cases-jobs.ts';
 import { retentionCases } from './cases-retention.ts';
+import { scheduleCases } from './cases-schedules.ts';
 import type { Target } from './targets.ts';
 
 // The one suite every database runs: sqlite.test.ts and postgres.test.ts each call dbSuite
@@ -68,5 +69,6 @@ export function dbSuite(name: string, makeTarget: () => Promise<Target>): void {
     accessCases(ctx);
     jobCases(ctx);
     retentionCases(ctx);
+    scheduleCases(ctx);
   });
 }
