@@ -1,3 +1,4 @@
+import { startPeriodic } from './periodic.ts';
 import type { ServerContext } from './context.ts';
 import type { JobRow } from './db/jobs.ts';
 import { abortJobUpload } from './agent-uploads.ts';
@@ -59,28 +60,7 @@ async function auditExpiry(ctx: ServerContext, log: NonNullable<ReaperOptions['l
 /** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
 export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reaper {
   const log = opts.log ?? logTo(ctx);
-  let running: Promise<JobRow[]> | undefined;
-  let stopped = false;
-  const runOnce = async (): Promise<JobRow[]> => {
-    while (running) await running.catch(() => undefined);
-    running = reapExpiredJobs(ctx, log, (opts.now ?? Date.now)()).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const timer = setInterval(() => {
-    if (stopped || running) return;
-    runOnce().catch((err: unknown) => log('Reaper pass failed', err));
-  }, opts.intervalMs ?? 5_000);
-  timer.unref();
-  return {
-    runOnce,
-    stop: async () => {
-      stopped = true;
-      clearInterval(timer);
-      await running?.catch(() => undefined);
-    },
-  };
+  return startPeriodic(() => reapExpiredJobs(ctx, log, (opts.now ?? Date.now)()), { intervalMs: opts.intervalMs ?? 5_000, onError: (err) => log('Reaper pass failed', err) });
 }
 
 function logTo(ctx: ServerContext): NonNullable<ReaperOptions['log']> {

@@ -1,4 +1,5 @@
 import type { ServerContext } from './context.ts';
+import { startPeriodic } from './periodic.ts';
 import { isConflict } from './db/errors.ts';
 import type { DueRun } from './db/schedules.ts';
 import { nextRunOf } from './services/schedules.ts';
@@ -34,7 +35,7 @@ const BATCH = 500;
 const MAX_BATCHES = 20;
 
 /** One pass at `now`. Safe to run on every server at once. */
-export async function scheduleOnce(ctx: ServerContext, now: number, log: SchedulerOptions['log'] = defaultLog): Promise<TickResult> {
+export async function scheduleOnce(ctx: ServerContext, now: number, log: SchedulerOptions['log'] = (m, err) => ctx.log.error({ err }, `scheduler: ${m}`)): Promise<TickResult> {
   const result: TickResult = { enqueued: [], skipped: [], lost: 0, filled: 0 };
   const fleet = await ctx.repos.schedules.fleet();
   await ctx.repos.schedules.ensureRows();
@@ -89,33 +90,6 @@ export interface Scheduler {
 
 /** A first pass at once (runs missed while down), then every intervalMs; unref'd. Stop it before closing the database. */
 export function startScheduler(ctx: ServerContext, opts: SchedulerOptions = {}): Scheduler {
-  const log = opts.log ?? defaultLog;
-  let running: Promise<TickResult> | undefined;
-  let stopped = false;
-  const runOnce = async (): Promise<TickResult> => {
-    while (running) await running.catch(() => undefined);
-    running = scheduleOnce(ctx, ctx.now(), log).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const tick = (): void => {
-    if (stopped || running) return;
-    runOnce().catch((err: unknown) => log('Scheduler pass failed', err));
-  };
-  const timer = setInterval(tick, opts.intervalMs ?? 15_000);
-  timer.unref();
-  tick();
-  return {
-    runOnce,
-    stop: async () => {
-      stopped = true;
-      clearInterval(timer);
-      await running?.catch(() => undefined);
-    },
-  };
-}
-
-function defaultLog(message: string, err?: unknown): void {
-  console.error(`wpbackup scheduler: ${message}${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`);
+  const log = opts.log ?? ((message: string, err?: unknown) => ctx.log.error({ err }, `scheduler: ${message}`));
+  return startPeriodic(() => scheduleOnce(ctx, ctx.now(), log), { intervalMs: opts.intervalMs ?? 15_000, immediately: true, onError: (err) => log('Scheduler pass failed', err) });
 }

@@ -1,4 +1,5 @@
 import type { ServerContext } from '../context.ts';
+import { startPeriodic } from '../periodic.ts';
 import type { AlertEvent } from './events.ts';
 import { nodeEvent, reminderOf, siteEvent } from './events.ts';
 import { alertsIdle, alertsRepo, attempt, deliveriesRepo, dispatch } from './dispatch.ts';
@@ -122,22 +123,11 @@ export function startAlerts(ctx: ServerContext, opts: AlertsOptions = {}): Alert
     unsubscribeJobs();
     unsubscribePrunes();
   };
-  let running: Promise<PassReport> | undefined;
-  const runOnce = async (): Promise<PassReport> => {
-    while (running) await running.catch(() => undefined);
-    running = alertsOnce(ctx, ctx.now()).finally(() => (running = undefined));
-    return running;
-  };
-  const timer = setInterval(() => {
-    if (!running) runOnce().catch((err: unknown) => log('Alerts pass failed', err));
-  }, opts.intervalMs ?? 30_000);
-  timer.unref();
+  const loop = startPeriodic(() => alertsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Alerts pass failed', err), onStop: unsubscribe });
   return {
-    runOnce,
+    runOnce: loop.runOnce,
     stop: async () => {
-      clearInterval(timer);
-      unsubscribe();
-      await running?.catch(() => undefined);
+      await loop.stop();
       await ctx.jobEnded.idle();
       await alertsIdle(ctx);
     },

@@ -1,6 +1,7 @@
 import { describe } from '../../errors.ts';
 import { notifyPruneSucceeded } from '../alerts/conditions.ts';
 import type { ServerContext } from '../context.ts';
+import { startPeriodic } from '../periodic.ts';
 import type { BackupRow } from '../db/backups.ts';
 import type { PruneFailure } from './prune-failed.ts';
 
@@ -83,26 +84,5 @@ export interface DeletionRetrier {
 /** Starts the retry timer (unref'd). Call stop() before closing the database. */
 export function startDeletionRetrier(ctx: ServerContext, opts: { intervalMs?: number; log?: (message: string, err?: unknown) => void } = {}): DeletionRetrier {
   const log = opts.log ?? ((m: string, e?: unknown) => ctx.log.error({ err: e }, `retention: ${m}`));
-  let running: Promise<RetryResult> | undefined;
-  let stopped = false;
-  const runOnce = async (): Promise<RetryResult> => {
-    while (running) await running.catch(() => undefined);
-    running = retryDeletionsOnce(ctx, ctx.now()).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const timer = setInterval(() => {
-    if (stopped || running) return;
-    runOnce().catch((err: unknown) => log('Deletion retry pass failed', err));
-  }, opts.intervalMs ?? 30_000);
-  timer.unref();
-  return {
-    runOnce,
-    stop: async () => {
-      stopped = true;
-      clearInterval(timer);
-      await running?.catch(() => undefined);
-    },
-  };
+  return startPeriodic(() => retryDeletionsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Deletion retry pass failed', err) });
 }
