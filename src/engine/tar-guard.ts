@@ -29,6 +29,14 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /** Room for what one input chunk gives beyond its own size (headers of pax members, the end). */
 const OUT_SLACK = 16384;
 
+export interface TarGuardOptions {
+  /**
+   * Who owns what lands under wp-content (the site's owner, for a restore as root); tar is
+   * then run with --same-owner --numeric-owner. The archive's own owners never count.
+   */
+  owner?: { uid: number; gid: number };
+}
+
 export interface TarGuardReport {
   warnings: string[];
   /** Symlinks let through (archive names), for the check after extraction. */
@@ -186,6 +194,14 @@ export class TarGuard extends Transform {
   #outBuf: Buffer = Buffer.alloc(0);
   #outUsed = 0;
   #dump: DumpCheck | undefined;
+  readonly #owner: { uid: number; gid: number } | undefined;
+  /** Dirs under wp-content tar was given, so it never makes one itself (owned by root). */
+  readonly #dirs = new Set<string>();
+
+  constructor(opts: TarGuardOptions = {}) {
+    super();
+    this.#owner = opts.owner;
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.#state === 'end') return cb();
@@ -375,17 +391,33 @@ export class TarGuard extends Transform {
     const type: EntryType = decision;
     const mode = m.mode & 0o777;
     if (type === 'file' && m.mode & 0o6000) this.#warn(`${path} had the setuid/setgid bit; restored without it`);
-    const entry: TarEntry = { name: path, type, size: type === 'file' ? m.size : 0, mode, uid: 0, gid: 0, uname: '', gname: '', mtimeNs: m.mtimeNs };
+    const owner = path === 'wp-content' || path.startsWith('wp-content/') ? this.#owner : undefined;
+    if (owner) this.#parentDirs(path, m.mtimeNs, owner);
+    const entry: TarEntry = { name: path, type, size: type === 'file' ? m.size : 0, mode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, uname: '', gname: '', mtimeNs: m.mtimeNs };
     if (type === 'symlink') {
       entry.linkname = m.linkname;
       this.#links.add(path);
       this.report.symlinks.push(path);
     }
+    if (owner && type === 'dir') this.#dirs.add(path);
     this.#emitHeader(entry);
     // A later database.sql replaces an earlier one on disk, so the last one counts.
     if (path === 'database.sql') this.#dump = { hash: createHash('sha256'), scanner: new SqlScanner() };
     if (type === 'file') this.#data(true, m.size);
     else this.#data(false, m.size);
+  }
+
+  /**
+   * A header for each dir above `path` not given yet, so tar makes none itself: with an owner,
+   * tar's own would belong to root. (Parents under a symlink were refused by #decide.)
+   */
+  #parentDirs(path: string, mtimeNs: bigint, owner: { uid: number; gid: number }): void {
+    for (let at = path.indexOf('/'); at !== -1; at = path.indexOf('/', at + 1)) {
+      const dir = path.slice(0, at);
+      if (this.#dirs.has(dir)) continue;
+      this.#dirs.add(dir);
+      this.#emitHeader({ name: dir, type: 'dir', size: 0, mode: 0o755, uid: owner.uid, gid: owner.gid, uname: '', gname: '', mtimeNs });
+    }
   }
 
   #data(keep: boolean, size: number): void {
