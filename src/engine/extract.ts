@@ -9,8 +9,9 @@ import { CHILD_DIR } from './restore-staging.ts';
 import { TarGuard } from './tar-guard.ts';
 
 // archive stream -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one
-// pipe. TarGuard decides what tar sees (see tar-guard.ts); tar's own options are the second
-// lock: no owners from the archive. After extraction, each
+// pipe. TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
+// owner it writes itself into the headers of wp-content's members, which tar then sets as it
+// extracts (no chown pass over the tree afterwards). After extraction, each
 // symlink is followed through the tree as extracted, since a chain of links that each look
 // fine alone can still lead out of wp-content.
 
@@ -23,7 +24,9 @@ export interface ExtractResult {
   databaseSha256?: string;
 }
 
-const TAR_ARGS = ['--extract', '--file=-', '--no-same-owner', '--preserve-permissions', '--delay-directory-restore'];
+const TAR_ARGS = ['--extract', '--file=-', '--preserve-permissions', '--delay-directory-restore'];
+/** Owners as numbers, never looked up by the (empty) names TarGuard writes. */
+const OWNER_ARGS = { none: ['--no-same-owner'], guard: ['--same-owner', '--numeric-owner'] };
 const MAX_HOPS = 40;
 
 /** Where to extract: a path for this process (`ref`) and the same dir as a descriptor for tar. */
@@ -32,14 +35,21 @@ export interface ExtractDir {
   fd: number;
 }
 
-export async function extractArchive(source: Readable, into: ExtractDir, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<ExtractResult> {
+export interface ExtractOptions {
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+  /** Who gets wp-content's files (the site's owner, when root restores); else whoever runs tar. */
+  owner?: { uid: number; gid: number };
+}
+
+export async function extractArchive(source: Readable, into: ExtractDir, opts: ExtractOptions): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
   const tap = new HashTap(opts.onBytes);
-  const guard = new TarGuard();
+  const guard = new TarGuard({ owner: opts.owner });
   const dir = into.ref;
   try {
     const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: group.signal });
-    const tar = startChild('tar', [...TAR_ARGS, `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
+    const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
     const parts = [
       pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }),
       pipeline(zstd.proc.stdout!, guard, tar.proc.stdin!, { signal: group.signal }),

@@ -4,14 +4,13 @@ import { join, resolve } from 'node:path';
 import { badInput, describe, failure, kindOf, throwIfStopped } from '../errors.ts';
 import type { WpConfig } from '../wordpress/wp-config.ts';
 import { locateArchive, type SourceOptions } from './archive-source.ts';
-import { startChild } from './child.ts';
 import { extractArchive, type ExtractResult } from './extract.ts';
 import type { Manifest } from './manifest.ts';
 import type { DbTarget } from './mysql.ts';
 import { formatBytes, NullProgress, type Progress } from './progress.ts';
 import { pointConfigAt } from './restore-config.ts';
 import { checkDatabase, importDb, namedDbTarget, type NamedDb } from './restore-db.ts';
-import { CHILD_DIR, makeStaging, openSite, removeStaging, type DirHandle } from './restore-staging.ts';
+import { makeStaging, openSite, removeStaging, type DirHandle } from './restore-staging.ts';
 import { dbTarget, pathExists, readSiteConfig } from './site.ts';
 import { ProgressTracker } from './tracker.ts';
 
@@ -19,7 +18,7 @@ import { ProgressTracker } from './tracker.ts';
 // (through TarGuard: see tar-guard.ts), check it, import the database, then swap wp-content in
 // with a rename. The old wp-content stays in place until the import has succeeded, so a failed
 // restore leaves the site's files as they were. Runs as root on a node: the archive is treated
-// as hostile (no client commands, no owners, no setuid, no links out of wp-content).
+// as hostile (no client commands, no owners from it, no setuid, no links out of wp-content).
 
 export const RESTORE_STEPS = ['download', 'verify', 'import_db', 'swap_files', 'cleanup'] as const;
 export type RestoreStep = (typeof RESTORE_STEPS)[number];
@@ -83,12 +82,6 @@ async function siteOwner(site: DirHandle): Promise<Owner | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const st = await site.stat();
   return st.uid === 0 && st.gid === 0 ? undefined : { uid: st.uid, gid: st.gid };
-}
-
-async function chownTree(staging: DirHandle, owner: Owner, signal?: AbortSignal): Promise<void> {
-  // -P -h: links are changed themselves and never followed, wherever they point.
-  const args = ['-R', '-P', '-h', `${owner.uid}:${owner.gid}`, '--', `${CHILD_DIR}/wp-content`];
-  await startChild('chown', args, { signal, stdio: ['ignore', 'ignore', 'pipe', staging.fd] }).done;
 }
 
 async function readManifest(staging: string): Promise<Manifest> {
@@ -205,6 +198,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     tracker.detail(`Downloading and extracting ${src.name}`, true);
     const extracted = await extractArchive(src.stream, stagingDir, {
       signal: o.signal,
+      owner,
       onBytes: (n) => {
         tracker.bytes(n, src.size ?? n);
         tracker.detail(`Extracted ${formatBytes(n)}${src.size ? ` of ${formatBytes(src.size)}` : ''}`);
@@ -218,7 +212,6 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreResult> {
     await importDb(secrets, db, dump, o.signal);
     throwIfStopped(o.signal);
     tracker.stage('swap_files', 'Moving the restored wp-content into place');
-    if (owner) await chownTree(stagingDir, owner, o.signal);
     const oldWpContent = await swapFiles({ staging, site: site.ref, sitePath, keepOld: o.keepOld, owner, config, named: o.db, warnings });
     return { sitePath, database: db.name, manifest, oldWpContent, sha256: extracted.sha256, warnings };
   } catch (err) {

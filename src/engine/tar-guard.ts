@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { badInput } from '../errors.ts';
 import { SqlScanner } from './sql-guard.ts';
-import { BLOCK, END_OF_ARCHIVE, entryHeader, padding, paddingLength, type EntryType, type TarEntry } from './tar-header.ts';
+import { BLOCK, END_OF_ARCHIVE, entryHeader, paddingLength, ustarInto, type EntryType, type TarEntry } from './tar-header.ts';
 
 // Sits between zstd -d and GNU tar on restore and decides, member by member, what tar may
 // see. A restore runs as root, and an archive may be crafted (a node key uploads any bytes),
@@ -24,6 +24,18 @@ const TOP_FILES = new Set(['database.sql', 'manifest.json', 'wp-config.php', '.h
 const MAX_META = 1 << 20;
 const RECORD = 10240;
 const MAX_WARNINGS = 50;
+const MAGIC = Buffer.from('ustar\0', 'latin1');
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+/** Room for what one input chunk gives beyond its own size (headers of pax members, the end). */
+const OUT_SLACK = 16384;
+
+export interface TarGuardOptions {
+  /**
+   * Who owns what lands under wp-content (the site's owner, for a restore as root); tar is
+   * then run with --same-owner --numeric-owner. The archive's own owners never count.
+   */
+  owner?: { uid: number; gid: number };
+}
 
 export interface TarGuardReport {
   warnings: string[];
@@ -47,9 +59,16 @@ function refuse(what: string): Error {
 }
 
 function text(b: Buffer, at: number, len: number): string {
-  const field = b.subarray(at, at + len);
-  const nul = field.indexOf(0);
-  return utf8(nul === -1 ? field : field.subarray(0, nul));
+  if (b[at] === 0) return '';
+  let end = at;
+  let ascii = true;
+  for (const stop = at + len; end < stop; end++) {
+    const c = b[end] as number;
+    if (c === 0) break;
+    if (c > 0x7f) ascii = false;
+  }
+  // ASCII is UTF-8 already; the decoder is for the rest (and refuses what is not UTF-8).
+  return ascii ? b.toString('latin1', at, end) : utf8(b.subarray(at, end));
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -63,6 +82,27 @@ function utf8(b: Uint8Array): string {
 
 /** Octal, or GNU base-256 when the first byte has its high bit set. */
 function numeric(b: Buffer, at: number, len: number): number {
+  return plainOctal(b, at, at + len) ?? anyNumeric(b, at, len);
+}
+
+/**
+ * The usual field, digits between optional spaces and ended by a NUL, read without a string
+ * (a header has five numbers, a site hundreds of thousands of headers); undefined for anything
+ * else, which anyNumeric() reads or refuses.
+ */
+function plainOctal(b: Buffer, i: number, end: number): number | undefined {
+  let n = 0;
+  while (i < end && b[i] === 0x20) i++;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x37) break;
+    n = n * 8 + (c - 0x30);
+  }
+  while (i < end && b[i] === 0x20) i++;
+  return i === end || b[i] === 0 ? n : undefined;
+}
+
+function anyNumeric(b: Buffer, at: number, len: number): number {
   const f = b.subarray(at, at + len);
   if ((f[0] as number) & 0x80) {
     let n = (f[0] as number) & 0x7f;
@@ -107,9 +147,17 @@ function paxRecords(body: Buffer): Map<string, string> {
 export function memberPath(raw: string): string | undefined {
   if (raw.includes('\0')) throw refuse(`has a member name with a NUL byte (${JSON.stringify(raw)})`);
   if (raw.startsWith('/')) throw refuse(`holds a member with an absolute name (${raw})`);
+  const plain = raw.endsWith('/') ? raw.slice(0, -1) : raw;
+  if (isPlainPath(plain)) return plain;
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw refuse(`holds a member whose name climbs out with '..' (${raw})`);
   return parts.length ? parts.join('/') : undefined;
+}
+
+/** No empty, '.' or '..' part: the name is its own path. */
+function isPlainPath(s: string): boolean {
+  if (s === '' || s === '.' || s.startsWith('./') || s.endsWith('/') || s.endsWith('/.') || s.includes('//') || s.includes('/./')) return false;
+  return !s.includes('..') || !/(^|\/)\.\.(\/|$)/.test(s);
 }
 
 /** Whether a link at `name` pointing at `target` stays inside wp-content, read as plain paths. */
@@ -142,12 +190,24 @@ export class TarGuard extends Transform {
   #out = 0;
   #current = '';
   #moreWarnings = 0;
-  /** What the current input chunk gave, sent as one. */
-  #batch: Buffer[] = [];
+  /** What the current input chunk gives, sent as one: headers are written straight into it. */
+  #outBuf: Buffer = Buffer.alloc(0);
+  #outUsed = 0;
   #dump: DumpCheck | undefined;
+  readonly #owner: { uid: number; gid: number } | undefined;
+  /** Dirs under wp-content tar was given, so it never makes one itself (owned by root). */
+  readonly #dirs = new Set<string>();
+
+  constructor(opts: TarGuardOptions = {}) {
+    super();
+    this.#owner = opts.owner;
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.#state === 'end') return cb();
     try {
+      this.#outBuf = Buffer.allocUnsafe(chunk.length + this.#pending.length + OUT_SLACK);
+      this.#outUsed = 0;
       this.#feed(chunk);
       this.#send();
       cb();
@@ -157,10 +217,18 @@ export class TarGuard extends Transform {
   }
 
   #send(): void {
-    const b = this.#batch;
-    if (b.length === 0) return;
-    this.#batch = [];
-    this.push(b.length === 1 ? b[0] : Buffer.concat(b));
+    if (this.#outUsed === 0) return;
+    const b = this.#outBuf.subarray(0, this.#outUsed);
+    this.#outBuf = this.#outBuf.subarray(this.#outUsed);
+    this.#outUsed = 0;
+    this.push(b);
+  }
+
+  /** Makes room for `n` more bytes of output, sending what is there when it lacks. */
+  #room(n: number): void {
+    if (this.#outBuf.length - this.#outUsed >= n) return;
+    this.#send();
+    this.#outBuf = Buffer.allocUnsafe(Math.max(n, OUT_SLACK));
   }
 
   override _flush(cb: TransformCallback): void {
@@ -176,8 +244,24 @@ export class TarGuard extends Transform {
 
   #emit(b: Buffer): void {
     if (b.length === 0) return;
+    this.#room(b.length);
+    this.#outUsed += b.copy(this.#outBuf, this.#outUsed);
     this.#out += b.length;
-    this.#batch.push(b);
+  }
+
+  #emitZeros(n: number): void {
+    if (n === 0) return;
+    this.#room(n);
+    this.#outBuf.fill(0, this.#outUsed, this.#outUsed + n);
+    this.#outUsed += n;
+    this.#out += n;
+  }
+
+  #emitHeader(e: TarEntry): void {
+    this.#room(BLOCK);
+    if (!ustarInto(e, this.#outBuf, this.#outUsed)) return this.#emit(entryHeader(e));
+    this.#outUsed += BLOCK;
+    this.#out += BLOCK;
   }
 
   #warn(w: string): void {
@@ -220,7 +304,7 @@ export class TarGuard extends Transform {
   }
 
   #endData(): void {
-    if (this.#keep) this.#emit(padding(this.#dataSize));
+    if (this.#keep) this.#emitZeros(paddingLength(this.#dataSize));
     if (this.#dump) this.#endDump();
     this.#padSkip = paddingLength(this.#dataSize);
     this.#state = this.#padSkip ? 'pad' : 'header';
@@ -241,7 +325,7 @@ export class TarGuard extends Transform {
   }
 
   #header(h: Buffer): void {
-    if (h.every((b) => b === 0)) {
+    if (h[0] === 0 && h.equals(ZERO_BLOCK)) {
       if (this.#metaType || this.#pax.size || this.#longName !== undefined) throw refuse('ends right after an extended header');
       this.#finish();
       return;
@@ -257,7 +341,7 @@ export class TarGuard extends Transform {
       this.#state = 'meta';
       return;
     }
-    const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
+    const ustar = MAGIC.compare(h, 257, 263) === 0;
     const prefix = ustar ? text(h, 345, 155) : '';
     const plainName = prefix ? `${prefix}/${text(h, 0, 100)}` : text(h, 0, 100);
     const paxSize = this.#pax.get('size');
@@ -303,21 +387,37 @@ export class TarGuard extends Transform {
   #member(m: Member): void {
     const path = memberPath(m.name);
     const decision = path === undefined ? 'skip' : this.#decide(path, m);
-    if (decision === 'skip') return this.#data(false, m.size);
+    if (decision === 'skip' || path === undefined) return this.#data(false, m.size);
     const type: EntryType = decision;
     const mode = m.mode & 0o777;
     if (type === 'file' && m.mode & 0o6000) this.#warn(`${path} had the setuid/setgid bit; restored without it`);
-    const entry: TarEntry = { name: path as string, type, size: type === 'file' ? m.size : 0, mode, uid: 0, gid: 0, uname: '', gname: '', mtimeNs: m.mtimeNs };
+    const owner = path === 'wp-content' || path.startsWith('wp-content/') ? this.#owner : undefined;
+    if (owner) this.#parentDirs(path, m.mtimeNs, owner);
+    const entry: TarEntry = { name: path, type, size: type === 'file' ? m.size : 0, mode, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0, uname: '', gname: '', mtimeNs: m.mtimeNs };
     if (type === 'symlink') {
       entry.linkname = m.linkname;
-      this.#links.add(path as string);
-      this.report.symlinks.push(path as string);
+      this.#links.add(path);
+      this.report.symlinks.push(path);
     }
-    this.#emit(entryHeader(entry));
+    if (owner && type === 'dir') this.#dirs.add(path);
+    this.#emitHeader(entry);
     // A later database.sql replaces an earlier one on disk, so the last one counts.
     if (path === 'database.sql') this.#dump = { hash: createHash('sha256'), scanner: new SqlScanner() };
     if (type === 'file') this.#data(true, m.size);
     else this.#data(false, m.size);
+  }
+
+  /**
+   * A header for each dir above `path` not given yet, so tar makes none itself: with an owner,
+   * tar's own would belong to root. (Parents under a symlink were refused by #decide.)
+   */
+  #parentDirs(path: string, mtimeNs: bigint, owner: { uid: number; gid: number }): void {
+    for (let at = path.indexOf('/'); at !== -1; at = path.indexOf('/', at + 1)) {
+      const dir = path.slice(0, at);
+      if (this.#dirs.has(dir)) continue;
+      this.#dirs.add(dir);
+      this.#emitHeader({ name: dir, type: 'dir', size: 0, mode: 0o755, uid: owner.uid, gid: owner.gid, uname: '', gname: '', mtimeNs });
+    }
   }
 
   #data(keep: boolean, size: number): void {
@@ -331,10 +431,7 @@ export class TarGuard extends Transform {
   /** What tar gets for this member: its type, 'skip', or a refusal. */
   #decide(path: string, m: Member): EntryType | 'skip' {
     const parts = path.split('/');
-    for (let k = 1; k <= parts.length; k++) {
-      const up = parts.slice(0, k).join('/');
-      if (this.#links.has(up)) throw refuse(`holds ${path}, which lies at or under the symlink ${up} it made before`);
-    }
+    if (this.#links.size) this.#underLink(path);
     const top = parts[0] as string;
     if (m.type === '1') throw refuse(`holds a hard link (${path} -> ${m.linkname}); wpbackup archives hold none`);
     if (parts.length === 1 && TOP_FILES.has(top)) {
@@ -371,13 +468,20 @@ export class TarGuard extends Transform {
     }
   }
 
+  #underLink(path: string): void {
+    for (let at = path.indexOf('/'); ; at = path.indexOf('/', at + 1)) {
+      const up = at === -1 ? path : path.slice(0, at);
+      if (this.#links.has(up)) throw refuse(`holds ${path}, which lies at or under the symlink ${up} it made before`);
+      if (at === -1) return;
+    }
+  }
+
   #finish(): void {
     this.#state = 'end';
     this.#pending = Buffer.alloc(0);
     this.#emit(END_OF_ARCHIVE);
     // Whole records, as tar itself writes them.
-    const rest = (RECORD - (this.#out % RECORD)) % RECORD;
-    if (rest) this.#emit(Buffer.alloc(rest));
+    this.#emitZeros((RECORD - (this.#out % RECORD)) % RECORD);
     this.#send();
     // End tar's input now: tar stops at the end marker and may exit before the (ignored) rest
     // of the stream has come through; its stdin must not be closed under a pending write.

@@ -33,27 +33,63 @@ function octal(n: number, width: number): string {
 }
 
 function isPlainAscii(s: string, max: number): boolean {
-  return Buffer.byteLength(s) <= max && /^[\x20-\x7e]*$/.test(s);
+  if (s.length > max) return false;
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }
+
+/**
+ * `n` in octal, zero-padded to `width - 1` digits and a NUL, as octal() spells it, written byte
+ * by byte: a header is written for every file of a site, so no string per field.
+ */
+function putOctal(h: Buffer, at: number, n: number, width: number): void {
+  const digits = width - 1;
+  if (n >= 8 ** digits) {
+    h.write(octal(n, width), at, 'ascii');
+    return;
+  }
+  h[at + digits] = 0;
+  for (let k = digits - 1; k >= 0; k--) {
+    h[at + k] = 0x30 + (n % 8);
+    n = Math.floor(n / 8);
+  }
+}
+
+/** Writes an ASCII string (checked by the caller) at `at`, up to `max` bytes. */
+function putAscii(h: Buffer, at: number, s: string, max: number): void {
+  const n = Math.min(s.length, max);
+  for (let k = 0; k < n; k++) h[at + k] = s.charCodeAt(k);
+}
+
+const MAGIC = Buffer.from('ustar\x0000', 'latin1');
 
 function ustar(e: TarEntry, name: string, linkname: string, size: number, typeflag: string, h: Buffer = Buffer.alloc(BLOCK), at = 0): Buffer {
   h.fill(0, at, at + BLOCK);
-  h.write(name, at, 100, 'utf8');
-  h.write(octal(e.mode & 0o7777, 8), at + 100, 'ascii');
-  h.write(octal(Math.min(e.uid, 0o7777777), 8), at + 108, 'ascii');
-  h.write(octal(Math.min(e.gid, 0o7777777), 8), at + 116, 'ascii');
-  h.write(octal(Math.min(size, MAX_OCTAL_SIZE), 12), at + 124, 'ascii');
-  h.write(octal(Math.max(0, Number(e.mtimeNs / NS)), 12), at + 136, 'ascii');
-  h.write('        ', at + 148, 'ascii');
-  h.write(typeflag, at + 156, 'ascii');
-  h.write(linkname, at + 157, 100, 'utf8');
-  h.write('ustar\0' + '00', at + 257, 'ascii');
-  h.write(e.uname.slice(0, 31), at + 265, 'utf8');
-  h.write(e.gname.slice(0, 31), at + 297, 'utf8');
+  if (isAscii(name)) putAscii(h, at, name, 100);
+  else h.write(name, at, 100, 'utf8');
+  putOctal(h, at + 100, e.mode & 0o7777, 8);
+  putOctal(h, at + 108, Math.min(e.uid, 0o7777777), 8);
+  putOctal(h, at + 116, Math.min(e.gid, 0o7777777), 8);
+  putOctal(h, at + 124, Math.min(size, MAX_OCTAL_SIZE), 12);
+  putOctal(h, at + 136, Math.max(0, Number(e.mtimeNs / NS)), 12);
+  h.fill(0x20, at + 148, at + 156);
+  h[at + 156] = typeflag.charCodeAt(0);
+  if (linkname) h.write(linkname, at + 157, 100, 'utf8');
+  MAGIC.copy(h, at + 257);
+  if (e.uname) h.write(e.uname.slice(0, 31), at + 265, 'utf8');
+  if (e.gname) h.write(e.gname.slice(0, 31), at + 297, 'utf8');
   let sum = 0;
   for (let i = at; i < at + BLOCK; i++) sum += h[i] as number;
-  h.write(octal(sum, 7), at + 148, 'ascii');
+  putOctal(h, at + 148, sum, 7);
   return h;
+}
+
+function isAscii(s: string): boolean {
+  for (let k = 0; k < s.length; k++) if (s.charCodeAt(k) > 0x7f) return false;
+  return true;
 }
 
 function paxRecord(key: string, value: string): string {

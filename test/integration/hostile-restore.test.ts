@@ -159,10 +159,13 @@ describe('restoring a hostile archive', () => {
         { name: 'wp-content/uploads/other', type: '0', data: 'x', uid: 1234, gid: 1234 },
         { name: 'wp-content/uploads/dir/', type: '5', uid: 0 },
         { name: 'wp-content/uploads/link', type: '2', linkname: 'other', uid: 0 },
+        // No members for its dirs: tar must not make them itself (as root, they would be root's).
+        { name: 'wp-content/plugins/no/dirs.php', type: '0', data: 'x', uid: 0 },
       ];
       const run = await runCli(['restore', archive(layout(members)), '--site', t.dir]);
       assert.equal(run.code, 0, run.stderr);
-      for (const rel of ['wp-content', 'wp-content/uploads', 'wp-content/uploads/root-owned', 'wp-content/uploads/other', 'wp-content/uploads/dir', 'wp-content/uploads/link', 'wp-content/uploads/hello.txt']) {
+      const implicit = ['wp-content/plugins', 'wp-content/plugins/no', 'wp-content/plugins/no/dirs.php'];
+      for (const rel of ['wp-content', 'wp-content/uploads', 'wp-content/uploads/root-owned', 'wp-content/uploads/other', 'wp-content/uploads/dir', 'wp-content/uploads/link', 'wp-content/uploads/hello.txt', ...implicit]) {
         const st = lstatSync(join(t.dir, rel));
         assert.deepEqual([st.uid, st.gid], [4321, 4322], rel);
       }
