@@ -40,3 +40,6 @@ export function hasControlChars(s: string): boolean {
 export function stripControlChars(s: string): string {
   return s.replace(CONTROL_CHARS, '');
 }
+
+/** A retention policy's rules (restic's forget rules), as the API and the CLI name them. */
+export const RETENTION_FIELDS = ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const;

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { RETENTION_FIELDS } from './formats.ts';
 
 // Retention's request and response bodies (routes/retention.ts), shared with the CLI.
 
@@ -6,7 +7,7 @@ const count = Type.Union([Type.Integer({ minimum: -1, maximum: 1_000_000 }), Typ
   description: 'How many to keep: a positive number, -1 for no limit, 0 or null for off',
 });
 
-export const RETENTION_FIELDS = ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const;
+export { RETENTION_FIELDS } from './formats.ts';
 export type RetentionField = (typeof RETENTION_FIELDS)[number];
 
 export const PolicyInput = Type.Object({

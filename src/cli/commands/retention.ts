@@ -1,5 +1,5 @@
-import { isUuid } from '../../api/formats.ts';
-import { RETENTION_FIELDS, type FleetPolicyBody, type PolicyBody, type PruneFleetBody, type PruneSiteBody, type ReconcileBody, type SiteRetentionBody } from '../../api/retention.ts';
+import { isUuid, RETENTION_FIELDS } from '../../api/formats.ts';
+import type { FleetPolicyBody, PolicyBody, PruneFleetBody, PruneSiteBody, ReconcileBody, SiteRetentionBody } from '../../api/retention.ts';
 import type { Backup } from '../../api/types.ts';
 import { badInput } from '../../errors.ts';
 import { apiClient } from '../api-client.ts';
