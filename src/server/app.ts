@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { toolVersion } from '../engine/manifest.ts';
 import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
+import { answerMethodNotAllowed } from './method-not-allowed.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
@@ -49,6 +50,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'], serializers: { req: requestForLog }, ...(opts.logStream ? { stream: opts.logStream } : {}) } : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  answerMethodNotAllowed(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'wpbackup API', version: toolVersion(), description: 'Backups of WordPress sites across a fleet of servers.' },

@@ -9,6 +9,7 @@ import { createJoinCode } from '../node-keys.ts';
 import { createRepos } from '../db/repos.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId, uuid } from './admin-common.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
 // super_admin or the node's node_admin, within nodeChangeRefusal's limits (roles.ts). Join codes make new nodes, so only super_admin gets them.
@@ -53,7 +54,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One node',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: errorResponses({ 404: 'No such node' }) },
     handler: async ({ params, principal }) => {
       const node = await loadNode(ctx, params.id);
       must(principal, 'node.read', { nodeId: node.id });
@@ -79,6 +80,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
           quota_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
         },
       },
+      response: errorResponses({ 403: 'Not allowed for this caller, or a change a node_admin may not make' }, { 404: 'No such node' }),
     },
     handler: async ({ body, params, principal }) => {
       const node = await loadNode(ctx, params.id);
@@ -103,7 +105,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Remove a node (refused with 409 while it still has sites)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: { ...noContent('Removed'), ...errorResponses({ 404: 'No such node' }, { 409: 'The node still has sites' }) } },
     handler: async ({ params, principal }) => {
       const node = await loadNode(ctx, params.id);
       const p = must(principal, 'node.write', { nodeId: node.id });
@@ -119,7 +121,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'A one-time code (valid 1 h) a new agent joins with, or with node_id one that gives that node a new key (super_admin)',
     tags,
-    schema: { body: { type: 'object', additionalProperties: false, nullable: true, properties: { node_id: uuid } } },
+    schema: { body: { type: 'object', additionalProperties: false, nullable: true, properties: { node_id: uuid } }, response: { ...success(201, 'The code and when it expires'), ...errorResponses({ 404: 'No such node (node_id)' }) } },
     handler: async ({ body, principal }) => {
       // No resource: only a role allowed on any node passes, also for a re-join code (it mints that node's key).
       const p = must(principal, 'node.join_code', {});

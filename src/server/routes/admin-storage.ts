@@ -6,6 +6,7 @@ import { seesStorageSettings, type Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { StorageProviderRow } from '../db/storage-providers.ts';
 import { defineRoute, must, replied } from '../route.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 import { createStorageProvider, removeStorageProvider, setDefaultStorageProvider, updateStorageProvider } from '../services/storage-providers.ts';
 import { emptyBody, idParams, iso, label, userId } from './admin-common.ts';
 
@@ -90,6 +91,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     tags,
     schema: {
       body: { type: 'object', required: ['name', 'type'], additionalProperties: false, properties: { ...PROPS, type: { type: 'string', enum: ['local', 's3'] } } },
+      response: { ...success(201, 'The new provider'), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 409: 'A provider with that name exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'storage.write');
@@ -104,7 +106,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'One storage provider (credentials never shown; a node_admin sees its name and type only)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: errorResponses({ 404: 'No such storage provider' }) },
     handler: async ({ params, principal }) => {
       const who = must(principal, 'storage.read');
       return visibleBody(ctx, who, await loadProvider(ctx, params.id));
@@ -117,7 +119,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Change a storage provider (super_admin); an s3 bucket is checked again',
     tags,
-    schema: { params: idParams('id'), body: { type: 'object', minProperties: 1, additionalProperties: false, properties: PROPS } },
+    schema: { params: idParams('id'), body: { type: 'object', minProperties: 1, additionalProperties: false, properties: PROPS }, response: errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 404: 'No such storage provider' }, { 409: 'A provider with that name exists, or the provider changed meanwhile' }) },
     handler: async ({ body, params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await updateStorageProvider(ctx, { userId: userId(me) }, params.id, body);
@@ -131,7 +133,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Remove a storage provider (refused with 409 while backups are stored there)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: { ...noContent('Removed'), ...errorResponses({ 404: 'No such storage provider' }, { 409: 'Backups are stored there, or it is the default' }) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'storage.write');
       await removeStorageProvider(ctx, { userId: userId(me) }, params.id);
@@ -145,7 +147,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Make this the provider new backups go to (super_admin)',
     tags,
-    schema: { params: idParams('id'), body: { ...emptyBody, nullable: true } },
+    schema: { params: idParams('id'), body: { ...emptyBody, nullable: true }, response: errorResponses({ 404: 'No such storage provider' }) },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await setDefaultStorageProvider(ctx, { userId: userId(me) }, params.id);

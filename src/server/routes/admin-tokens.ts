@@ -8,6 +8,7 @@ import type { TokenRow } from '../db/tokens.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, idParams, iso, label, userId } from './admin-common.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
 // A token's value is returned once, by the call that creates it. A super_admin (user.manage)
@@ -50,6 +51,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
         additionalProperties: false,
         properties: { name: label(100), expires_in_days: { type: 'integer', minimum: 1, maximum: 3650, nullable: true } },
       },
+      response: success(201, 'The token, with its value (shown once)'),
     },
     handler: async ({ body, principal }) => {
       const uid = userId(principal);
@@ -68,7 +70,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'user',
     summary: 'Revoke one of your tokens (a super_admin may revoke anyone’s)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: { ...noContent('Revoked'), ...errorResponses({ 404: 'No such token of yours' }) } },
     handler: async ({ params, principal }) => {
       const uid = userId(principal);
       const t = await ctx.repos.tokens.get(params.id);

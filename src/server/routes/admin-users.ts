@@ -10,7 +10,7 @@ import { deleteUser, updateUser } from '../services/users.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, EMAIL_SCHEMA, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own password (/auth/password). Passwords go in hashed and never come out.
@@ -73,6 +73,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
         additionalProperties: false,
         properties: { email: EMAIL_SCHEMA, password: PASSWORD_SCHEMA, role: ROLE_SCHEMA },
       },
+      response: { ...success(201, 'The new user'), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 409: 'A user with that email exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'user.manage');
@@ -90,7 +91,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One user with their assignments (super_admin)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: errorResponses({ 404: 'No such user' }) },
     handler: async ({ params, principal }) => {
       must(principal, 'user.manage');
       return userBody(ctx.repos, await loadUser(ctx, params.id));
@@ -106,6 +107,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: {
       params: idParams('id'),
       body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA, disabled: { type: 'boolean' } } },
+      response: errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 404: 'No such user' }, { 409: 'You cannot disable yourself, nor leave no enabled super_admin' }),
     },
     handler: async ({ body, params, principal, raw }) => {
       const me = must(principal, 'user.manage');
@@ -161,7 +163,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Delete a user with their tokens and assignments (super_admin)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: idParams('id'), response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such user' }, { 409: 'You cannot delete yourself, nor the last super_admin' }) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
@@ -192,7 +194,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       auth: 'user',
       summary: `Assign a ${kind} to a user (super_admin)`,
       tags,
-      schema: { params: idParams('id', param) },
+      schema: { params: idParams('id', param), response: errorResponses({ 404: `No such user or ${kind}` }) },
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         if (kind === 'node') await ctx.repos.users.assignNode(user.id, target);
@@ -208,7 +210,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       auth: 'user',
       summary: `Take a ${kind} away from a user (super_admin)`,
       tags,
-      schema: { params: idParams('id', param) },
+      schema: { params: idParams('id', param), response: { ...noContent('Not assigned (any more)'), ...errorResponses({ 404: `No such user or ${kind}` }) } },
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         const removed = kind === 'node' ? await ctx.repos.users.unassignNode(user.id, target) : await ctx.repos.users.unassignSite(user.id, target);

@@ -4,7 +4,7 @@ import { describe } from '../../errors.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
-import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
 import { registerDownloadRoutes } from './downloads.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
 import { digits, noQuery, userId } from './schema.ts';
@@ -23,7 +23,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: "A site's completed backups, newest first (before: created_at in epoch ms, to page back)",
     tags: ['backups'],
-    schema: { params: idParams, querystring: listQuery },
+    schema: { params: idParams, querystring: listQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, query, principal }) => {
       const { site } = await siteFor(ctx, principal, 'backup.read', params.id);
       const limit = Math.min(Number(query.limit ?? 100), 1000);
@@ -38,7 +38,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: 'One backup',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such backup' }) },
     handler: async ({ params, principal }) => {
       const { backup } = await backupFor(ctx, principal, 'backup.read', params.id);
       if (backup.status !== 'completed') throw notFound('Backup', params.id);
@@ -77,7 +77,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: 'Delete a backup: its stored object, then its row (usage drops with it)',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such backup' }, { 409: 'The backup is still being uploaded' }, { 502: 'Its storage refused the delete; it is marked for deletion, try again' }) } },
     handler: async ({ params, principal }) => {
       const { backup, principal: p } = await backupFor(ctx, principal, 'backup.delete', params.id);
       if (backup.status === 'uploading') throw conflict(`Backup ${backup.id} is still being uploaded: stop or reset the site's backup first`);

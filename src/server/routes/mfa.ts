@@ -5,7 +5,7 @@ import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, userId } from './admin-common.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent } from './error-responses.ts';
 
 // A signed-in user's second factor: status, enroll (secret + otpauth:// URI), confirm with a first
 // code (returns the recovery codes, once), disable with a code; and a super_admin's reset of
@@ -45,7 +45,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Start TOTP enrollment: a new secret and its otpauth:// URI (for a QR code); confirm with a code',
     tags,
-    schema: { response: errorResponses(401, 403, 409) },
+    schema: { response: errorResponses(404, 409) },
     handler: async ({ principal }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);
@@ -79,7 +79,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Turn your second factor off, with a TOTP or recovery code',
     tags,
-    schema: { body: codeBody, response: errorResponses(400, 401, 403, 409, 422, 429) },
+    schema: { body: codeBody, response: { ...noContent('Turned off'), ...errorResponses(409, 422, 429) } },
     handler: async ({ body, principal, raw, reply }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);
@@ -105,7 +105,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: "Reset a user's second factor, e.g. a lost phone (super_admin); they enroll again",
     tags: ['users'],
-    schema: { params: idParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: idParams('id'), response: { ...noContent('Reset'), ...errorResponses(404) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'user.manage');
       const user = await ctx.repos.users.get(params.id);
