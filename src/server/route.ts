@@ -36,6 +36,11 @@ export interface RouteSpec<B, P, Q, R> {
    * system's scripts call, which print .detail (document them with errorResponsesWithDetail).
    */
   errorDetail?: boolean;
+  /**
+   * What to tell a client whose request the schema refuses, by where and why: '/code:pattern'
+   * (also matches '/sites/3/code'), ':anyOf' (the body itself). The validator's words follow in parentheses.
+   */
+  messages?: Record<string, string>;
   handler: (req: RouteRequest<B, P, Q>, ctx: ServerContext) => Promise<R | Replied<R>>;
 }
 
@@ -122,6 +127,27 @@ function withCommonStatuses<B, P, Q, R>(spec: RouteSpec<B, P, Q, R>): Record<str
   return { ...ok, ...common, ...own };
 }
 
+interface SchemaError {
+  instancePath?: string;
+  keyword: string;
+  message?: string;
+}
+
+/** '/path:pattern' also stands for '/sites/3/path:pattern' (the end of the data's path). */
+function messageFor(messages: Record<string, string>, where: string): string | undefined {
+  const key = Object.keys(messages).find((k) => k === where || (k.startsWith('/') && where.endsWith(k)));
+  return key === undefined ? undefined : messages[key];
+}
+
+/** Fastify's wording of schema errors, led by the route's own message for the first error it has one for. */
+function schemaErrorFormatter(messages: Record<string, string> | undefined) {
+  return (errors: SchemaError[], dataVar: string): Error => {
+    const text = errors.map((e) => `${dataVar}${e.instancePath ?? ''} ${e.message ?? ''}`).join(', ');
+    const own = messages && errors.map((e) => messageFor(messages, `${e.instancePath ?? ''}:${e.keyword}`)).find((m) => m !== undefined);
+    return new Error(own ? `${own} (${text})` : text);
+  };
+}
+
 // The principal found by a route's onRequest hook, for its handler.
 const principals = new WeakMap<FastifyRequest, Principal>();
 
@@ -144,6 +170,7 @@ export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<
     url: spec.url,
     schema: { summary: spec.summary, tags: spec.tags, ...(auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema, response: withCommonStatuses(spec) },
     config: { errorDetail: spec.errorDetail === true } satisfies RouteConfig,
+    schemaErrorFormatter: schemaErrorFormatter(spec.messages),
     onRequest: async (request) => {
       if (auth !== 'public') await authenticate(auth, request, ctx);
     },

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { NO_CONTROL_PATTERN } from '../../api/formats.ts';
+import { NO_CONTROL_PATTERN, NORMAL_DIR_PATTERN } from '../../api/formats.ts';
 import type { CreateStorageProviderRequest, StorageProvider, StorageProviderList, UpdateStorageProviderRequest } from '../../api/admin-types.ts';
 import { notFound } from '../api-error.ts';
 import { seesStorageSettings, type Principal } from '../auth/roles.ts';
@@ -20,7 +20,7 @@ type IdP = { id: string };
 
 const PROPS = {
   name: label(100),
-  root_path: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_CONTROL_PATTERN },
+  root_path: { type: 'string', minLength: 2, maxLength: 4096, pattern: NORMAL_DIR_PATTERN },
   endpoint: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$', nullable: true },
   bucket: { type: 'string', minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$' },
   region: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z0-9-]+$' },
@@ -30,6 +30,27 @@ const PROPS = {
   secret_access_key: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\s]+$' },
   is_default: { type: 'boolean' },
 } as const;
+
+const { root_path: rootPath, name, is_default: isDefault, ...s3Props } = PROPS;
+
+/** A new provider is one of two shapes: a local directory, or an S3 bucket with its credentials. */
+const createBody = {
+  anyOf: [
+    {
+      type: 'object', required: ['name', 'type', 'root_path'], additionalProperties: false,
+      properties: { name, type: { type: 'string', enum: ['local'] }, root_path: rootPath, is_default: isDefault },
+    },
+    {
+      type: 'object', required: ['name', 'type', 'bucket', 'access_key_id', 'secret_access_key'], additionalProperties: false,
+      properties: { name, type: { type: 'string', enum: ['s3'] }, ...s3Props, is_default: isDefault },
+    },
+  ],
+} as const;
+
+const CREATE_MESSAGES = {
+  ':anyOf': 'A local provider takes name and root_path (an absolute, normalised directory); an s3 provider takes name, bucket, access_key_id and secret_access_key, and optionally endpoint, region, prefix and path_style',
+  '/root_path:pattern': "root_path must be an absolute, normalised directory path without '..'",
+};
 
 async function loadProvider(ctx: ServerContext, id: string): Promise<StorageProviderRow> {
   const p = await ctx.repos.storageProviders.get(id);
@@ -89,8 +110,9 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Add a storage provider (super_admin); an s3 bucket is checked first',
     tags,
+    messages: CREATE_MESSAGES,
     schema: {
-      body: { type: 'object', required: ['name', 'type'], additionalProperties: false, properties: { ...PROPS, type: { type: 'string', enum: ['local', 's3'] } } },
+      body: createBody,
       response: { ...success(201, 'The new provider'), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 409: 'A provider with that name exists' }) },
     },
     handler: async ({ body, principal }) => {
@@ -119,6 +141,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Change a storage provider (super_admin); an s3 bucket is checked again',
     tags,
+    messages: { '/root_path:pattern': CREATE_MESSAGES['/root_path:pattern'] },
     schema: { params: idParams('id'), body: { type: 'object', minProperties: 1, additionalProperties: false, properties: PROPS }, response: errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 404: 'No such storage provider' }, { 409: 'A provider with that name exists, or the provider changed meanwhile' }) },
     handler: async ({ body, params, principal }) => {
       const me = must(principal, 'storage.write');

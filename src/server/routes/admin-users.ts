@@ -8,7 +8,7 @@ import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { deleteUser, updateUser } from '../services/users.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, EMAIL_SCHEMA, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { currentTokenHash, EMAIL_SCHEMA, idParams, NEW_PASSWORD_SCHEMA, PASSWORD_SCHEMA, ROLE_SCHEMA, SHORT_PASSWORD, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
 import { errorResponses, noContent, success } from './error-responses.ts';
 
@@ -66,12 +66,13 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Create a user (super_admin); the password must meet the policy',
     tags,
+    messages: { '/password:minLength': SHORT_PASSWORD },
     schema: {
       body: {
         type: 'object',
         required: ['email', 'password', 'role'],
         additionalProperties: false,
-        properties: { email: EMAIL_SCHEMA, password: PASSWORD_SCHEMA, role: ROLE_SCHEMA },
+        properties: { email: EMAIL_SCHEMA, password: NEW_PASSWORD_SCHEMA, role: ROLE_SCHEMA },
       },
       response: { ...success(201, 'The new user'), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 409: 'A user with that email exists' }) },
     },
@@ -104,9 +105,10 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: "Change a user's role, password or disabled flag (super_admin); a new password or disabling ends their sessions and API tokens",
     tags,
+    messages: { '/password:minLength': SHORT_PASSWORD },
     schema: {
       params: idParams('id'),
-      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA, disabled: { type: 'boolean' } } },
+      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: NEW_PASSWORD_SCHEMA, disabled: { type: 'boolean' } } },
       response: errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 404: 'No such user' }, { 409: 'You cannot disable yourself, nor leave no enabled super_admin' }),
     },
     handler: async ({ body, params, principal, raw }) => {
@@ -129,12 +131,13 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Change your own password; your other sessions and API tokens end (this one stays)',
     tags: ['auth'],
+    messages: { '/new_password:minLength': SHORT_PASSWORD },
     schema: {
       body: {
         type: 'object',
         required: ['current_password', 'new_password'],
         additionalProperties: false,
-        properties: { current_password: PASSWORD_SCHEMA, new_password: PASSWORD_SCHEMA },
+        properties: { current_password: PASSWORD_SCHEMA, new_password: NEW_PASSWORD_SCHEMA },
       },
       response: {
         204: { description: 'Changed; your other sessions and API tokens ended', type: 'null' },

@@ -7,6 +7,7 @@ import { ApiError, invalid, toApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 import { failOverLimit, grantParts, recordUpload, uploadLimit } from '../services/quota.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
@@ -104,7 +105,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Create the multipart upload for the job's archive",
     tags: ['agent'],
-    schema: jobOnly,
+    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or uploads nothing' }) },
     handler: async ({ params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key } = backupJob(job);
@@ -127,7 +128,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to, each signed for part_size bytes; only the parts within the job\'s byte limit (remaining quota plus a margin) get one. 413 (upload_limit) when none fits: the job fails and its upload is aborted',
     tags: ['agent'],
-    schema: partsSchema,
+    schema: { ...partsSchema, response: errorResponses({ 400: 'Malformed request, or part_size missing where a byte limit applies' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'No part fits the job\'s byte limit (upload_limit): the job fails' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key, uploadId } = started(job);
@@ -151,7 +152,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Complete the upload; the stored size must match and fit the job's byte limit (413 upload_limit: the object is removed and the job fails). Records the backup",
     tags: ['agent'],
-    schema: completeSchema,
+    schema: { ...completeSchema, response: errorResponses({ 400: 'Malformed request, or the parts or size do not match what was stored' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'The archive is past the job\'s byte limit (upload_limit): the job fails' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const done = await completedBackupOf(ctx, job);
@@ -188,7 +189,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Abort the incomplete upload of the job',
     tags: ['agent'],
-    schema: jobOnly,
+    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, has no upload, or its upload is complete' }) },
     handler: async ({ params, principal }) => {
       const { job } = await leasedJob(ctx, principal, params.id);
       if (!job.uploadId || !job.uploadKey) return { aborted: false };

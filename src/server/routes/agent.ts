@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
-import { BACKUP_STATUSES, END_STATUSES, STAGES } from '../../api/formats.ts';
+import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES } from '../../api/formats.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -11,8 +11,9 @@ import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
-import { absolutePath, label, plainText } from './schema.ts';
+import { absolutePath, label, pathMessage, plainText } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
 import { holdSlot } from '../stream-caps.ts';
@@ -21,12 +22,14 @@ import { holdSlot } from '../stream-caps.ts';
 // reply carries stop requests and renews the lease), upload through presigned part URLs
 // (agent-upload.ts), and finish. A node only ever sees and touches its own jobs.
 
+const NOT_A_JOIN_CODE = 'That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`';
+
 const joinSchema = {
   body: {
     type: 'object',
     required: ['code', 'hostname'],
     additionalProperties: false,
-    properties: { code: { type: 'string', minLength: 1, maxLength: 200 }, hostname: label(253) },
+    properties: { code: { type: 'string', minLength: 1, maxLength: 200, pattern: JOIN_CODE_PATTERN }, hostname: label(253) },
   },
 } as const;
 
@@ -107,9 +110,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'public',
     summary: 'Join the fleet with a one-time join code; returns the node key once',
     tags: ['agent'],
-    schema: joinSchema,
+    messages: { '/code:pattern': NOT_A_JOIN_CODE },
+    schema: { ...joinSchema, response: errorResponses({ 403: 'The join code is unknown, used or expired' }) },
     handler: async ({ body }) => {
-      if (tokenKind(body.code) !== 'join') throw invalid('That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`');
+      if (tokenKind(body.code) !== 'join') throw invalid(NOT_A_JOIN_CODE);
       const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
       if (rejoined) return rejoined;
       const nodeKey = generateToken('node');
@@ -131,6 +135,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: `Wait up to the server's poll time for this node's next job`,
     tags: ['agent'],
+    schema: { response: errorResponses({ 429: 'Too many polls open for this node' }) },
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
       holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
@@ -144,7 +149,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report progress; renews the lease, and the reply says whether to stop',
     tags: ['agent'],
-    schema: progressSchema,
+    schema: { ...progressSchema, response: errorResponses({ 404: 'No such job' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
@@ -161,7 +166,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'End a job: completed (after /upload/complete for backups), failed or stopped',
     tags: ['agent'],
-    schema: finishSchema,
+    schema: { ...finishSchema, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or a backup has no completed upload' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       return { state: (await finishJob(ctx, job, nodeId, body)).state };
@@ -174,6 +179,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report the WordPress sites found on this node (replaces its last scan)',
     tags: ['agent'],
+    messages: { '/path:pattern': pathMessage('path') },
     schema: scanSchema,
     handler: async ({ body, principal }) => {
       const nodeId = nodeIdOf(principal);

@@ -9,7 +9,7 @@ import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, userBody } from './admin-common.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
 import { registerMfaRoutes } from './mfa.ts';
 import { emptyBody, userId } from './schema.ts';
 
@@ -184,7 +184,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Revoke the token this request is made with',
     tags: ['auth'],
-    schema: { body: emptyBody },
+    schema: { body: emptyBody, response: noContent('Signed out') },
     handler: async ({ principal, raw }) => {
       const id = userId(principal);
       const hash = currentTokenHash(raw);

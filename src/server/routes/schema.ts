@@ -1,4 +1,4 @@
-import { ABSOLUTE_PATH_PATTERN, NO_CONTROL_PATTERN, UUID_PATTERN } from '../../api/formats.ts';
+import { CLEAN_PATH_PATTERN, NO_CONTROL_PATTERN, UUID_PATTERN } from '../../api/formats.ts';
 import { unauthorized } from '../api-error.ts';
 import type { Principal } from '../auth/roles.ts';
 
@@ -25,8 +25,11 @@ export const label = (maxLength: number) => ({ type: 'string', minLength: 1, max
 /** Text without control characters that may be empty (a prefix, a root path). */
 export const plainText = (maxLength: number) => ({ type: 'string', maxLength, pattern: NO_CONTROL_PATTERN }) as const;
 
-/** An absolute path on a node. */
-export const absolutePath = { type: 'string', minLength: 1, maxLength: 4096, pattern: ABSOLUTE_PATH_PATTERN } as const;
+/** An absolute path on a node, without "." or ".." segments: the agent backs up exactly this directory. */
+export const absolutePath = { type: 'string', minLength: 1, maxLength: 4096, pattern: CLEAN_PATH_PATTERN } as const;
+
+/** What a client sending a path the pattern refuses is told. */
+export const pathMessage = (field: string): string => `${field} must be an absolute path without control characters nor "." or ".." segments`;
 
 export function iso(ms: number): string;
 export function iso(ms: number | null): string | null;

@@ -5,12 +5,12 @@ import { siteFilter } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent, success } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
 import { idParams, siteBody, siteFor, type IdParams } from './site-common.ts';
-import { absolutePath, digits, label, noQuery, userId, uuid } from './schema.ts';
+import { absolutePath, digits, label, noQuery, pathMessage, userId, uuid } from './schema.ts';
 
 // Sites: create, list (what the caller may see), read, edit, delete. The backup actions on a
 // site live in site-backup.ts, its live event stream in site-events.ts.
@@ -64,7 +64,8 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Add a WordPress site on a node (site.write on the node)',
     tags: ['sites'],
-    schema: { body: createBody, querystring: noQuery },
+    messages: { '/wp_path:pattern': pathMessage('wp_path') },
+    schema: { body: createBody, querystring: noQuery, response: { ...success(201, 'The new site'), ...errorResponses({ 404: 'No such node' }) } },
     handler: async ({ body, principal }) => {
       const node = await ctx.repos.nodes.get(body.node_id);
       if (!node) {
@@ -114,7 +115,8 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Edit a site: name, wp_path, excludes, quota_bytes',
     tags: ['sites'],
-    schema: { params: idParams, body: patchBody, querystring: noQuery },
+    messages: { '/wp_path:pattern': pathMessage('wp_path') },
+    schema: { params: idParams, body: patchBody, querystring: noQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, body, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.write', params.id);
       checkWpPath(body.wp_path);
@@ -131,7 +133,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Delete a site (refused while a backup runs or while it has stored backups)',
     tags: ['sites'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such site' }, { 409: 'A backup is queued or running, or backups are stored' }) } },
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.delete', params.id);
       if (site.status === 'running' || (await ctx.repos.jobs.activeForSite(site.id))) {
