@@ -1,6 +1,11 @@
 // Request and response bodies of the admin API: users, tokens, nodes, storage providers, audit.
 // snake_case like src/api/types.ts. No body here ever carries a password, a key hash or a
 // storage secret; the only secret that goes out is a token value, once, when it is created.
+// Request bodies are TypeBox schemas with their types (Static): what the server validates and
+// documents is what clients are typed against.
+
+import { Type, type Static } from '@sinclair/typebox';
+import { Label, Nullable } from './schema-kit.ts';
 
 export type UserRole = 'super_admin' | 'node_admin' | 'site_admin';
 
@@ -59,11 +64,14 @@ export interface TokenList {
   tokens: ApiToken[];
 }
 
-export interface CreateTokenRequest {
-  name: string;
-  /** Omitted or null: the token lives until revoked. */
-  expires_in_days?: number | null;
-}
+export const CreateTokenRequest = Type.Object(
+  {
+    name: Label(100),
+    expires_in_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 3650, description: 'Omitted or null: the token lives until revoked' }))),
+  },
+  { additionalProperties: false },
+);
+export type CreateTokenRequest = Static<typeof CreateTokenRequest>;
 
 /** The token value is shown here once and never again. */
 export interface CreateTokenResponse extends Omit<ApiToken, 'current'> {

@@ -1,5 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { ApiToken, CreateTokenRequest, CreateTokenResponse, TokenList } from '../../api/admin-types.ts';
+import { CreateTokenRequest, type ApiToken, type CreateTokenResponse, type TokenList } from '../../api/admin-types.ts';
 import { authorize } from '../auth/roles.ts';
 import { generateToken, hashToken } from '../auth/tokens.ts';
 import { notFound } from '../api-error.ts';
@@ -7,7 +8,9 @@ import type { ServerContext } from '../context.ts';
 import type { TokenRow } from '../db/tokens.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, idParams, iso, label, userId } from './admin-common.ts';
+import { currentTokenHash, idParams, iso, userId } from './admin-common.ts';
+
+const TokenParams = idParams('id');
 import { errorResponses, noContent, success } from './error-responses.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
@@ -45,12 +48,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     summary: 'Create an API token for scripts; its value is shown once',
     tags,
     schema: {
-      body: {
-        type: 'object',
-        required: ['name'],
-        additionalProperties: false,
-        properties: { name: label(100), expires_in_days: { type: 'integer', minimum: 1, maximum: 3650, nullable: true } },
-      },
+      body: CreateTokenRequest,
       response: success(201, 'The token, with its value (shown once)'),
     },
     handler: async ({ body, principal }) => {
@@ -64,13 +62,13 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
   });
 
-  defineRoute<unknown, { id: string }>(app, ctx, {
+  defineRoute<unknown, Static<typeof TokenParams>>(app, ctx, {
     method: 'DELETE',
     url: '/api/v1/tokens/:id',
     auth: 'user',
     summary: 'Revoke one of your tokens (a super_admin may revoke anyone’s)',
     tags,
-    schema: { params: idParams('id'), response: { ...noContent('Revoked'), ...errorResponses({ 404: 'No such token of yours' }) } },
+    schema: { params: TokenParams, response: { ...noContent('Revoked'), ...errorResponses({ 404: 'No such token of yours' }) } },
     handler: async ({ params, principal }) => {
       const uid = userId(principal);
       const t = await ctx.repos.tokens.get(params.id);
