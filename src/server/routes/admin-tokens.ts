@@ -10,7 +10,6 @@ import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, idParams, iso, userId } from './admin-common.ts';
 
-const TokenParams = idParams('id');
 import { errorResponses, noContent, success } from './error-responses.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
@@ -18,6 +17,8 @@ import { errorResponses, noContent, success } from './error-responses.ts';
 // may revoke anyone's token; everyone else only their own (another's id is "not found").
 
 const DAY = 24 * 60 * 60 * 1000;
+
+const TokenParams = idParams('id');
 
 function tokenBody(t: TokenRow, currentId: string | undefined): ApiToken {
   return { id: t.id, kind: t.kind, name: t.name, created_at: iso(t.createdAt), expires_at: iso(t.expiresAt), last_used_at: iso(t.lastUsedAt), current: t.id === currentId };
