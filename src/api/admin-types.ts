@@ -5,9 +5,17 @@
 // documents is what clients are typed against.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { Label, Nullable } from './schema-kit.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './formats.ts';
+import { Label, Nullable, StringEnum } from './schema-kit.ts';
 
-export type UserRole = 'super_admin' | 'node_admin' | 'site_admin';
+export const UserRole = StringEnum(['super_admin', 'node_admin', 'site_admin']);
+export type UserRole = Static<typeof UserRole>;
+
+export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' });
+/** A password as given (sign-in, the current one): any length the policy ever allowed. */
+export const Password = Type.String({ minLength: 1, maxLength: 1024 });
+/** A new password: the policy's length (the server checks the rest of the policy). */
+export const NewPassword = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
 
 export interface User {
   id: string;
@@ -20,27 +28,22 @@ export interface User {
   created_at: string;
 }
 
-export interface CreateUserRequest {
-  email: string;
-  password: string;
-  role: UserRole;
-}
+export const CreateUserRequest = Type.Object({ email: Email, password: NewPassword, role: UserRole }, { additionalProperties: false });
+export type CreateUserRequest = Static<typeof CreateUserRequest>;
 
 /**
  * A new password ends all the user's sessions and API tokens (other than the caller's own); disabled: true
  * ends them all and refuses sign-in until disabled: false.
  */
-export interface UpdateUserRequest {
-  role?: UserRole;
-  password?: string;
-  disabled?: boolean;
-}
+export const UpdateUserRequest = Type.Object(
+  { role: Type.Optional(UserRole), password: Type.Optional(NewPassword), disabled: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateUserRequest = Static<typeof UpdateUserRequest>;
 
 /** POST /api/v1/auth/password: your own password; your other sessions and API tokens end. */
-export interface ChangePasswordRequest {
-  current_password: string;
-  new_password: string;
-}
+export const ChangePasswordRequest = Type.Object({ current_password: Password, new_password: NewPassword }, { additionalProperties: false });
+export type ChangePasswordRequest = Static<typeof ChangePasswordRequest>;
 
 export interface UserList {
   users: User[];

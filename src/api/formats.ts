@@ -55,3 +55,8 @@ export const NORMAL_DIR_PATTERN = `^(?:/${NAMED_SEGMENT})+$`;
 
 /** A join code as the server makes them (auth/tokens.ts): wpb_j_ and 43 base64url characters. */
 export const JOIN_CODE_PATTERN = '^wpb_j_[A-Za-z0-9_-]{43}$';
+
+/** The password policy's lengths (code points); the server's policy (auth/password-policy.ts) has the rest. */
+export const MIN_PASSWORD_LENGTH = 12;
+/** Generous for passphrases; the cap only stops megabyte "passwords". */
+export const MAX_PASSWORD_LENGTH = 1024;
