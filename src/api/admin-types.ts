@@ -6,7 +6,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './formats.ts';
-import { Label, Nullable, StringEnum } from './schema-kit.ts';
+import { Label, Nullable, StringEnum, Uuid } from './schema-kit.ts';
 
 export const UserRole = StringEnum(['super_admin', 'node_admin', 'site_admin']);
 export type UserRole = Static<typeof UserRole>;
@@ -104,19 +104,24 @@ export interface RevokeKeyResponse {
 }
 
 /** POST /api/v1/nodes/join-codes: with node_id, a re-join code that gives that node a new key. */
-export interface JoinCodeRequest {
-  node_id?: string;
-}
+export const JoinCodeRequest = Nullable(Type.Object({ node_id: Type.Optional(Uuid) }, { additionalProperties: false }));
+export type JoinCodeRequest = Static<typeof JoinCodeRequest>;
 
 export interface NodeList {
   nodes: Node[];
 }
 
-export interface UpdateNodeRequest {
-  hostname?: string;
-  status?: 'active' | 'disabled';
-  quota_bytes?: number | null;
-}
+export const Hostname = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' });
+
+export const UpdateNodeRequest = Type.Object(
+  {
+    hostname: Type.Optional(Hostname),
+    status: Type.Optional(StringEnum(['active', 'disabled'])),
+    quota_bytes: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateNodeRequest = Static<typeof UpdateNodeRequest>;
 
 export interface JoinCodeResponse {
   code: string;
