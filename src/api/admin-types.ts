@@ -5,7 +5,7 @@
 // documents is what clients are typed against.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './formats.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, NO_CONTROL_PATTERN, NORMAL_DIR_PATTERN } from './formats.ts';
 import { Label, Nullable, StringEnum, Uuid } from './schema-kit.ts';
 
 export const UserRole = StringEnum(['super_admin', 'node_admin', 'site_admin']);
@@ -151,21 +151,41 @@ export interface StorageProviderList {
   storage_providers: StorageProvider[];
 }
 
-export interface CreateStorageProviderRequest {
-  name: string;
-  type: StorageType;
-  root_path?: string;
-  endpoint?: string | null;
-  bucket?: string;
-  region?: string;
-  prefix?: string;
-  path_style?: boolean;
-  access_key_id?: string;
-  secret_access_key?: string;
-  is_default?: boolean;
-}
+const STORAGE_NAME = Label(100);
+/** An absolute, normalised directory on the server. */
+const ROOT_PATH = Type.String({ minLength: 2, maxLength: 4096, pattern: NORMAL_DIR_PATTERN });
+const ENDPOINT = Nullable(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$' }));
+const BUCKET = Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$' });
+const REGION = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9-]+$' });
+const PREFIX = Type.String({ maxLength: 512, pattern: NO_CONTROL_PATTERN });
+const ACCESS_KEY_ID = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\s]+$' });
+const SECRET_ACCESS_KEY = Type.String({ minLength: 1, maxLength: 1024, pattern: '^[^\\s]+$' });
 
-export type UpdateStorageProviderRequest = Partial<Omit<CreateStorageProviderRequest, 'type'>>;
+/** A new provider is one of two shapes: a local directory, or an S3 bucket with its credentials. */
+export const CreateStorageProviderRequest = Type.Union([
+  Type.Object(
+    { name: STORAGE_NAME, type: StringEnum(['local']), root_path: ROOT_PATH, is_default: Type.Optional(Type.Boolean()) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      name: STORAGE_NAME, type: StringEnum(['s3']), endpoint: Type.Optional(ENDPOINT), bucket: BUCKET, region: Type.Optional(REGION), prefix: Type.Optional(PREFIX),
+      path_style: Type.Optional(Type.Boolean()), access_key_id: ACCESS_KEY_ID, secret_access_key: SECRET_ACCESS_KEY, is_default: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type CreateStorageProviderRequest = Static<typeof CreateStorageProviderRequest>;
+
+/** What fits depends on the stored provider's type, which the server checks. */
+export const UpdateStorageProviderRequest = Type.Partial(
+  Type.Object({
+    name: STORAGE_NAME, root_path: ROOT_PATH, endpoint: ENDPOINT, bucket: BUCKET, region: REGION, prefix: PREFIX, path_style: Type.Boolean(),
+    access_key_id: ACCESS_KEY_ID, secret_access_key: SECRET_ACCESS_KEY, is_default: Type.Boolean(),
+  }),
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateStorageProviderRequest = Static<typeof UpdateStorageProviderRequest>;
 
 export interface AuditEntryBody {
   id: string;
@@ -177,6 +197,18 @@ export interface AuditEntryBody {
   target_id: string | null;
   detail: unknown;
 }
+
+export const AuditQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })),
+    before: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+    user_id: Type.Optional(Uuid),
+    target_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;
 
 export interface AuditPage {
   entries: AuditEntryBody[];
