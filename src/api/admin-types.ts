@@ -6,14 +6,12 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, NO_CONTROL_PATTERN, NORMAL_DIR_PATTERN } from './formats.ts';
-import { Label, Nullable, StringEnum, Uuid } from './schema-kit.ts';
+import { Label, Nullable, Password, StringEnum, Uuid } from './schema-kit.ts';
 
 export const UserRole = StringEnum(['super_admin', 'node_admin', 'site_admin']);
 export type UserRole = Static<typeof UserRole>;
 
 export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' });
-/** A password as given (sign-in, the current one): any length the policy ever allowed. */
-export const Password = Type.String({ minLength: 1, maxLength: 1024 });
 /** A new password: the policy's length (the server checks the rest of the policy). */
 export const NewPassword = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
 

@@ -34,3 +34,6 @@ export const PlainText = (maxLength: number) => Type.String({ maxLength, pattern
 
 /** An absolute path on a node, without "." or ".." segments: the agent backs up exactly this directory. */
 export const AbsolutePath = Type.String({ minLength: 1, maxLength: 4096, pattern: CLEAN_PATH_PATTERN });
+
+/** A password as given (sign-in, the current one): any length the policy ever allowed. */
+export const Password = Type.String({ minLength: 1, maxLength: 1024 });

@@ -1,7 +1,9 @@
 // Request and response types shared by the server, the agent and the CLI: one definition
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
+import { Type, type Static } from '@sinclair/typebox';
 import type { BackupStatus, Stage } from './formats.ts';
+import { Password } from './schema-kit.ts';
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
 export interface ApiErrorBody {
@@ -135,16 +137,23 @@ export interface DownloadResponse {
 
 // ---- auth ----
 
-export interface LoginRequest {
-  email: string;
-  password: string;
-}
+const LoginEmail = Type.String({ minLength: 3, maxLength: 254 });
+
+export const LoginRequest = Type.Object({ email: LoginEmail, password: Password }, { additionalProperties: false });
+export type LoginRequest = Static<typeof LoginRequest>;
 
 /** The original system's sign-in body: username is the email. */
-export interface UsernameLoginRequest {
-  username: string;
-  password: string;
-}
+export const UsernameLoginRequest = Type.Object(
+  { username: Type.String({ ...LoginEmail, description: "The email under the original system's name: send email or username, not both" }), password: Password },
+  { additionalProperties: false },
+);
+export type UsernameLoginRequest = Static<typeof UsernameLoginRequest>;
+
+/** POST /api/v1/auth/login's body: LoginRequest or UsernameLoginRequest, one object with both names (as documented since the start). */
+export const LoginBody = Type.Object(
+  { email: Type.Optional(LoginEmail), username: Type.Optional(UsernameLoginRequest.properties.username), password: Password },
+  { additionalProperties: false, oneOf: [{ required: ['email'] }, { required: ['username'] }] },
+);
 
 export interface LoginResponse {
   token: string;
@@ -170,11 +179,16 @@ export interface LoginChallenge {
 
 export type LoginResult = PasswordLoginResponse | LoginChallenge;
 
-export interface LoginMfaRequest {
-  challenge: string;
-  /** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
-  code: string;
-}
+const Challenge = Type.String({ minLength: 1, maxLength: 100 });
+/** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
+const Code = Type.String({ minLength: 1, maxLength: 40 });
+
+export const LoginMfaRequest = Type.Object({ challenge: Challenge, code: Code }, { additionalProperties: false });
+export type LoginMfaRequest = Static<typeof LoginMfaRequest>;
+
+/** POST /api/v1/auth/login/mfa/enroll */
+export const LoginEnrollRequest = Type.Object({ challenge: Challenge }, { additionalProperties: false });
+export type LoginEnrollRequest = Static<typeof LoginEnrollRequest>;
 
 /** The session; after an enrollment challenge, also the recovery codes (shown this once). */
 export interface LoginMfaResponse extends LoginResponse {
@@ -197,9 +211,8 @@ export interface MfaStatusBody {
   recovery_codes_left: number;
 }
 
-export interface MfaCodeRequest {
-  code: string;
-}
+export const MfaCodeRequest = Type.Object({ code: Code }, { additionalProperties: false });
+export type MfaCodeRequest = Static<typeof MfaCodeRequest>;
 
 export interface MfaRecoveryCodes {
   recovery_codes: string[];
