@@ -3,7 +3,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { BackupStatus, Stage } from './formats.ts';
-import { Password } from './schema-kit.ts';
+import { AbsolutePath, Digits, Label, Nullable, Password, Uuid } from './schema-kit.ts';
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
 export interface ApiErrorBody {
@@ -46,13 +46,29 @@ export interface Site {
   backup: BackupStatusBody;
 }
 
-export interface CreateSiteRequest {
-  node_id: string;
-  name: string;
-  wp_path: string;
-  excludes?: string[];
-  quota_bytes?: number | null;
-}
+const SiteName = Label(200);
+const Excludes = Type.Array(Label(1024), { maxItems: 500 });
+const QuotaBytes = Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }));
+
+export const CreateSiteRequest = Type.Object(
+  { node_id: Uuid, name: SiteName, wp_path: AbsolutePath, excludes: Type.Optional(Excludes), quota_bytes: Type.Optional(QuotaBytes) },
+  { additionalProperties: false },
+);
+export type CreateSiteRequest = Static<typeof CreateSiteRequest>;
+
+/** PATCH /api/v1/sites/{id}: any of name, wp_path, excludes, quota_bytes. */
+export const PatchSiteRequest = Type.Object(
+  { name: Type.Optional(SiteName), wp_path: Type.Optional(AbsolutePath), excludes: Type.Optional(Excludes), quota_bytes: Type.Optional(QuotaBytes) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type PatchSiteRequest = Static<typeof PatchSiteRequest>;
+
+/** GET /api/v1/sites: optionally one node's, a page at a time. */
+export const SiteListQuery = Type.Object(
+  { node_id: Type.Optional(Uuid), limit: Type.Optional(Digits(1000)), offset: Type.Optional(Digits(1_000_000)) },
+  { additionalProperties: false },
+);
+export type SiteListQuery = Static<typeof SiteListQuery>;
 
 export interface StartBackupResponse {
   job_id: string;
