@@ -64,6 +64,10 @@ export const PatchSiteRequest = Type.Object(
 export type PatchSiteRequest = Static<typeof PatchSiteRequest>;
 
 /** GET /api/v1/sites: optionally one node's, a page at a time. */
+/** GET /api/v1/sites/{id}/backups: before is created_at in epoch ms, to page back. */
+export const BackupListQuery = Type.Object({ limit: Type.Optional(Digits(1000)), before: Type.Optional(Digits(1e15)) }, { additionalProperties: false });
+export type BackupListQuery = Static<typeof BackupListQuery>;
+
 export const SiteListQuery = Type.Object(
   { node_id: Type.Optional(Uuid), limit: Type.Optional(Digits(1000)), offset: Type.Optional(Digits(1_000_000)) },
   { additionalProperties: false },
@@ -349,8 +353,5 @@ export interface DiscoveredSiteList {
 }
 
 /** POST /api/v1/sites/adopt: a discovered site becomes a site; name defaults to the discovered one. */
-export interface AdoptSiteRequest {
-  node_id: string;
-  path: string;
-  name?: string;
-}
+export const AdoptSiteRequest = Type.Object({ node_id: Uuid, path: AbsolutePath, name: Type.Optional(SiteName) }, { additionalProperties: false });
+export type AdoptSiteRequest = Static<typeof AdoptSiteRequest>;

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Backup, DownloadResponse } from '../../api/types.ts';
+import { BackupListQuery, type Backup, type DownloadResponse } from '../../api/types.ts';
 import { describe } from '../../errors.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
@@ -7,23 +7,21 @@ import { defineRoute, replied } from '../route.ts';
 import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
 import { registerDownloadRoutes } from './downloads.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
-import { digits, noQuery, userId } from './schema.ts';
+import { noQuery, userId } from './schema.ts';
 
 // Stored backups: list a site's, read one, get a download URL (presigned S3 URL, or a
 // server-signed one for local storage), delete one (object first, then the row).
 
 export const DOWNLOAD_EXPIRES_SECONDS = 3600;
 
-const listQuery = { type: 'object', additionalProperties: false, properties: { limit: digits(1000), before: digits(1e15) } } as const;
-
 export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, IdParams, { limit?: string; before?: string }, { backups: Backup[] }>(app, ctx, {
+  defineRoute<unknown, IdParams, BackupListQuery, { backups: Backup[] }>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites/:id/backups',
     auth: 'user',
     summary: "A site's completed backups, newest first (before: created_at in epoch ms, to page back)",
     tags: ['backups'],
-    schema: { params: idParams, querystring: listQuery, response: errorResponses({ 404: 'No such site' }) },
+    schema: { params: idParams, querystring: BackupListQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, query, principal }) => {
       const { site } = await siteFor(ctx, principal, 'backup.read', params.id);
       const limit = Math.min(Number(query.limit ?? 100), 1000);

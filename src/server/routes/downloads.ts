@@ -1,3 +1,4 @@
+import { Type, type Static } from '@sinclair/typebox';
 import { resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { validateKey } from '../../storage/keys.ts';
@@ -12,6 +13,9 @@ import { errorResponses } from './error-responses.ts';
 // names a key outside the provider's directory is refused with 403. The token is a wildcard
 // segment: it is longer than a route parameter may be (100 chars).
 
+/** The signed token: longer than a route parameter may be, so the rest of the path. */
+const DownloadParams = Type.Object({ '*': Type.String({ minLength: 1, maxLength: 8192 }) }, { additionalProperties: false });
+
 function contentDisposition(key: string): string {
   const name = key.slice(key.lastIndexOf('/') + 1);
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
@@ -19,14 +23,14 @@ function contentDisposition(key: string): string {
 }
 
 export function registerDownloadRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, { '*': string }>(app, ctx, {
+  defineRoute<unknown, Static<typeof DownloadParams>>(app, ctx, {
     method: 'GET',
     url: `${DOWNLOAD_PATH}*`,
     auth: 'public',
     summary: 'Download a backup from local storage with a signed link (from the download endpoint; valid one hour)',
     tags: ['backups'],
     schema: {
-      params: { type: 'object', additionalProperties: false, properties: { '*': { type: 'string', minLength: 1, maxLength: 8192 } } },
+      params: DownloadParams,
       response: { 200: { description: 'The archive (application/octet-stream)' }, ...errorResponses({ 403: 'The link is altered, expired or not valid' }, { 404: 'The backup behind the link no longer exists' }) },
     },
     handler: async ({ params, reply }) => {

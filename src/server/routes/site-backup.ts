@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { BackupStatusResponse, QuotaCheck, QuotaCheckBody, ResetBackupResponse, StartBackupResponse, StopBackupResponse } from '../../api/types.ts';
 import { BACKUP_STATUSES, STAGES } from '../../api/formats.ts';
@@ -140,7 +141,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     },
   });
 
-  defineRoute<unknown, { site_id: string }, Record<string, string>, ResetBackupResponse>(app, ctx, {
+  defineRoute<unknown, Static<typeof siteIdParams>, Record<string, string>, ResetBackupResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/daemon/backup/reset/:site_id',
     auth: 'user',
