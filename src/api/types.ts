@@ -2,8 +2,8 @@
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
 import { Type, type Static } from '@sinclair/typebox';
-import type { BackupStatus, Stage } from './formats.ts';
-import { AbsolutePath, Digits, Label, Nullable, Password, Uuid } from './schema-kit.ts';
+import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES, type BackupStatus, type Stage } from './formats.ts';
+import { AbsolutePath, Digits, Label, Nullable, Password, PlainText, StringEnum, Uuid } from './schema-kit.ts';
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
 export interface ApiErrorBody {
@@ -240,10 +240,11 @@ export interface MfaRecoveryCodes {
 
 // ---- agents (node key as bearer token) ----
 
-export interface JoinRequest {
-  code: string;
-  hostname: string;
-}
+export const JoinRequest = Type.Object(
+  { code: Type.String({ minLength: 1, maxLength: 200, pattern: JOIN_CODE_PATTERN }), hostname: Label(253) },
+  { additionalProperties: false },
+);
+export type JoinRequest = Static<typeof JoinRequest>;
 
 /** Returned once; the node key is never shown again by any endpoint. */
 export interface JoinResponse {
@@ -274,13 +275,20 @@ export interface RotateKeyResponse {
 }
 
 /** The agent's progress report; the reply carries cancellation (stop/reset) and the new lease. */
-export interface ProgressReport {
-  status: BackupStatus;
-  progress: number;
-  stage: Stage | null;
-  stage_detail: string;
-  error: string | null;
-}
+const StageOrNull = Type.Union([StringEnum(STAGES), Type.Null()]);
+const ErrorText = Type.Union([Type.String({ maxLength: 4000 }), Type.Null()]);
+
+export const ProgressReport = Type.Object(
+  {
+    status: StringEnum(BACKUP_STATUSES),
+    progress: Type.Integer({ minimum: 0, maximum: 100 }),
+    stage: StageOrNull,
+    stage_detail: Type.String({ maxLength: 2000 }),
+    error: ErrorText,
+  },
+  { additionalProperties: false },
+);
+export type ProgressReport = Static<typeof ProgressReport>;
 
 export interface ProgressReply {
   cancel: boolean;
@@ -292,49 +300,70 @@ export interface UploadStartResponse {
   upload_id: string;
 }
 
-export interface PartUrlsRequest {
-  part_numbers: number[];
-  /** The exact size of each of these parts; their URLs are signed for it. Required when a quota applies. */
-  part_size?: number;
-}
+/** Most parts one multipart upload may have, and bytes one part may hold (S3's limits). */
+export const MAX_PARTS = 10_000;
+export const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
+
+export const PartUrlsRequest = Type.Object(
+  {
+    part_numbers: Type.Array(Type.Integer({ minimum: 1, maximum: MAX_PARTS }), { minItems: 1, maxItems: 100, uniqueItems: true }),
+    part_size: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_PART_BYTES, description: 'The exact size of each of these parts; their URLs are signed for it. Required when a quota applies.' })),
+  },
+  { additionalProperties: false },
+);
+export type PartUrlsRequest = Static<typeof PartUrlsRequest>;
 
 export interface PartUrlsResponse {
   urls: Record<string, string>;
 }
 
-export interface UploadCompleteRequest {
-  parts: { part_number: number; etag: string }[];
-  size: number;
-  sha256: string;
-}
+export const UploadCompleteRequest = Type.Object(
+  {
+    parts: Type.Array(
+      Type.Object({ part_number: Type.Integer({ minimum: 1, maximum: MAX_PARTS }), etag: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+      { minItems: 1, maxItems: MAX_PARTS },
+    ),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false },
+);
+export type UploadCompleteRequest = Static<typeof UploadCompleteRequest>;
 
 export interface UploadCompleteResponse {
   backup_id: string;
 }
 
-export interface FinishRequest {
-  status: 'completed' | 'failed' | 'stopped';
-  stage: Stage | null;
-  error: string | null;
-  /** For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates. */
-  source_bytes?: number;
-}
+export const FinishRequest = Type.Object(
+  {
+    status: StringEnum(END_STATUSES),
+    stage: StageOrNull,
+    error: ErrorText,
+    source_bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates' })),
+  },
+  { additionalProperties: false },
+);
+export type FinishRequest = Static<typeof FinishRequest>;
 
 /** One WordPress root an agent's scan found. Never a password: the agent does not send one. */
-export interface ScannedSite {
-  path: string;
-  name: string;
-  db_name: string | null;
-  table_prefix: string | null;
-  wp_version: string | null;
-  /** Why the site's settings could not be read. */
-  error: string | null;
-}
+const OptText = (max: number) => Type.Union([PlainText(max), Type.Null()]);
+
+export const ScannedSite = Type.Object(
+  {
+    path: AbsolutePath,
+    name: Label(200),
+    db_name: OptText(200),
+    table_prefix: OptText(200),
+    wp_version: OptText(100),
+    error: Type.Union([Type.String({ maxLength: 4000, description: "Why the site's settings could not be read" }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ScannedSite = Static<typeof ScannedSite>;
 
 /** POST /api/v1/agent/scan: the node's whole scan, replacing the last one. */
-export interface ScanReport {
-  sites: ScannedSite[];
-}
+export const ScanReport = Type.Object({ sites: Type.Array(ScannedSite, { maxItems: 1000 }) }, { additionalProperties: false });
+export type ScanReport = Static<typeof ScanReport>;
 
 export interface ScanReply {
   stored: number;

@@ -1,6 +1,7 @@
+import type { Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { PartUrlsRequest, PartUrlsResponse, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse } from '../../api/types.ts';
+import { MAX_PARTS, PartUrlsRequest, UploadCompleteRequest, type PartUrlsResponse, type UploadCompleteResponse, type UploadStartResponse } from '../../api/types.ts';
 import { WpbError } from '../../errors.ts';
 import { PART_URL_SECONDS, PartTooLarge, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
 import { ApiError, invalid, toApiError } from '../api-error.ts';
@@ -16,50 +17,13 @@ import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 // to a URL signed for its size, and only as many as the job's byte limit allows
 // (services/quota.ts: remaining quota plus a margin; past it, 413 and the job fails).
 
-const MAX_PARTS = 10_000;
-const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
+const partsSchema = { params: jobParams, body: PartUrlsRequest } as const;
 
-const partsSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['part_numbers'],
-    additionalProperties: false,
-    properties: {
-      part_numbers: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: MAX_PARTS } },
-      // The exact size of each of these parts: their URLs are signed for it (required when a quota applies).
-      part_size: { type: 'integer', minimum: 0, maximum: MAX_PART_BYTES },
-    },
-  },
-} as const;
-
-const completeSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['parts', 'size', 'sha256'],
-    additionalProperties: false,
-    properties: {
-      parts: {
-        type: 'array',
-        minItems: 1,
-        maxItems: MAX_PARTS,
-        items: {
-          type: 'object',
-          required: ['part_number', 'etag'],
-          additionalProperties: false,
-          properties: { part_number: { type: 'integer', minimum: 1, maximum: MAX_PARTS }, etag: { type: 'string', minLength: 1, maxLength: 200 } },
-        },
-      },
-      size: { type: 'integer', minimum: 0 },
-      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    },
-  },
-} as const;
+const completeSchema = { params: jobParams, body: UploadCompleteRequest } as const;
 
 const jobOnly = { params: jobParams } as const;
 
-type Id = { id: string };
+type Id = Static<typeof jobParams>;
 type Q = Record<string, string>;
 
 async function withStorage<T>(ctx: ServerContext, job: JobRow, fn: (s: JobStorage) => Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
-import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES } from '../../api/formats.ts';
+import { FinishRequest, JoinRequest, ProgressReport, ScanReport, type AgentJob, type JoinResponse, type PollResponse, type ProgressReply, type ScanReply } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -13,7 +13,7 @@ import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
 import { errorResponses } from './error-responses.ts';
 import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
-import { absolutePath, label, pathMessage, plainText } from './schema.ts';
+import { pathMessage } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
 import { holdSlot } from '../stream-caps.ts';
@@ -24,77 +24,16 @@ import { holdSlot } from '../stream-caps.ts';
 
 const NOT_A_JOIN_CODE = 'That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`';
 
-const joinSchema = {
-  body: {
-    type: 'object',
-    required: ['code', 'hostname'],
-    additionalProperties: false,
-    properties: { code: { type: 'string', minLength: 1, maxLength: 200, pattern: JOIN_CODE_PATTERN }, hostname: label(253) },
-  },
-} as const;
+const joinSchema = { body: JoinRequest } as const;
 
-const progressSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['status', 'progress', 'stage', 'stage_detail', 'error'],
-    additionalProperties: false,
-    properties: {
-      status: { type: 'string', enum: BACKUP_STATUSES },
-      progress: { type: 'integer', minimum: 0, maximum: 100 },
-      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
-      stage_detail: { type: 'string', maxLength: 2000 },
-      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-    },
-  },
-} as const;
+const progressSchema = { params: jobParams, body: ProgressReport } as const;
 
-const finishSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['status', 'stage', 'error'],
-    additionalProperties: false,
-    properties: {
-      status: { type: 'string', enum: END_STATUSES },
-      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
-      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-      source_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    },
-  },
-} as const;
-
-const optText = (max: number) => ({ anyOf: [plainText(max), { type: 'null' }] }) as const;
+const finishSchema = { params: jobParams, body: FinishRequest } as const;
 
 /** At most 1000 sites; no password field (additionalProperties: false refuses one). */
-const scanSchema = {
-  body: {
-    type: 'object',
-    required: ['sites'],
-    additionalProperties: false,
-    properties: {
-      sites: {
-        type: 'array',
-        maxItems: 1000,
-        items: {
-          type: 'object',
-          required: ['path', 'name', 'db_name', 'table_prefix', 'wp_version', 'error'],
-          additionalProperties: false,
-          properties: {
-            path: absolutePath,
-            name: label(200),
-            db_name: optText(200),
-            table_prefix: optText(200),
-            wp_version: optText(100),
-            error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-          },
-        },
-      },
-    },
-  },
-} as const;
+const scanSchema = { body: ScanReport } as const;
 
-type Id = { id: string };
+type Id = Static<typeof jobParams>;
 type Q = Record<string, string>;
 
 export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): void {
