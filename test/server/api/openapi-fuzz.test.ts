@@ -21,7 +21,7 @@ import { DIALECTS, startTestServer, twoNodeFleet, type TestServer, type TwoNodeF
 // a failure prints the seed and the request.
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 20);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 /** Operations that hash a password (scrypt, ~0.2 s of CPU each) get fewer runs. */
 const HASHING = /^POST \/api\/v1\/(auth\/login|auth\/password|users)$|^PATCH \/api\/v1\/users\//;
 const HASHING_RUNS = Math.max(1, Math.round(RUNS / 4));
@@ -164,7 +164,9 @@ for (const dialect of DIALECTS) {
         if (job) jobs.push(job.id);
       }
       // Ids that exist, so requests get past "not found" to the rules behind it.
-      const ids = [f.nodeA, f.nodeB, f.siteA, f.siteB, f.nodeAdmin.id, f.siteAdmin.id, provider, ...backups, ...jobs];
+      // Users to change and delete: the callers themselves stay as they are (their ids are not drawn).
+      const victims = await Promise.all(['node_admin', 'site_admin'].map(async (role, i) => (await r.users.create({ email: `victim-${i}@example.com`, passwordHash: 'scrypt$x', role: role as 'node_admin' })).id));
+      const ids = [f.nodeA, f.nodeB, f.siteA, f.siteB, ...victims, provider, ...backups, ...jobs];
       const uuids = fc.constantFrom(...ids);
       hints = (_name, s) => (s.type === 'string' && s.pattern === UUID_PATTERN ? uuids : undefined);
       const doc = await t.api('GET', '/api/openapi.json');
