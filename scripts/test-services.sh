@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure MariaDB, PostgreSQL and MinIO are installed and running for the integration tests,
+# Makes sure MariaDB, PostgreSQL, MinIO and Mailpit are installed and running for the integration tests,
 # then writes $WPBACKUP_TEST_HOME/services.json (read by test/helpers/services.ts).
 # Safe to run again and again: when everything is up it only checks, in a second or two.
 set -euo pipefail

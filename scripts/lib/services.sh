@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Installs and starts the services wpbackup's tests and demo need (MariaDB, PostgreSQL, MinIO)
+# Installs and starts the services wpbackup's tests and demo need (MariaDB, PostgreSQL, MinIO, Mailpit)
 # on a Debian 12 machine without systemd, as root, with no interaction.
 #
 # Source it; it only defines functions and defaults, and never changes the caller's shell
@@ -19,10 +19,15 @@
 : "${WPB_S3_CONSOLE_PORT:=9101}"
 : "${WPB_S3_REGION:=us-east-1}"
 : "${WPB_WORDPRESS_CORE:=/usr/share/wordpress}"
+: "${WPB_MAILPIT_SMTP_PORT:=9125}"
+: "${WPB_MAILPIT_HTTP_PORT:=9126}"
+: "${WPB_MAILPIT_VERSION:=v1.33.1}"
 
 # The theme is only a Recommends of wordpress, and recommends are not installed (see below).
 WPB_PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql wordpress wordpress-theme-twentytwentythree
   zstd rsync chromium wget util-linux curl jq)
+# install-service tests: systemd-analyze verify (systemd: installed, not run as init) and useradd.
+WPB_PACKAGES+=(systemd passwd)
 
 wpb_say() { printf '[services] %s\n' "$*"; }
 
@@ -361,6 +366,53 @@ wpb_ensure_s3() {
 # The name the descriptor and the demo script use; the server may be versitygw.
 wpb_ensure_minio() { wpb_ensure_s3; }
 
+# --- Mailpit (SMTP server for the alert tests) -------------------------------------------------
+
+# Built once into the cache's bin dir, like MinIO; a pinned version, so a cached build is the one wanted.
+wpb_mailpit_binary() {
+  WPB_MAILPIT_BIN=$WPB_CACHE/bin/mailpit
+  [ -x "$WPB_MAILPIT_BIN" ] && return 0
+  wpb_go_install "github.com/axllent/mailpit@$WPB_MAILPIT_VERSION" && [ -x "$WPB_MAILPIT_BIN" ] ||
+    wpb_fail "could not build Mailpit; see $(wpb_log go-build.log)"
+}
+
+# Our Mailpit's pid, recognised by its database file whatever ports it listens on.
+wpb_mailpit_pid() {
+  local pid
+  pid=$(cat "$WPB_TEST_HOME/mailpit/server.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && wpb_has_arg "$pid" "$WPB_TEST_HOME/mailpit/mailpit.db" && echo "$pid"
+}
+
+wpb_mailpit_answers() { wget -q -O /dev/null --tries=1 --timeout=2 "http://127.0.0.1:$WPB_MAILPIT_HTTP_PORT/readyz" 2>/dev/null; }
+
+wpb_mailpit_up() {
+  local pid
+  pid=$(wpb_mailpit_pid) && wpb_has_arg "$pid" "127.0.0.1:$WPB_MAILPIT_SMTP_PORT" &&
+    wpb_has_arg "$pid" "127.0.0.1:$WPB_MAILPIT_HTTP_PORT" && wpb_mailpit_answers
+}
+
+# Any SMTP user and password is accepted (also over plain SMTP), so tests can send with a password.
+# shellcheck disable=SC2016 # the sh -c script expands its own $$, $0 and $@
+wpb_ensure_mailpit() {
+  local pid log
+  wpb_mailpit_binary || return 1
+  wpb_mailpit_up && return 0
+  if pid=$(wpb_mailpit_pid); then
+    wpb_say "restarting Mailpit (ports changed)"
+    kill "$pid" 2>/dev/null
+    wpb_wait 10 sh -c '! kill -0 "$0" 2>/dev/null' "$pid" || kill -9 "$pid" 2>/dev/null
+  fi
+  wpb_mailpit_answers && { wpb_fail "port $WPB_MAILPIT_HTTP_PORT is taken by another process; set WPB_MAILPIT_HTTP_PORT"; return 1; }
+  log=$(wpb_log mailpit.log)
+  install -d -m 0700 "$WPB_TEST_HOME/mailpit" || return 1
+  wpb_say "starting Mailpit: SMTP on 127.0.0.1:$WPB_MAILPIT_SMTP_PORT, API on 127.0.0.1:$WPB_MAILPIT_HTTP_PORT (log: $log)"
+  (cd / && exec setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$WPB_TEST_HOME/mailpit/server.pid" \
+    "$WPB_MAILPIT_BIN" --database "$WPB_TEST_HOME/mailpit/mailpit.db" --smtp "127.0.0.1:$WPB_MAILPIT_SMTP_PORT" \
+    --listen "127.0.0.1:$WPB_MAILPIT_HTTP_PORT" --smtp-auth-accept-any --smtp-auth-allow-insecure --max 5000 \
+    --disable-version-check --quiet &) </dev/null >>"$log" 2>&1
+  wpb_wait 30 wpb_mailpit_answers || wpb_fail "Mailpit did not answer on 127.0.0.1:$WPB_MAILPIT_HTTP_PORT within 30 s; see $log"
+}
+
 # --- descriptor ---------------------------------------------------------------------------------
 
 # The shape is fixed by test/helpers/services.ts. Every value is generated here from a safe
@@ -387,6 +439,11 @@ wpb_write_descriptor() {
   "postgres": {
     "url": "postgres://$WPB_PG_ROLE:$WPB_PG_PASSWORD@127.0.0.1:$WPB_PG_PORT/$WPB_PG_ROLE"
   },
+  "mailpit": {
+    "smtpHost": "127.0.0.1",
+    "smtpPort": $WPB_MAILPIT_SMTP_PORT,
+    "api": "http://127.0.0.1:$WPB_MAILPIT_HTTP_PORT"
+  },
   "chromium": "$chromium",
   "wordpressCore": "$WPB_WORDPRESS_CORE"
 }
@@ -406,5 +463,7 @@ wpb_ensure_all() {
   wpb_say "PostgreSQL ready on 127.0.0.1:$WPB_PG_PORT"
   wpb_ensure_s3 || return 1
   wpb_say "$WPB_S3_KIND ready on http://127.0.0.1:$WPB_S3_PORT"
+  wpb_ensure_mailpit || return 1
+  wpb_say "Mailpit ready: SMTP 127.0.0.1:$WPB_MAILPIT_SMTP_PORT, API http://127.0.0.1:$WPB_MAILPIT_HTTP_PORT"
   wpb_write_descriptor
 }

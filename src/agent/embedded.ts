@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
+import { silentLogger, type Logger } from '../log.ts';
 import { runAgent } from './agent.ts';
 import { AgentClient, joinServer } from './client.ts';
 import { loadIdentity, saveIdentity } from './identity.ts';
@@ -23,7 +24,7 @@ export interface EmbeddedAgentOptions {
   /** Stops the agent; a running backup is stopped and cleaned up. */
   signal: AbortSignal;
   hostname?: string;
-  log?: (line: string) => void;
+  logger?: Logger;
   /** Where to look for WordPress sites to offer for adoption (none: no scan). */
   scanRoots?: string[];
 }
@@ -56,6 +57,7 @@ export async function startEmbeddedAgent(o: EmbeddedAgentOptions): Promise<Embed
     saveIdentity(o.dataDir, identity);
   }
   const client = new AgentClient(server, identity.node_key);
-  const done = runAgent({ client, dataDir: o.dataDir, signal: o.signal, log: o.log, scanRoots: o.scanRoots }).catch((err: unknown) => o.log?.(`embedded agent stopped: ${(err as Error).message}`));
+  const log = o.logger ?? silentLogger();
+  const done = runAgent({ client, dataDir: o.dataDir, signal: o.signal, logger: log, scanRoots: o.scanRoots }).catch((err: unknown) => log.error({ err }, 'embedded agent stopped'));
   return { nodeId: identity.node_id, done };
 }

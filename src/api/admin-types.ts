@@ -91,6 +91,8 @@ export interface Node {
   has_key: boolean;
   /** When a key rotation was asked for that the agent has not completed yet; null: none pending. */
   key_rotation_requested_at: string | null;
+  /** Backups the node runs at once (its agent runs that many; the server hands out no more). */
+  job_limit: number;
   created_at: string;
 }
 
@@ -116,6 +118,7 @@ export const UpdateNodeRequest = Type.Object(
     hostname: Type.Optional(Hostname),
     status: Type.Optional(StringEnum(['active', 'disabled'])),
     quota_bytes: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))),
+    job_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'Backups the node runs at once (default 1)' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -1,7 +1,7 @@
 // Request and response types shared by the server, the agent and the CLI: one definition
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TNumber, type TOptional } from '@sinclair/typebox';
 import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES, type BackupStatus, type Stage } from './formats.ts';
 import { AbsolutePath, Digits, Label, Nullable, Password, PlainText, StringEnum, Uuid } from './schema-kit.ts';
 
@@ -44,6 +44,8 @@ export interface Site {
   quota_bytes: number | null;
   created_at: string;
   backup: BackupStatusBody;
+  /** The next scheduled backup (GET /sites, GET /sites/{id}); null: none scheduled. */
+  next_run_at?: string | null;
 }
 
 const SiteName = Label(200);
@@ -142,6 +144,8 @@ export interface Backup {
   sha256: string;
   status: 'completed';
   created_at: string;
+  /** Kept forever by retention (wpbackup backups pin ID). */
+  pinned: boolean;
 }
 
 export interface DownloadResponse {
@@ -264,6 +268,8 @@ export interface AgentJob {
 
 export interface PollResponse {
   job: AgentJob | null;
+  /** Backups this node may run at once (an admin sets it; the server hands out no more). */
+  job_limit?: number;
 }
 
 /** Set to '1' on a poll reply when an admin asked for a new node key: fetch it with POST /api/v1/agent/rotate-key. */
@@ -340,6 +346,12 @@ export const FinishRequest = Type.Object(
     stage: StageOrNull,
     error: ErrorText,
     source_bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates' })),
+    stage_seconds: Type.Optional(
+      Type.Object(Object.fromEntries(STAGES.map((s) => [s, Type.Optional(Type.Number({ minimum: 0, maximum: 31_536_000 }))])) as Record<Stage, TOptional<TNumber>>, {
+        additionalProperties: false,
+        description: 'How long each stage that ended took, in seconds, as the agent measured it (for the metrics)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -35,7 +35,9 @@ export function apiClient(env: NodeJS.ProcessEnv): ApiClient {
     baseUrl,
     json: async <T>(method: string, path: string, body?: unknown): Promise<T> => {
       const init: RequestInit = body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
-      return (await (await check(await request(method, path, init))).json()) as T;
+      const res = await check(await request(method, path, init));
+      // 204 No Content (a DELETE): nothing to parse.
+      return (res.status === 204 ? undefined : await res.json()) as T;
     },
     stream: async (path, signal) => {
       const res = await check(await request('GET', path, { signal, headers: { accept: 'text/event-stream' } }));

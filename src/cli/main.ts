@@ -4,20 +4,30 @@ import { toolVersion } from '../engine/manifest.ts';
 import { badInput, describe, kindOf, WpbError } from '../errors.ts';
 import type { Command, CommandContext } from './command.ts';
 import { agentCommand } from './commands/agent.ts';
+import { ALERT_COMMANDS } from './commands/alerts.ts';
 import { backupStart, backupWatch } from './commands/backup-remote.ts';
 import { backupCommand } from './commands/backup.ts';
-import { nodesJoinCode, nodesRevokeKey, nodesRotateKey } from './commands/nodes.ts';
+import { nodesJoinCode, nodesRevokeKey, nodesRotateKey, nodesSetLimit } from './commands/nodes.ts';
+import { schedulesClear, schedulesSet, schedulesShow } from './commands/schedules.ts';
 import { restoreCommand } from './commands/restore.ts';
+import { backupsPin, backupsUnpin, pruneCommand, retentionClear, retentionSet, retentionShow, storageReconcile } from './commands/retention.ts';
 import { serverCommand } from './commands/server.ts';
 import { sitesScan } from './commands/sites.ts';
 import { loginCommand } from './commands/login.ts';
+import { installServiceCommand, uninstallServiceCommand } from './commands/install-service.ts';
 import { usersCreateCommand, usersListCommand, usersResetMfaCommand } from './commands/users.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 
 // The wpbackup command: finds the subcommand, parses its options, runs it, and turns any
 // error into one readable line and an exit code. Stack traces only with WPBACKUP_DEBUG=1.
 
-export const COMMANDS: Command[] = [backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand];
+export const COMMANDS: Command[] = [
+  backupCommand, backupStart, backupWatch, restoreCommand, sitesScan, serverCommand, usersCreateCommand, usersListCommand, usersResetMfaCommand, loginCommand, nodesJoinCode, nodesRotateKey, nodesRevokeKey, agentCommand,
+  retentionShow, retentionSet, retentionClear, backupsPin, backupsUnpin, pruneCommand, storageReconcile,
+  installServiceCommand, uninstallServiceCommand,
+  ...ALERT_COMMANDS,
+  schedulesShow, schedulesSet, schedulesClear, nodesSetLimit,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));

@@ -18,16 +18,31 @@ export function readerFor(owner: RunAs): RunAs | undefined {
 }
 
 /**
- * Becomes `as` for good (real, effective and saved ids, one group): root's setuid() sets all
- * three, so nothing later can take root back. Checked, since a half-dropped reader is worse
- * than none.
+ * Becomes `as` for good (real, effective and saved ids, and the owner's groups): root's
+ * setuid() sets all three, so nothing later can take root back. Checked, since a half-dropped
+ * reader is worse than none.
  */
 export function dropPrivileges(as: RunAs): void {
-  process.setgroups?.([as.gid]);
+  ownerGroups(as);
   process.setgid?.(as.gid);
   process.setuid?.(as.uid);
   if (process.getuid?.() !== as.uid || process.geteuid?.() !== as.uid || process.getgid?.() !== as.gid || process.getegid?.() !== as.gid) {
     throw failure(`The reader process could not become uid ${as.uid} / gid ${as.gid}`);
+  }
+}
+
+/**
+ * The owner's supplementary groups too (as login would give them): sites often share files
+ * through a group such as www-data, and the reader should read what the owner can, no more and
+ * no less. An owner uid with no passwd entry gets its primary group alone.
+ */
+function ownerGroups(as: RunAs): void {
+  // Node has it on POSIX; @types/node leaves it out.
+  const initgroups = (process as { initgroups?: (user: number, extraGroup: number) => void }).initgroups;
+  try {
+    initgroups?.(as.uid, as.gid);
+  } catch {
+    process.setgroups?.([as.gid]);
   }
 }
 

@@ -82,8 +82,9 @@ export async function openBeneath(base: string, rel: string): Promise<Opened> {
   }
   try {
     for (const part of parts.slice(0, -1)) {
-      const seen = await lstat(inDir(dir, part), { bigint: true }).catch(() => undefined);
-      if (!seen?.isDirectory()) return { reason: `${part} is not a directory`, code: 'ENOTDIR' };
+      const seen = await lstat(inDir(dir, part), { bigint: true }).catch((err: NodeJS.ErrnoException) => err);
+      if (seen instanceof Error) return { reason: `cannot open ${part} (${seen.code ?? seen.message})`, code: seen.code };
+      if (!seen.isDirectory()) return { reason: `${part} is not a directory`, code: 'ENOTDIR' };
       const next = await openSeen(inDir(dir, part), seen, true);
       if (!next.fh) return next;
       await dir.close();

@@ -1,11 +1,10 @@
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { badInput } from '../errors.ts';
-import { parsePhpLiterals } from '../wordpress/php-literal.ts';
+import { readWpVersion } from '../wordpress/version.ts';
 import { findWpConfig, parseWpConfig, type WpConfig } from '../wordpress/wp-config.ts';
 import { CONFIG_LINK_DIRS, readConfigFile } from './config-files.ts';
 import type { DbTarget } from './mysql.ts';
-import { openBeneath } from './safe-open.ts';
 
 // What the engine needs to know about a site before a backup or restore.
 
@@ -82,21 +81,15 @@ export async function readSiteConfig(path: string): Promise<WpConfig> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ELINKOUT') throw badInput(`${e.message}, so the site's database settings are unknown`, `Replace the link with the file itself, or keep the file in the site or in ${CONFIG_LINK_DIRS.join(', ')}`, err);
+    if (e.code === 'EINVAL') throw badInput(`Cannot read ${file}: not a regular file`, 'Make wp-config.php a regular file (or a link to one inside the site)', err);
     throw badInput(`Cannot read ${file}: ${e.code ?? e.message}`, 'Run wpbackup as a user that can read wp-config.php, e.g. the site owner or root', err);
   }
   return parseWpConfig(source, file);
 }
 
-/** $wp_version from wp-includes/version.php, opened without following links. */
+/** $wp_version, or null when version.php is missing, a link, or not plain PHP. */
 async function readVersion(path: string): Promise<string | null> {
-  const opened = await openBeneath(path, 'wp-includes/version.php');
-  if (!opened.fh) return null;
-  try {
-    const def = parsePhpLiterals(await opened.fh.readFile(), 'wp-includes/version.php').variables.get('wp_version');
-    return def?.ok ? def.text : null;
-  } finally {
-    await opened.fh.close();
-  }
+  return readWpVersion(path).catch(() => null);
 }
 
 /** A site name from siteurl: its host (and port, when not the default); null when siteurl is no URL with a host. */

@@ -1,17 +1,22 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { toolVersion } from '../engine/manifest.ts';
+import { createLogger } from '../log.ts';
 import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
 import { answerMethodNotAllowed } from './method-not-allowed.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
+import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerBackupRoutes } from './routes/backups.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpenApiRoutes } from './routes/openapi.ts';
+import { registerRetentionRoutes } from './routes/retention.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
 import { registerSiteRoutes } from './routes/sites.ts';
 
 // The HTTP API: /api/v1, the OpenAPI document at /api/openapi.json, its docs page at
@@ -22,12 +27,16 @@ export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void;
 /** Route modules beyond the core; each file under routes/ adds itself to this list. */
 export const ROUTE_MODULES: RouteModule[] = [
   registerHealthRoutes, registerOpenApiRoutes, registerAuthRoutes, registerAdminRoutes, registerSiteRoutes, registerBackupRoutes, registerAgentRoutes,
+  registerRetentionRoutes,
+  registerAlertRoutes,
+  registerMetricsRoutes,
+  registerScheduleRoutes,
 ];
 
 export interface AppOptions {
   /** Log one line per request (`wpbackup server --log-requests`). */
   logRequests?: boolean;
-  /** Where request logs go (stdout by default). */
+  /** Where request logs go (the server's log, ctx.log, by default). */
   logStream?: NodeJS.WritableStream;
   extraRoutes?: RouteModule[];
 }
@@ -41,13 +50,22 @@ function requestForLog(req: { method: string; url: string; ip?: string }): Recor
   return { method: req.method, url: redactUrl(req.url), ip: req.ip };
 }
 
+/** The server's log for Fastify: failed requests always, one line per request with logRequests (at info at least). */
+function appLogger(ctx: ServerContext, opts: AppOptions): FastifyBaseLogger {
+  const base = opts.logStream ? createLogger({ stream: opts.logStream }) : ctx.log;
+  const level = opts.logRequests && base.levelVal > INFO ? 'info' : base.level;
+  return base.child({}, { level, serializers: { req: requestForLog } }) as unknown as FastifyBaseLogger;
+}
+const INFO = 30;
+
 export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: 1 << 20,
     // Only the listed proxies' X-Forwarded-For counts, right-most untrusted address first (auth/trust-proxy.ts).
     trustProxy: ctx.config.trustProxy ?? false,
-    // Never log headers (bearer tokens) nor the signed tokens some URLs carry.
-    logger: opts.logRequests ? { level: 'info', redact: ['req.headers.authorization'], serializers: { req: requestForLog }, ...(opts.logStream ? { stream: opts.logStream } : {}) } : false,
+    // Never log headers (bearer tokens) nor the signed tokens some URLs carry (requestForLog, and log.ts).
+    loggerInstance: appLogger(ctx, opts),
+    logController: new LogController({ disableRequestLogging: opts.logRequests !== true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   answerMethodNotAllowed(app);

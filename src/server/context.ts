@@ -1,4 +1,5 @@
 import { ensureDataDir } from '../datadir.ts';
+import { createLogger, type Logger } from '../log.ts';
 import { MfaService } from './auth/mfa.ts';
 import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { Db } from './db/db.ts';
@@ -9,9 +10,15 @@ import type { Role } from './db/users.ts';
 import { SiteEvents } from './events.ts';
 import { JobEndedHub } from './job-ended.ts';
 import { JobNotifier } from './job-notifier.ts';
+import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
+import { ProgressCache } from './progress-cache.ts';
+import { keepEndedProgress } from './services/job-progress.ts';
 import { DownloadLinks } from './local-download.ts';
+import { ServerMetrics } from './metrics.ts';
+import { loadMetricsToken } from './metrics-token.ts';
 import { ReleaseStack } from './release-stack.ts';
+import { PruneFailedHub } from './retention/prune-failed.ts';
 import { uploadsRoot } from './storage-factory.ts';
 import { StorageRegistry } from './storage-registry.ts';
 import { createCaps, DEFAULT_STREAM_LIMITS, type Caps, type StreamLimits } from './stream-caps.ts';
@@ -62,8 +69,18 @@ export interface ServerContext {
   storage: StorageRegistry;
   /** Jobs that ended in this process (finish, expiry), for retention, alerts, metrics (job-ended.ts). */
   jobEnded: JobEndedHub;
+  /** Backup deletions (prunes, retries) that failed, for the "prune failed" alert (retention/prune-failed.ts). */
+  pruneFailed: PruneFailedHub;
+  /** Agents' latest progress reports, written to the database at a bounded rate (progress-cache.ts). */
+  progress: ProgressCache;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
+  /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
+  log: Logger;
+  /** One line per job start, stage and end (job-log.ts). */
+  jobLog: JobLog;
+  /** Prometheus series and the /metrics token (metrics.ts); alerts count what they send in metrics.alertsSent. */
+  metrics: ServerMetrics;
   /** Releases everything above, newest first; a second call does nothing. */
   close(): Promise<void>;
 }
@@ -89,6 +106,12 @@ export interface ContextOptions {
   loginLimits?: Partial<LoginLimits>;
   /** The clock for sign-in limits, codes and repositories (tests). */
   now?: () => number;
+  /** Where the server logs; errors only, to stderr, by default (`wpbackup server` passes its own, at info). */
+  logger?: Logger;
+  /** Node.js process metrics on /metrics (metrics.ts). */
+  processMetrics?: boolean;
+  /** Longest the database's progress of a running job lags its reports (progress-cache.ts); 2 s by default. */
+  progressWriteMs?: number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -107,10 +130,16 @@ function configOf(o: ContextOptions): ServerConfig {
   };
 }
 
+/** An idle agent is heard from once per poll (pollWaitMs) at least: two missed polls and it is offline. */
+function onlineWindowMs(config: ServerConfig): number {
+  return 2 * config.pollWaitMs + 10_000;
+}
+
 /** Opens the database (SQLite in the data dir, or PostgreSQL from databaseUrl) and everything built on it. */
 export async function openContext(o: ContextOptions): Promise<ServerContext> {
   ensureDataDir(o.dataDir);
   const config = configOf(o);
+  const log = o.logger ?? createLogger({ level: 'error', stream: process.stderr });
   const held = new ReleaseStack();
   try {
     const db = await openDb({ dataDir: o.dataDir, databaseUrl: o.databaseUrl });
@@ -131,11 +160,22 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
       partUrl: (token, n) => `${config.publicUrl.replace(/\/+$/, '')}/api/v1/agent/uploads/${token}/parts/${n}`,
     });
     held.defer(() => storage.close());
-    const jobEnded = new JobEndedHub();
+    const jobEnded = new JobEndedHub((message, err) => log.error({ err }, message));
     held.defer(() => jobEnded.close());
+    const pruneFailed = new PruneFailedHub((message, err) => log.error({ err }, message));
+    held.defer(() => pruneFailed.close());
     const caps = createCaps(config.limits);
     const now = o.now ?? Date.now;
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, now, close: () => held.releaseAll() };
+    const metrics = new ServerMetrics({
+      db, now, onlineWindowMs: onlineWindowMs(config),
+      archiveBytes: async (job) => (await repos.backups.completedForJob(job))?.size ?? undefined,
+    }, { processMetrics: o.processMetrics, token: loadMetricsToken(o.dataDir, o.env ?? process.env) });
+    const jobLog = new JobLog(log);
+    jobEnded.subscribe((job) => metrics.jobEnded(job));
+    jobEnded.subscribe((job) => jobLog.ended(job));
+    const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
+    held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

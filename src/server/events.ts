@@ -2,9 +2,11 @@ import { KeyedListeners } from './keyed-listeners.ts';
 
 // Site status changes, in process: a route that changes a site's backup state calls
 // ctx.events.publish(siteId), and every SSE stream watching that site re-reads the row
-// at once. Other server processes (and agents reporting to them) change rows too, so the SSE
-// route also polls the row about once a second and only emits when it differs from what it
-// last sent; publish() just makes changes made here show up without waiting for the poll.
+// at once, with this process's live progress over it (progress-cache.ts: an agent's report
+// is published here at once, though written to the database at a bounded rate). Other server
+// processes (and agents reporting to them) change rows too, so the SSE route also polls the
+// row about once a second and only emits when it differs from what it last sent; publish()
+// just makes changes made here show up without waiting for the poll.
 
 export type SiteListener = (siteId: string) => void;
 

@@ -2,7 +2,6 @@ import type { JoinResponse } from '../api/types.ts';
 import { conflict, notFound } from './api-error.ts';
 import { expiryFor, generateToken, hashToken } from './auth/tokens.ts';
 import type { ServerContext } from './context.ts';
-import { createRepos } from './db/repos.ts';
 import type { NodeRow } from './db/nodes.ts';
 import { reapExpiredJobs } from './reaper.ts';
 
@@ -71,8 +70,7 @@ export async function createJoinCode(ctx: ServerContext, o: { nodeId?: string; t
  */
 export async function rejoinNode(ctx: ServerContext, code: string): Promise<JoinResponse | undefined> {
   const nodeKey = generateToken('node');
-  return ctx.db.transaction(async (tx) => {
-    const repos = createRepos(tx, { secrets: ctx.secrets });
+  return ctx.repos.transaction(async (repos) => {
     const used = await repos.joinCodes.consumeRejoin(hashToken(code));
     if (!used?.nodeId || !(await repos.nodes.setKeyHash(used.nodeId, hashToken(nodeKey)))) return undefined;
     await repos.audit.record({ userId: used.createdBy, nodeId: used.nodeId, action: 'node.rejoin', targetType: 'node', targetId: used.nodeId });

@@ -18,7 +18,7 @@ export interface PgJobListener {
   close(): Promise<void>;
 }
 
-export function startPgJobListener(url: string, notifier: JobNotifier, log: (message: string) => void = () => {}): PgJobListener {
+export function startPgJobListener(url: string, notifier: JobNotifier, log: (message: string, err?: unknown) => void = () => {}): PgJobListener {
   let client: pg.Client | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -35,7 +35,7 @@ export function startPgJobListener(url: string, notifier: JobNotifier, log: (mes
     void c?.end().catch(() => undefined);
     markReady();
     if (stopped) return;
-    log(`job listener: ${why instanceof Error ? why.message : String(why)}; reconnecting in ${delay} ms`);
+    log(`job listener: connection lost; reconnecting in ${delay} ms`, why);
     timer = setTimeout(connect, delay);
     timer.unref();
     delay = Math.min(delay * 2, RETRY_MAX_MS);

@@ -14,7 +14,7 @@ import { forgetSignedParts } from './services/quota.ts';
 export interface ReaperOptions {
   /** How often to look; 5 s by default. */
   intervalMs?: number;
-  /** Where failures to abort an upload are reported; console.error by default. */
+  /** Where failures to abort an upload are reported; the server's log (ctx.log) by default. */
   log?: (message: string, err?: unknown) => void;
   /** The clock (epoch ms); Date.now by default. Tests pass their own. */
   now?: () => number;
@@ -28,7 +28,7 @@ export interface Reaper {
 }
 
 /** One pass: expire, then abort each expired job's upload and tell SSE watchers. */
-export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = defaultLog, now: number = Date.now()): Promise<JobRow[]> {
+export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = logTo(ctx), now: number = Date.now()): Promise<JobRow[]> {
   const expired = await ctx.repos.jobs.expireLeases(now);
   const stranded = await ctx.repos.jobs.expireQueuedOnDeadNodes(ctx.config.queuedJobTimeoutMs, now);
   for (const job of stranded) {
@@ -58,7 +58,7 @@ async function auditExpiry(ctx: ServerContext, log: NonNullable<ReaperOptions['l
 
 /** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
 export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reaper {
-  const log = opts.log ?? defaultLog;
+  const log = opts.log ?? logTo(ctx);
   let running: Promise<JobRow[]> | undefined;
   let stopped = false;
   const runOnce = async (): Promise<JobRow[]> => {
@@ -83,6 +83,6 @@ export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reape
   };
 }
 
-function defaultLog(message: string, err?: unknown): void {
-  console.error(`wpbackup reaper: ${message}${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`);
+function logTo(ctx: ServerContext): NonNullable<ReaperOptions['log']> {
+  return (message, err) => ctx.log.error({ err }, `reaper: ${message}`);
 }

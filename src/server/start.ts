@@ -1,9 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from './app.ts';
 import { openContext, type ContextOptions, type ServerContext } from './context.ts';
+import { startMetricsListener, type MetricsListener } from './metrics-listener.ts';
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
+import { startAlerts } from './alerts/pass.ts';
 import { ReleaseStack } from './release-stack.ts';
+import { startDeletionRetrier, type DeletionRetrier } from './retention/deletion.ts';
+import { pruneAfterBackups } from './retention/prune.ts';
+import { startScheduler } from './scheduler.ts';
 
 // The server context (context.ts), the HTTP API, the reaper and, on PostgreSQL, the LISTEN
 // connection for other servers' jobs. Shared by `wpbackup server` and the tests. Whatever
@@ -13,6 +18,8 @@ export interface StartOptions extends AppOptions, Omit<ContextOptions, 'publicUr
   port: number;
   host: string;
   publicUrl?: string;
+  /** HOST:PORT to serve GET /metrics on without a token (`--metrics-listen`). */
+  metricsListen?: string;
 }
 
 export interface RunningServer {
@@ -21,6 +28,10 @@ export interface RunningServer {
   url: string;
   /** The LISTEN connection for jobs queued by other servers (PostgreSQL only). */
   jobListener?: PgJobListener;
+  /** Retries failed backup deletions (retention/deletion.ts); tests stop its timer and call runOnce(). */
+  deletionRetrier: DeletionRetrier;
+  /** The token-less metrics address, with metricsListen. */
+  metricsListener?: MetricsListener;
   close(): Promise<void>;
 }
 
@@ -35,18 +46,30 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
     const reaper = startReaper(ctx);
     held.defer(() => reaper.stop());
+    // Retention: a prune after each completed backup, and retries of deletions that failed.
+    held.defer(pruneAfterBackups(ctx));
+    const retrier = startDeletionRetrier(ctx);
+    held.defer(() => retrier.stop());
+    // Alerts on ended jobs, and the pass for stale sites, offline agents, reminders and retries.
+    const alerts = startAlerts(ctx);
+    held.defer(() => alerts.stop());
+    // Queues scheduled backups; each due run once across every server (scheduler.ts).
+    const scheduler = startScheduler(ctx);
+    held.defer(() => scheduler.stop());
     // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
-    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m) => console.error(`wpbackup server: ${m}`)) : undefined;
+    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m, err) => ctx.log.warn({ err }, m)) : undefined;
     if (listener) held.defer(() => listener.close());
     // Waiting polls end first, so closing the app need not wait for them.
     held.defer(() => ctx.jobNotifier.close());
     await listener?.ready;
     await app.listen({ port: o.port, host: o.host });
+    const metricsListener = o.metricsListen ? await startMetricsListener(o.metricsListen, ctx.metrics, ctx.log) : undefined;
+    if (metricsListener) held.defer(() => metricsListener.close());
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
     const url = o.publicUrl ?? `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
     ctx.config.publicUrl = url;
-    return { app, ctx, url, jobListener: listener, close: () => held.releaseAll() };
+    return { app, ctx, url, jobListener: listener, deletionRetrier: retrier, metricsListener, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -3,12 +3,12 @@
 // error rather than stopping the scan.
 
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
+import { readSiteConfig } from '../engine/site.ts';
 import { badInput, describe, throwIfStopped } from '../errors.ts';
-import { parsePhpLiterals } from './php-literal.ts';
-import { findWpConfig, readWpConfigFile } from './wp-config.ts';
+import { readWpVersion } from './version.ts';
 
 export interface FoundSite {
   /** A short name from the path, e.g. example.com for /var/www/example.com/public_html. */
@@ -31,20 +31,6 @@ export interface ScanOptions {
   /** Names sites whose path says nothing, like /var/www/html (default: this machine's name). */
   hostname?: string;
   signal?: AbortSignal;
-}
-
-/** $wp_version from wp-includes/version.php. Throws bad_input when it cannot be read. */
-export async function readWpVersion(sitePath: string): Promise<string> {
-  const file = join(resolve(sitePath), 'wp-includes', 'version.php');
-  let source: Buffer;
-  try {
-    source = await readFile(file);
-  } catch (err) {
-    throw badInput(`Cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'Pass the WordPress root directory (the one with wp-includes)', err);
-  }
-  const def = parsePhpLiterals(source, file).variables.get('wp_version');
-  if (!def?.ok) throw badInput(`${file}: no plain $wp_version = '...'; found`, 'Is this a WordPress core file? Reinstall core if it was modified');
-  return def.text;
 }
 
 // Never WordPress roots, and often huge: not worth walking.
@@ -109,8 +95,9 @@ async function readSite(path: string): Promise<FoundSite> {
     // Core may live elsewhere (wp-config.php + wp-content here, core in a subdirectory).
   }
   try {
-    site.configFile = await findWpConfig(path);
-    const config = await readWpConfigFile(site.configFile);
+    // As a backup reads it: a wp-config.php linking outside the site (to another site's) is not read.
+    const config = await readSiteConfig(path);
+    site.configFile = config.file;
     site.dbName = config.dbName;
     site.dbHost = config.dbHost.raw;
     site.tablePrefix = config.tablePrefix;

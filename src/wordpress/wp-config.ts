@@ -1,7 +1,7 @@
 // Finds and reads a site's wp-config.php without running PHP: the database settings and the
 // table prefix, checked the way WordPress checks them, with errors that name the line to fix.
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { badInput } from '../errors.ts';
 import { parsePhpLiterals, type PhpDefinition, type PhpLiterals } from './php-literal.ts';
@@ -60,21 +60,6 @@ async function statOrUndefined(path: string) {
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw badInput(`Cannot check ${path}: ${code ?? String(err)}`, 'Run wpbackup as a user that can read the site, e.g. its owner or root', err);
   }
-}
-
-export async function readWpConfig(sitePath: string): Promise<WpConfig> {
-  return readWpConfigFile(await findWpConfig(sitePath));
-}
-
-export async function readWpConfigFile(file: string): Promise<WpConfig> {
-  let source: Buffer;
-  try {
-    source = await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw badInput(`Cannot read ${file}: ${code}`, 'Run wpbackup as a user that can read wp-config.php, e.g. the site owner or root', err);
-  }
-  return parseWpConfig(source, file);
 }
 
 /** The settings in a wp-config.php's source; `file` is only used in messages and the result. */

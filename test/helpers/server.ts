@@ -32,7 +32,7 @@ export interface TestServer {
 export const TEST_PASSWORD = 'correct horse battery staple 42';
 
 /** Server settings a test may change (timings, caps, margins, proxies, MFA, the clock). */
-export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now'>;
+export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now' | 'logger' | 'metricsListen'>;
 
 export async function startTestServer(dialect: Dialect, opts: TestServerOptions = {}): Promise<TestServer> {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();

@@ -15,6 +15,8 @@ export interface TestServices {
   };
   minio: { endpoint: string; accessKey: string; secretKey: string; region: string };
   postgres: { url: string };
+  /** Mailpit: an SMTP server that keeps every message, and its HTTP API (the alert tests). */
+  mailpit: { smtpHost: string; smtpPort: number; api: string };
   /** Path of Debian's chromium binary. */
   chromium: string;
   /** Debian's WordPress core, /usr/share/wordpress. */
@@ -31,7 +33,7 @@ export function services(): TestServices {
   try {
     cached = JSON.parse(readFileSync(file, 'utf8')) as TestServices;
   } catch (err) {
-    throw new Error(`${file} is missing: run 'bash scripts/test-services.sh' (npm test does) to start MariaDB, PostgreSQL and MinIO`, { cause: err });
+    throw new Error(`${file} is missing: run 'bash scripts/test-services.sh' (npm test does) to start MariaDB, PostgreSQL, MinIO and Mailpit`, { cause: err });
   }
   return cached;
 }

@@ -8,6 +8,7 @@ import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Progress } from '../../src/server/db/sites.ts';
 import { spawnAgent } from '../helpers/agent.ts';
 import { defaultsFile, tableChecksums } from '../helpers/mysql.ts';
+import { parseMetrics, sample } from '../helpers/prometheus.ts';
 import { createRestoreTarget } from '../helpers/restore-target.ts';
 import { listKeys, makeBucket, pendingUploads, removeBucket } from '../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -130,6 +131,14 @@ for (const dialect of DIALECTS) {
       assert.equal(state?.progress, 100);
       assert.deepEqual(run.stages, STAGES);
       assert.deepEqual(run.statuses, ['running', 'completed']);
+      // The agent timed each stage and sent the times with its finish (the server's histogram),
+      // and logged the job as JSON lines carrying the job, site and node ids.
+      const metrics = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.server.ctx.metrics.token}` } });
+      const scraped = parseMetrics(await metrics.text());
+      for (const stage of STAGES) assert.equal(sample(scraped, `wpbackup_backup_stage_duration_seconds_count{stage="${stage}"}`), 1, stage);
+      const jobLines = agentOut.split('\n').filter((l) => l.includes(`"job":"${run.jobId}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(jobLines.map((l) => [l.event, l.stage ?? l.status ?? null]), [['job.start', null], ...STAGES.map((st) => ['job.stage', st]), ['job.end', 'completed']], agentOut);
+      for (const l of jobLines) assert.deepEqual([l.site, l.node], [siteId, identity.node_id]);
       const b = await t.server.ctx.repos.backups.get(state?.lastBackupId ?? '');
       assert.ok(b && b.status === 'completed' && b.size && b.sha256);
       assert.match(b.key, new RegExp(`^${identity.node_id}/${siteId}/fixture\\.example_\\d{8}_\\d{6}\\.tar\\.zst$`));

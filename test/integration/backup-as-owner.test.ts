@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addBulk } from '../helpers/bulk.ts';
@@ -8,7 +8,7 @@ import { resultOf, runCli } from '../helpers/cli.ts';
 import { TEST_HOME } from '../helpers/services.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createFixtureSite, type FixtureSite } from '../helpers/wp-fixture.ts';
-import { ownerIds } from '../helpers/owner.ts';
+import { ownerIds, ownerSupplementaryGroup } from '../helpers/owner.ts';
 
 // Run as root on a site someone else owns, a backup reads the site (the reader process) and
 // dumps the database (mariadb-dump) as that owner, and a stop or kill -9 still takes every
@@ -90,6 +90,23 @@ describe('a backup as the site owner', () => {
     assert.deepEqual(names.filter((n) => !n.startsWith('wp-content')), ['database.sql', 'wp-config.php', '.htaccess', 'manifest.json']);
     assert.ok(names.indexOf('database.sql') > names.findLastIndex((n) => n.startsWith('wp-content')), 'wp-content comes first');
     execFileSync('tar', ['-d', '-f', '-', '-C', site.dir, 'wp-content'], { input: raw, maxBuffer: 1 << 30 });
+  });
+
+  it('reads what the owner may read through a supplementary group, as the owner would', async () => {
+    const shared = join(site.dir, 'wp-content', 'uploads', 'group-readable.txt');
+    writeFileSync(shared, 'readable by the group wpb-test-share\n');
+    chownSync(shared, 0, ownerSupplementaryGroup());
+    chmodSync(shared, 0o640);
+    try {
+      const run = await runCli(args('group', false));
+      assert.ok(run.code === 0 || run.code === 3, run.stderr); // 3: the fixture's unreadable file
+      assert.doesNotMatch(run.stdout + run.stderr, /group-readable/);
+      const raw = execFileSync('zstd', ['-q', '-d', '-c', join(work, 'group', resultOf(run).key as string)], { maxBuffer: 1 << 30 });
+      const content = execFileSync('tar', ['-xOf', '-', 'wp-content/uploads/group-readable.txt'], { input: raw, encoding: 'utf8', maxBuffer: 1 << 30 });
+      assert.equal(content, 'readable by the group wpb-test-share\n');
+    } finally {
+      rmSync(shared, { force: true });
+    }
   });
 
   it('stops within 2 s on SIGINT while the reader streams, leaving nothing behind', async () => {

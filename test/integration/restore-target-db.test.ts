@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readWpConfig } from '../../src/wordpress/wp-config.ts';
+import { readSiteConfig } from '../../src/engine/site.ts';
 import { MAIN, resultOf, runCli } from '../helpers/cli.ts';
 import { layout, writeArchive } from '../helpers/hostile-archive.ts';
 import { sql } from '../helpers/mysql.ts';
@@ -134,7 +134,7 @@ describe('which database a restore goes into', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal(resultOf(run).database, t.dbName);
     assert.equal(await sql("SELECT option_value FROM wp_options WHERE option_name = 'siteurl'", t.dbName), 'https://source.example');
-    const config = await readWpConfig(site);
+    const config = await readSiteConfig(site);
     assert.deepEqual([config.dbName, config.dbUser, config.dbPassword, config.dbHost.raw], [t.dbName, t.dbUser, t.dbPassword, dbHost]);
     assert.match(readFileSync(join(site, 'wp-config.php'), 'utf8'), /define\( 'AUTH_KEY', 'kept-salt' \);/, "the archive's other settings are kept");
     assert.doesNotMatch(readFileSync(join(site, 'wp-config.php'), 'utf8'), new RegExp(live.dbName), 'the live database is named nowhere');
@@ -153,7 +153,7 @@ describe('which database a restore goes into', () => {
     child.stdin.end(`${t.dbPassword}\n`);
     const [code] = (await once(child, 'close')) as [number];
     assert.equal(code, 0, stderr);
-    assert.equal((await readWpConfig(site)).dbPassword, t.dbPassword);
+    assert.equal((await readSiteConfig(site)).dbPassword, t.dbPassword);
     assert.equal(await sql("SELECT COUNT(*) FROM wp_options", t.dbName), '2');
   });
 });

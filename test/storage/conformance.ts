@@ -101,8 +101,12 @@ export function storageConformance(name: string, setup: () => Promise<Conformanc
 
     it('deletes idempotently', async () => {
       await s.put('del/me', Readable.from([Buffer.from('x')]));
+      await s.put('del/me-too', Readable.from([Buffer.from('y')]));
       await s.delete('del/me');
       assert.equal(await s.head('del/me'), undefined);
+      // Retention and reconcile rely on it: the key is gone from listings, its neighbours stay.
+      assert.deepEqual((await s.list('del/')).map((o) => o.key), ['del/me-too']);
+      await assert.rejects(s.get('del/me'), { kind: 'bad_input' });
       await s.delete('del/me');
       await s.delete('del/never-existed');
     });

@@ -6,7 +6,8 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { sitesScan, sitesTable } from '../../src/cli/commands/sites.ts';
 import { WpbError } from '../../src/errors.ts';
-import { nameSites, readWpVersion, scanSites, type FoundSite } from '../../src/wordpress/discover.ts';
+import { nameSites, scanSites, type FoundSite } from '../../src/wordpress/discover.ts';
+import { readWpVersion } from '../../src/wordpress/version.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wpb-discover-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -133,6 +134,20 @@ describe('scanSites', () => {
     await assert.rejects(scanSites([join(tmp, 'missing')]), (err: unknown) => err instanceof WpbError && err.kind === 'bad_input' && /missing does not exist/.test(err.message));
     write(join(tmp, 'file.txt'));
     await assert.rejects(scanSites([join(tmp, 'file.txt')]), (err: unknown) => err instanceof WpbError && /is not a directory/.test(err.message));
+  });
+
+  test('links the site controls are not read through: another site\'s wp-config.php, a linked version.php', async () => {
+    const root = join(tmp, 'links');
+    wordpress(join(root, 'victim.com'), config('victim'));
+    wordpress(join(root, 'thief.com'), null);
+    symlinkSync(join(root, 'victim.com', 'wp-config.php'), join(root, 'thief.com', 'wp-config.php'));
+    rmSync(join(root, 'thief.com', 'wp-includes', 'version.php'));
+    symlinkSync(join(root, 'victim.com', 'wp-includes', 'version.php'), join(root, 'thief.com', 'wp-includes', 'version.php'));
+    const thief = (await scanSites([root])).find((s) => s.name === 'thief.com');
+    assert.equal(thief?.dbName, undefined);
+    assert.equal(thief?.wpVersion, undefined);
+    assert.match(thief?.error ?? '', /wp-config\.php is a link to .*victim\.com.*outside the site: not read/);
+    assert.doesNotMatch(JSON.stringify(thief), /SECRET-PW/);
   });
 
   test('a stop request ends the scan', async () => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WpbError } from '../../src/errors.ts';
-import { findWpConfig, parseDbHost, parseWpConfig, readWpConfig } from '../../src/wordpress/wp-config.ts';
+import { readSiteConfig } from '../../src/engine/site.ts';
+import { findWpConfig, parseDbHost, parseWpConfig } from '../../src/wordpress/wp-config.ts';
 
 // php-cli is installed by scripts/test-services.sh (npm test): these tests never skip.
 const root = mkdtempSync(join(tmpdir(), 'wpb-wp-config-'));
@@ -115,7 +116,7 @@ describe('passwords agree byte for byte with PHP', () => {
     test(label, async () => {
       const dir = site({ 'wp-config.php': wpConfig(dbLines(literal)), 'wp-settings.php': '<?php\n' });
       const php = phpSees(join(dir, 'wp-config.php'));
-      const cfg = await readWpConfig(dir);
+      const cfg = await readSiteConfig(dir);
       assert.equal(hex(cfg.dbPassword), php.DB_PASSWORD);
       assert.equal(hex(cfg.dbName), php.DB_NAME);
       assert.equal(hex(cfg.dbUser), php.DB_USER);
@@ -186,7 +187,7 @@ describe('DB_HOST', () => {
   test('every form read from a wp-config.php is what PHP sees', async () => {
     for (const raw of forms) {
       const dir = site({ 'wp-config.php': wpConfig(dbLines(`'pw'`, `'${raw}'`)), 'wp-settings.php': '<?php\n' });
-      const cfg = await readWpConfig(dir);
+      const cfg = await readSiteConfig(dir);
       assert.equal(hex(cfg.dbHost.raw), phpSees(join(dir, 'wp-config.php')).DB_HOST, raw);
       assert.deepEqual(cfg.dbHost, parseDbHost(raw));
     }
@@ -203,7 +204,7 @@ describe('findWpConfig', () => {
     const parent = site({ 'wp-config.php': wpConfig(dbLines(`'pw'`)), 'public_html/wp-settings.php': '', 'public_html/wp-content/': '' });
     const dir = join(parent, 'public_html');
     assert.equal(await findWpConfig(dir), join(parent, 'wp-config.php'));
-    const cfg = await readWpConfig(dir);
+    const cfg = await readSiteConfig(dir);
     assert.equal(cfg.file, join(parent, 'wp-config.php'));
     assert.equal(cfg.dbName, 'wordpress_db');
   });
@@ -225,10 +226,10 @@ describe('findWpConfig', () => {
   });
 });
 
-describe('readWpConfig', () => {
+describe('readSiteConfig', () => {
   test('a typical wp-config.php', async () => {
     const dir = site({ 'wp-config.php': wpConfig(dbLines(`'pw'`, `'db.internal:3307'`)), 'wp-settings.php': '' });
-    assert.deepEqual(await readWpConfig(dir), {
+    assert.deepEqual(await readSiteConfig(dir), {
       file: join(dir, 'wp-config.php'),
       dbName: 'wordpress_db',
       dbUser: 'wp_user',
@@ -276,7 +277,7 @@ define( 'DB_HOST', 'new-host' );`;
   test('getenv() is an error naming the file, line and constant', async () => {
     const dir = site({ 'wp-config.php': wpConfig(dbLines(`getenv( 'DB_PASSWORD' )`)) });
     const file = join(dir, 'wp-config.php');
-    await assertBadInput(() => readWpConfig(dir), new RegExp(`^${file}:13: DB_PASSWORD is set with getenv\\(\\), which wpbackup cannot evaluate$`), /without running it/);
+    await assertBadInput(() => readSiteConfig(dir), new RegExp(`^${file}:13: DB_PASSWORD is set with getenv\\(\\), which wpbackup cannot evaluate$`), /without running it/);
   });
 
   const unevaluable: [string, string, RegExp][] = [
@@ -310,7 +311,7 @@ define( 'DB_HOST', 'new-host' );`;
 
   test('an unreadable wp-config.php', async () => {
     const dir = site({ 'wp-config.php/': '' }); // a directory: unreadable even for root
-    await assertBadInput(() => readWpConfig(dir), /Cannot read .*wp-config\.php: EISDIR/, /can read wp-config\.php/);
+    await assertBadInput(() => readSiteConfig(dir), /Cannot read .*wp-config\.php: not a regular file/, /Make wp-config\.php a regular file/);
   });
 
   test('noise typical of real files does not disturb the reading', () => {

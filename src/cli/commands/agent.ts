@@ -49,6 +49,8 @@ Options:
   --once               exit after one job
   --no-nice            run children at normal priority (default: nice 10)
   --limit-upload RATE  cap the upload bandwidth, e.g. 10M (bytes per second; K, M, G suffixes)
+  --log-level LEVEL    fatal, error, warn, info (default), debug, trace or silent ($WPBACKUP_LOG_LEVEL)
+  --log-format FORMAT  json (default: one JSON object per line on stdout) or pretty ($WPBACKUP_LOG_FORMAT)
   --scan-root DIR      where to look for WordPress sites to offer for adoption (repeatable;
                        default /var/www); scanned at start and every 6 hours, DB passwords are
                        never sent
@@ -64,6 +66,8 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     'no-nice': { type: 'boolean' },
     'limit-upload': { type: 'string' },
     'scan-root': { type: 'string', multiple: true },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
   },
   allowPositionals: false,
   async run(v, _pos, ctx: CommandContext & { stdin?: NodeJS.ReadableStream }) {
@@ -71,18 +75,20 @@ SIGINT/SIGTERM stop a running backup cleanly and tell the server.`,
     const limitUploadBytesPerSec = limit ? parseRate(limit) : undefined;
     const dataDir = resolveDataDir(str(v['data-dir']), ctx.env);
     const joinCode = await joinCodeFrom(str(v['join-code']), ctx.env, ctx.stdin ?? process.stdin);
-    const [{ runAgent }, { AgentClient }, { ensureIdentity, identityPath }] = await Promise.all([
+    const [{ runAgent }, { AgentClient }, { ensureIdentity, identityPath }, { createLogger, parseLogOptions }] = await Promise.all([
       import('../../agent/agent.ts'),
       import('../../agent/client.ts'),
       import('../../agent/identity.ts'),
+      import('../../log.ts'),
     ]);
+    const logger = createLogger({ ...parseLogOptions({ level: str(v['log-level']), format: str(v['log-format']) }, ctx.env), stream: ctx.stdout });
     const { identity, joined } = await ensureIdentity({ dataDir, server: str(v.server), joinCode, hostname: str(v.hostname) });
-    const log = (line: string): void => void ctx.stdout.write(`${new Date().toISOString()} ${line}\n`);
-    if (joined) log(`joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);
-    else log(`node ${identity.node_id} of ${identity.server}`);
+    const ids = { node: identity.node_id, server: identity.server };
+    if (joined) logger.info({ ...ids, identity: identityPath(dataDir) }, `joined ${identity.server} as node ${identity.node_id}; identity saved in ${identityPath(dataDir)}`);
+    else logger.info(ids, `node ${identity.node_id} of ${identity.server}`);
     const client = new AgentClient(identity.server, identity.node_key);
     const scanRoots = strs(v['scan-root']);
-    await runAgent({ client, dataDir, signal: ctx.signal, log, once: v.once === true, nice: v['no-nice'] === true ? 0 : 10, limitUploadBytesPerSec, scanRoots: scanRoots.length ? scanRoots : ['/var/www'] });
+    await runAgent({ client, dataDir, signal: ctx.signal, logger: logger.child({ node: identity.node_id }), once: v.once === true, nice: v['no-nice'] === true ? 0 : 10, limitUploadBytesPerSec, scanRoots: scanRoots.length ? scanRoots : ['/var/www'] });
     return EXIT.ok;
   },
 };

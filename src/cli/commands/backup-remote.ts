@@ -13,7 +13,7 @@ import { progressFor } from '../render.ts';
 const ENDED: ReadonlySet<string> = new Set(END_STATUSES);
 
 /** A site id, or a site name looked up in the sites the token can see. */
-async function siteId(api: ApiClient, ref: string | undefined): Promise<string> {
+export async function siteId(api: ApiClient, ref: string | undefined): Promise<string> {
   if (!ref) throw badInput('Name the site: a site id or name', "List them with GET /api/v1/sites");
   if (isUuid(ref)) return ref;
   const list = (await api.json<{ sites: Site[] }>('GET', '/api/v1/sites')).sites;

@@ -1,3 +1,4 @@
+import type { Node, NodeList } from '../../api/admin-types.ts';
 import { badInput } from '../../errors.ts';
 import type { ServerContext } from '../../server/context.ts';
 import type { Command } from '../command.ts';
@@ -100,3 +101,30 @@ function onlyNode(pos: string[]): string {
   if (pos.length !== 1 || !pos[0]) throw badInput('Name one node (its id or hostname)', 'e.g. wpbackup nodes rotate-key web1.example.com');
   return pos[0];
 }
+
+export const nodesSetLimit: Command = {
+  path: ['nodes', 'set-limit'],
+  summary: 'Set how many backups a node runs at once',
+  usage: 'nodes set-limit NODE N [--json]',
+  help: `NODE is a node id or hostname; N is 1 to 64 (default 1). The server hands the node's agent no
+more backups than that at once, and the agent runs up to that many side by side (it learns the
+limit from its next poll). Over the API: uses WPBACKUP_URL and WPBACKUP_TOKEN (super_admin, or
+the node's node_admin). Exit codes: 0 done, 1 failed, 2 bad input or refused.`,
+  options: { json: { type: 'boolean' } },
+  allowPositionals: true,
+  async run(v, pos, ctx) {
+    const [ref, limitText] = pos;
+    if (pos.length !== 2 || !ref || !limitText) throw badInput('Name one node and a limit', 'e.g. wpbackup nodes set-limit web1.example.com 2');
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > 64) throw badInput(`The limit must be a whole number from 1 to 64, not ${limitText}`);
+    const { apiClient } = await import('../api-client.ts');
+    const api = apiClient(ctx.env);
+    const nodes = (await api.json<NodeList>('GET', '/api/v1/nodes')).nodes;
+    const matches = nodes.filter((n) => n.id === ref || n.hostname.toLowerCase() === ref.toLowerCase());
+    if (matches.length !== 1 || !matches[0]) throw badInput(matches.length ? `${matches.length} nodes are called ${ref}` : `No node ${ref} that you may see`, 'Give a node id as GET /api/v1/nodes lists them');
+    const node = await api.json<Node>('PATCH', `/api/v1/nodes/${matches[0].id}`, { job_limit: limit });
+    if (v.json) ctx.stdout.write(JSON.stringify({ node_id: node.id, job_limit: node.job_limit }) + '\n');
+    else ctx.stdout.write(`${node.hostname} (${node.id}) now runs up to ${node.job_limit} backup(s) at once.\n`);
+    return EXIT.ok;
+  },
+};

@@ -8,7 +8,7 @@ import { str } from '../values.ts';
 export const serverCommand: Command = {
   path: ['server'],
   summary: 'Run the control server: HTTP API, dashboard and job queue',
-  usage: 'server [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--trust-proxy ADDRS] [--require-mfa ROLES]',
+  usage: 'server [--port 8080] [--host 127.0.0.1] [--data-dir DIR] [--trust-proxy ADDRS] [--require-mfa ROLES] [--metrics-listen HOST:PORT] [--log-level LEVEL]',
   help: `Keeps the fleet's state (SQLite in the data dir, or PostgreSQL when DATABASE_URL is set) and
 hands backup jobs to agents. API under /api/v1, OpenAPI at /api/openapi.json, docs at /api/docs.
 
@@ -18,7 +18,12 @@ Options:
   --public-url URL     the URL agents and download links use (default http://HOST:PORT)
   --data-dir DIR       database, secret key, local backups (default $WPBACKUP_DATA_DIR or /var/lib/wpbackup)
   --no-local-agent     do not run an agent in this process (by default one backs up this machine's sites)
-  --log-requests       log one JSON line per request on stdout (tokens and signed links are redacted)
+  --log-level LEVEL    fatal, error, warn, info (default), debug, trace or silent ($WPBACKUP_LOG_LEVEL)
+  --log-format FORMAT  json (default: one JSON object per line on stdout) or pretty ($WPBACKUP_LOG_FORMAT)
+  --log-requests       log one line per request too (tokens and signed links are redacted)
+  --metrics-listen HOST:PORT  also serve GET /metrics there, without a token (e.g. 127.0.0.1:9464);
+                       on the API's address /metrics takes the metrics token: $WPBACKUP_METRICS_TOKEN,
+                       else the one generated into DATA_DIR/metrics.token (mode 0600)
   --trust-proxy ADDRS  reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
                        names the client (default $WPBACKUP_TRUST_PROXY, else none: the peer's address)
   --require-mfa ROLES  roles that must sign in with a TOTP second factor, e.g. super_admin,node_admin
@@ -40,6 +45,9 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     'data-dir': { type: 'string' },
     'no-local-agent': { type: 'boolean' },
     'log-requests': { type: 'boolean' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+    'metrics-listen': { type: 'string' },
     'max-streams-per-user': { type: 'string' },
     'max-streams': { type: 'string' },
     'max-polls-per-node': { type: 'string' },
@@ -59,16 +67,22 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const { parseRoles } = await import('../../server/auth/roles.ts');
     const trustProxy = str(v['trust-proxy']) !== undefined ? parseTrustProxy(str(v['trust-proxy'])) : parseTrustProxy(ctx.env.WPBACKUP_TRUST_PROXY, 'WPBACKUP_TRUST_PROXY');
     const requireMfa = parseRoles(str(v['require-mfa']) ?? ctx.env.WPBACKUP_REQUIRE_MFA, str(v['require-mfa']) !== undefined ? '--require-mfa' : 'WPBACKUP_REQUIRE_MFA');
+    const metricsListen = str(v['metrics-listen']);
+    // Checked before anything starts listening.
+    if (metricsListen !== undefined) (await import('../../server/metrics-listener.ts')).parseListenAddress(metricsListen);
+    const { createLogger, parseLogOptions } = await import('../../log.ts');
+    const logger = createLogger({ ...parseLogOptions({ level: str(v['log-level']), format: str(v['log-format']) }, ctx.env), stream: ctx.stdout });
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
     const server = await startServer({
       port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true,
-      trustProxy, requireMfa, ...limitOptions(v),
+      trustProxy, requireMfa, ...limitOptions(v), logger, processMetrics: true, metricsListen,
     });
     ctx.stdout.write(`wpbackup server listening on ${server.url} (${server.ctx.db.dialect}, data dir ${dataDir})\n`);
     ctx.stdout.write(`  API docs: ${server.url}/api/docs\n`);
     if (trustProxy) ctx.stdout.write(`  Client addresses from X-Forwarded-For of: ${trustProxy.join(', ')}\n`);
     if (requireMfa.length > 0) ctx.stdout.write(`  Second factor required for: ${requireMfa.join(', ')}\n`);
+    if (server.metricsListener) ctx.stdout.write(`  Metrics (no token): ${server.metricsListener.url}\n`);
     if ((await server.ctx.repos.users.count()) === 0) {
       ctx.stdout.write(`  No users yet. Create the first admin (password read from stdin or prompted):\n    wpbackup users create --email you@example.com --role super_admin --data-dir ${dataDir}\n`);
     }
@@ -76,7 +90,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     let localAgent: { nodeId: string; done: Promise<void> } | undefined;
     if (v['no-local-agent'] !== true) {
       const { startEmbeddedAgent } = await import('../../agent/embedded.ts');
-      localAgent = await startEmbeddedAgent({ serverUrl: server.url, dataDir: join(dataDir, 'agent'), joinCodes: server.ctx.repos.joinCodes, signal: agentStop.signal, scanRoots: ['/var/www'], log: (line) => ctx.stderr.write(`${line}\n`) });
+      localAgent = await startEmbeddedAgent({ serverUrl: server.url, dataDir: join(dataDir, 'agent'), joinCodes: server.ctx.repos.joinCodes, signal: agentStop.signal, scanRoots: ['/var/www'], logger: logger.child({ component: 'local-agent' }) });
       ctx.stdout.write(`  Local agent: node ${localAgent.nodeId} backs up the sites on this machine\n`);
     }
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));

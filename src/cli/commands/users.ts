@@ -9,7 +9,7 @@ import { str } from '../values.ts';
 // The password never goes on the command line: it is read from stdin, or typed twice unechoed.
 
 /** The first line of a piped stdin (without its line ending); at most a bit over the policy's cap is read. */
-async function firstLine(stdin: NodeJS.ReadableStream, maxLength: number): Promise<string> {
+export async function firstLine(stdin: NodeJS.ReadableStream, maxLength: number): Promise<string> {
   let text = '';
   for await (const chunk of stdin) {
     text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');

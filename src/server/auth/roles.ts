@@ -24,6 +24,7 @@ export const ACTIONS = {
   'backup.download': 'site',
   'backup.delete': 'site',
   'daemon.reset': 'site', // reset a stuck backup to idle and clean its temp files
+  'retention.write': 'site', // set or clear a retention policy, pin or unpin a backup, prune (the fleet's: no site, so super_admin only)
   'node.read': 'node',
   'node.write': 'node', // create (resource: none, so super_admin only), edit, delete
   'node.join_code': 'node',
@@ -33,6 +34,10 @@ export const ACTIONS = {
   'storage.write': 'global',
   'user.manage': 'global',
   'audit.read': 'global',
+  'alerts.manage': 'global', // alert channels (their SMTP servers, webhooks, delivery logs) and fleet alert settings
+  'site.schedule': 'site', // set or clear a site's backup schedule
+  'schedule.default.read': 'global', // the fleet's default schedule
+  'schedule.default.write': 'global',
 } as const satisfies Record<string, Scope>;
 export type Action = keyof typeof ACTIONS;
 export const ACTION_NAMES = Object.keys(ACTIONS) as Action[];
@@ -43,15 +48,16 @@ export type Subject = Role | 'node';
 export type Decision = 'allow' | 'forbidden';
 
 const AGENT: Action[] = ['agent.poll', 'agent.report'];
-const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download'];
+// Whoever may start a site's backups may also say when they run by themselves (site.schedule).
+const SITE_VIEWER: Action[] = ['site.read', 'site.backup', 'site.stop', 'backup.read', 'backup.download', 'site.schedule'];
 const NODE_ADMIN_OWN: Action[] = [
-  ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'node.read', 'node.write', 'node.join_code',
+  ...SITE_VIEWER, 'site.write', 'site.delete', 'backup.delete', 'daemon.reset', 'retention.write', 'node.read', 'node.write', 'node.join_code',
 ];
 
 // Agent actions are for agents alone, super_admin included: they act as "this node", and a user is no node.
 const GRANTS: Record<Subject, { any: Action[]; own: Action[] }> = {
   super_admin: { any: ACTION_NAMES.filter((a) => !AGENT.includes(a)), own: [] },
-  node_admin: { any: ['storage.read'], own: NODE_ADMIN_OWN },
+  node_admin: { any: ['storage.read', 'schedule.default.read'], own: NODE_ADMIN_OWN },
   site_admin: { any: [], own: SITE_VIEWER },
   node: { any: [], own: AGENT },
 };

@@ -1,4 +1,4 @@
-import { newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { bool, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // Stored archives. A row is created when the upload starts ('uploading'), completed with its
@@ -20,6 +20,12 @@ export interface BackupRow {
   sha256: string | null;
   status: BackupStatus;
   createdAt: number;
+  /** Kept forever by retention (pinned by a user). */
+  pinned: boolean;
+  /** For a 'deleting' row whose object deletion failed: tries so far, the next try, the last error. */
+  deleteAttempts: number;
+  deleteAfter: number | null;
+  deleteError: string | null;
 }
 
 export interface NewBackup {
@@ -30,9 +36,9 @@ export interface NewBackup {
   filename: string;
 }
 
-const COLUMNS = 'id, site_id, storage_id, job_id, key, filename, size, source_bytes, sha256, status, created_at';
+export const COLUMNS = 'id, site_id, storage_id, job_id, key, filename, size, source_bytes, sha256, status, created_at, pinned, delete_attempts, delete_after, delete_error';
 
-function toBackup(r: Raw): BackupRow {
+export function toBackup(r: Raw): BackupRow {
   return {
     id: str(r.id),
     siteId: str(r.site_id),
@@ -45,6 +51,10 @@ function toBackup(r: Raw): BackupRow {
     sha256: strOrNull(r.sha256),
     status: r.status as BackupStatus,
     createdAt: num(r.created_at),
+    pinned: bool(r.pinned),
+    deleteAttempts: num(r.delete_attempts ?? 0),
+    deleteAfter: numOrNull(r.delete_after),
+    deleteError: strOrNull(r.delete_error),
   };
 }
 

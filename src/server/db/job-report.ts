@@ -38,3 +38,15 @@ export async function reportProgress(ctx: RepoContext, jobId: string, nodeId: st
     return changed === 1 ? { cancelRequested: bool(job.cancel_requested), leaseUntil: num(job.lease_until) } : undefined;
   });
 }
+
+/**
+ * A job's last report, written onto its site after the job ended (the progress cache held it,
+ * progress-cache.ts): the outcome's row keeps the stage and percent the agent last reported.
+ * Only while the site still shows that job's run; a completed run stays at 100 %. False when not.
+ */
+export async function keepLastProgress(ctx: RepoContext, siteId: string, jobId: string, p: Progress): Promise<boolean> {
+  checkProgress(p.progress);
+  const sql = `UPDATE sites SET progress = CASE WHEN status = 'completed' THEN progress ELSE ? END, stage = ?, stage_detail = ?, updated_at = ?
+    WHERE id = ? AND current_job_id = ? AND status <> 'idle'`;
+  return (await ctx.db.exec(sql, [p.progress, p.stage, p.stageDetail, ctx.now(), siteId, jobId])) === 1;
+}

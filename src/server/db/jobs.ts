@@ -4,7 +4,7 @@ import type { JobRow, JobType } from './job-rows.ts';
 import { expireLeases, finishJob, requestCancel, resetSite } from './job-endings.ts';
 import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
 import { expireQueuedOnDeadNodes } from './job-expiry.ts';
-import { reportProgress } from './job-report.ts';
+import { keepLastProgress, reportProgress } from './job-report.ts';
 import type { ReportReply } from './job-report.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Progress } from './sites.ts';
@@ -19,7 +19,8 @@ export type { ReportReply } from './job-report.ts';
 // atomic across server processes is one statement or one transaction:
 // - one live job per site and type: the partial unique index jobs_one_active;
 // - a claim hands a job to one agent: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
-//   LOCKED) on PostgreSQL, the same statement in a BEGIN IMMEDIATE transaction on SQLite.
+//   LOCKED) on PostgreSQL, the same statement in a BEGIN IMMEDIATE transaction on SQLite;
+// - a node holds at most job_limit backups: each claim first locks the node's row and counts.
 
 /** The PostgreSQL channel queued jobs are announced on (payload: the node id); see job-notifier.ts. */
 export const JOBS_CHANNEL = 'wpbackup_jobs';
@@ -89,19 +90,27 @@ export class JobsRepo {
 
   /**
    * The node's oldest queued job, now claimed by it until now + leaseMs; undefined when none.
-   * Clean-up (reset) jobs go first, so they never run after a backup queued behind them.
+   * A node holding job_limit backups gets no other backup; clean-up (reset) jobs are not
+   * limited (short, and asked for by a person) and go first, so they never run after a
+   * backup queued behind them.
    */
   async claimNext(nodeId: string, leaseMs: number): Promise<JobRow | undefined> {
     const now = this.#ctx.now();
     const lock = this.#ctx.db.dialect === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
-    const sql = `UPDATE jobs SET state = 'claimed', claimed_by = ?, lease_until = ?, attempt = attempt + 1, updated_at = ?
-      WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE node_id = ? AND state = 'queued' ORDER BY CASE WHEN type = 'reset' THEN 0 ELSE 1 END, created_at, id LIMIT 1 ${lock})
+    const sql = (resetsOnly: boolean): string => `UPDATE jobs SET state = 'claimed', claimed_by = ?, lease_until = ?, attempt = attempt + 1, updated_at = ?
+      WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE node_id = ? AND state = 'queued' ${resetsOnly ? "AND type = 'reset'" : ''}
+        ORDER BY CASE WHEN type = 'reset' THEN 0 ELSE 1 END, created_at, id LIMIT 1 ${lock})
       RETURNING ${JOB_COLUMNS}`;
-    const params = [nodeId, now + leaseMs, now, nodeId];
-    // One statement is atomic on PostgreSQL; SQLite gets it inside BEGIN IMMEDIATE, so it
-    // holds the write lock from the read to the write even against another process.
-    const row =
-      this.#ctx.db.dialect === 'postgres' ? await this.#ctx.db.get<Raw>(sql, params) : await this.#ctx.db.transaction((tx) => tx.get<Raw>(sql, params));
+    // Claims for one node run one after the other (the node's row locked on PostgreSQL,
+    // BEGIN IMMEDIATE on SQLite), so two servers cannot both hand out its last free slot.
+    const row = await this.#ctx.db.transaction(async (tx) => {
+      // NO KEY UPDATE: claims of one node wait for each other, while inserts of jobs that
+      // reference the node (their foreign key check takes KEY SHARE) go on.
+      const node = await tx.get<Raw>(`SELECT job_limit FROM nodes WHERE id = ?${tx.dialect === 'postgres' ? ' FOR NO KEY UPDATE' : ''}`, [nodeId]);
+      if (!node) return undefined;
+      const held = await tx.get<Raw>(`SELECT COUNT(*) AS n FROM jobs WHERE claimed_by = ? AND type = 'backup' AND state IN ${LEASED_STATES}`, [nodeId]);
+      return tx.get<Raw>(sql(Number(held?.n ?? 0) >= Number(node.job_limit)), [nodeId, now + leaseMs, now, nodeId]);
+    });
     return row && toJob(row);
   }
 
@@ -114,11 +123,17 @@ export class JobsRepo {
   }
 
   /**
-   * The progress endpoint's one call: writes the site's progress and renews the lease (a
-   * claimed job becomes running). undefined: the job is no longer this node's to run, stop.
+   * Writes the site's progress and renews the lease (a claimed job becomes running); the
+   * progress endpoint calls it at a bounded rate per job (progress-cache.ts).
+   * undefined: the job is no longer this node's to run, stop.
    */
   report(jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
     return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p);
+  }
+
+  /** After the job ended: its site keeps the job's last report (see job-report.ts keepLastProgress). */
+  keepLastProgress(siteId: string, jobId: string, p: Progress): Promise<boolean> {
+    return keepLastProgress(this.#ctx, siteId, jobId, p);
   }
 
   /** Records the multipart upload the server created for the job, so it can abort it later. */

@@ -256,10 +256,152 @@ CREATE TABLE job_upload_parts (
 );
 `;
 
+// Schedules (issue 10). fleet_schedule: the one default (row id 1) sites inherit, and the
+// spreading window. site_schedules: each site's choice (inherit, its own cron, or disabled)
+// and its next run; a missing row is inherit (the scheduler adds it). The scheduler claims a
+// due run by moving next_run_at on (compare-and-set), so one server enqueues it.
+// sites.schedule_cron (migration 1) stays unused. nodes.job_limit: jobs a node runs at once.
+const schedules = `
+CREATE TABLE fleet_schedule (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  cron TEXT,
+  timezone TEXT,
+  preset TEXT,
+  window_minutes INTEGER NOT NULL DEFAULT 30 CHECK (window_minutes BETWEEN 0 AND 1440),
+  updated_at BIGINT
+);
+INSERT INTO fleet_schedule (id) VALUES (1);
+CREATE TABLE site_schedules (
+  site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+  mode TEXT NOT NULL DEFAULT 'inherit' CHECK (mode IN ('inherit', 'custom', 'disabled')),
+  cron TEXT,
+  timezone TEXT,
+  preset TEXT,
+  next_run_at BIGINT,
+  last_run_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  CHECK (mode <> 'custom' OR (cron IS NOT NULL AND timezone IS NOT NULL))
+);
+CREATE INDEX site_schedules_next_run ON site_schedules (next_run_at);
+ALTER TABLE nodes ADD COLUMN job_limit INTEGER NOT NULL DEFAULT 1 CHECK (job_limit BETWEEN 1 AND 64);
+`;
+
+// Retention (issue 10): one policy row for the fleet (id 'fleet', site_id NULL, with the fleet's
+// time zone) and at most one per site (id = site_id), which replaces the fleet's as a whole.
+// backups.pinned keeps a backup forever; delete_* track a deletion that failed and is retried
+// (the row stays 'deleting', is never shown as downloadable, and is retried from delete_after).
+const retention = `
+CREATE TABLE retention_policies (
+  id TEXT PRIMARY KEY,
+  site_id TEXT UNIQUE REFERENCES sites (id) ON DELETE CASCADE,
+  keep_last INTEGER CHECK (keep_last >= -1),
+  keep_hourly INTEGER CHECK (keep_hourly >= -1),
+  keep_daily INTEGER CHECK (keep_daily >= -1),
+  keep_weekly INTEGER CHECK (keep_weekly >= -1),
+  keep_monthly INTEGER CHECK (keep_monthly >= -1),
+  keep_yearly INTEGER CHECK (keep_yearly >= -1),
+  time_zone TEXT,
+  updated_at BIGINT NOT NULL,
+  CHECK ((id = 'fleet' AND site_id IS NULL) OR (id <> 'fleet' AND site_id = id))
+);
+ALTER TABLE backups ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));
+ALTER TABLE backups ADD COLUMN delete_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN delete_after BIGINT;
+ALTER TABLE backups ADD COLUMN delete_error TEXT;
+CREATE INDEX backups_site_status ON backups (site_id, status, created_at);
+CREATE INDEX backups_deleting ON backups (status, delete_after);
+CREATE INDEX backups_storage ON backups (storage_id);
+`;
+
+// Alerts (issue 10). alert_channels: where alerts go, an SMTP server (config: host, port, tls,
+// user, from, to) or a webhook (config: url); secret_enc: the SMTP password or the webhook's
+// signing secret, encrypted (SecretBox, bound to the channel id). site_ids: JSON array of the
+// sites the channel's own recipients hear about, NULL for all. alert_subscriptions: a user's
+// own mail for the sites they may read (site_ids NULL: all of them), through an email channel.
+// alert_deliveries: one message to one target (a channel, or a site's ping URL as
+// target 'ping:<site id>'), sent and retried by whichever server claims it first (state and
+// lease_until, changed by conditional UPDATEs); (target, event_key) is unique, so an event
+// recorded twice is sent once. alert_state: whether a condition (a failing site, a stale
+// one, an offline agent...) is raised, per subject and kind, so every server agrees on what
+// was already said. alert_site_settings: a site's freshness window and (encrypted) ping URL.
+// alert_settings: one row of fleet-wide thresholds.
+const alerts = `
+CREATE TABLE alert_channels (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL CHECK (type IN ('email', 'webhook')),
+  config TEXT NOT NULL,
+  secret_enc TEXT,
+  site_ids TEXT,
+  on_success INTEGER NOT NULL DEFAULT 0 CHECK (on_success IN (0, 1)),
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE alert_subscriptions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  channel_id TEXT NOT NULL REFERENCES alert_channels (id) ON DELETE CASCADE,
+  site_ids TEXT,
+  on_success INTEGER NOT NULL DEFAULT 0 CHECK (on_success IN (0, 1)),
+  created_at BIGINT NOT NULL,
+  UNIQUE (user_id, channel_id)
+);
+CREATE INDEX alert_subscriptions_channel ON alert_subscriptions (channel_id);
+
+CREATE TABLE alert_deliveries (
+  id TEXT PRIMARY KEY,
+  target TEXT NOT NULL,
+  channel_id TEXT REFERENCES alert_channels (id) ON DELETE CASCADE,
+  site_id TEXT REFERENCES sites (id) ON DELETE CASCADE,
+  event_key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  recipients TEXT NOT NULL DEFAULT '[]',
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  lease_until BIGINT,
+  last_error TEXT,
+  history TEXT NOT NULL DEFAULT '[]',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (target, event_key)
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+CREATE INDEX alert_deliveries_channel ON alert_deliveries (channel_id, created_at);
+
+CREATE TABLE alert_state (
+  subject TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
+  since BIGINT,
+  notified_at BIGINT,
+  detail TEXT,
+  PRIMARY KEY (subject, kind)
+);
+
+CREATE TABLE alert_site_settings (
+  site_id TEXT PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+  freshness_ms BIGINT CHECK (freshness_ms > 0),
+  ping_url_enc TEXT
+);
+
+CREATE TABLE alert_settings (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  agent_offline_minutes INTEGER NOT NULL CHECK (agent_offline_minutes > 0),
+  quota_percent INTEGER NOT NULL CHECK (quota_percent BETWEEN 1 AND 100),
+  reminder_hours INTEGER NOT NULL CHECK (reminder_hours > 0)
+);
+INSERT INTO alert_settings (id, agent_offline_minutes, quota_percent, reminder_hours) VALUES (1, 15, 90, 24);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: initial },
   { version: 2, name: 'discovered sites', sql: discoveredSites },
   { version: 3, name: 'login throttle and MFA', sql: loginSecurity },
   { version: 4, name: 'disabled users, node key rotation', sql: endingAccess },
   { version: 5, name: 'node disabled since, upload part budget', sql: limits },
+  { version: 6, name: 'schedules, node job limit', sql: schedules },
+  { version: 7, name: 'retention policies, pinned backups, retried deletions', sql: retention },
+  { version: 8, name: 'alerts', sql: alerts },
 ];

@@ -15,6 +15,8 @@ export interface NodeRow {
   hasKey: boolean;
   /** When an admin asked for a new key that the agent has not switched to yet; null: none asked. */
   keyRotationAt: number | null;
+  /** Jobs the node runs at once; claimNext hands it no more (default 1). */
+  jobLimit: number;
   createdAt: number;
 }
 
@@ -29,9 +31,10 @@ export interface NodePatch {
   hostname?: string;
   status?: NodeStatus;
   quotaBytes?: number | null;
+  jobLimit?: number;
 }
 
-const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, created_at';
+const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, job_limit, created_at';
 
 function toNode(r: Raw): NodeRow {
   return {
@@ -42,6 +45,7 @@ function toNode(r: Raw): NodeRow {
     quotaBytes: numOrNull(r.quota_bytes),
     hasKey: Boolean(r.has_key),
     keyRotationAt: numOrNull(r.key_rotation_at),
+    jobLimit: num(r.job_limit ?? 1),
     createdAt: num(r.created_at),
   };
 }
@@ -114,7 +118,7 @@ export class NodesRepo {
   }
 
   async update(id: string, patch: NodePatch): Promise<NodeRow | undefined> {
-    const set = assignments(patch, { hostname: 'hostname', status: 'status', quotaBytes: 'quota_bytes' });
+    const set = assignments(patch, { hostname: 'hostname', status: 'status', quotaBytes: 'quota_bytes', jobLimit: 'job_limit' });
     if (set.sql === '') return this.get(id);
     const row = await this.#ctx.db.get<Raw>(`UPDATE nodes SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]);
     return row && toNode(row);

@@ -7,7 +7,9 @@ import { JoinCodesRepo } from './join-codes.ts';
 import { LoginThrottleRepo } from './login-throttle.ts';
 import { MfaRepo } from './mfa.ts';
 import { NodesRepo } from './nodes.ts';
+import { RetentionRepo } from './retention.ts';
 import type { RepoContext } from './rows.ts';
+import { SchedulesRepo } from './schedules.ts';
 import type { SecretBox } from './secrets.ts';
 import { SitesRepo } from './sites.ts';
 import { StorageProvidersRepo } from './storage-providers.ts';
@@ -31,6 +33,8 @@ export interface Repos {
   audit: AuditRepo;
   loginThrottle: LoginThrottleRepo;
   mfa: MfaRepo;
+  retention: RetentionRepo;
+  schedules: SchedulesRepo;
   /**
    * Runs fn in one transaction, with repositories over its handle (tx) and the same clock. Without
    * onJobQueued: a wake-up before the commit would find nothing to claim.
@@ -61,6 +65,8 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     audit: new AuditRepo(ctx),
     loginThrottle: new LoginThrottleRepo(ctx),
     mfa: new MfaRepo(ctx),
+    retention: new RetentionRepo(ctx),
+    schedules: new SchedulesRepo(ctx),
     transaction: (fn) => db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: ctx.now }), tx)),
   };
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDataDir } from '../../datadir.ts';
+import { createSecretFile, readSecretFile } from '../../secret-file.ts';
 import { badInput, failure } from '../../errors.ts';
 
 // Storage credentials are stored encrypted (AES-256-GCM) under one 32-byte key: given by
@@ -42,50 +42,13 @@ function decodeKey(text: string, source: string): Buffer {
   return key;
 }
 
-/** The key in file, or undefined when there is no file yet. Mode is checked on the open fd. */
 function readKeyFile(file: string): Buffer | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw failure(`Cannot read the secret key ${file}`, err);
-  }
-  try {
-    const mode = fstatSync(fd).mode & 0o777;
-    if (mode & 0o077) throw badInput(`The secret key ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`, `Run: chmod 600 ${file}`);
-    return decodeKey(readFileSync(fd, 'utf8'), file);
-  } finally {
-    closeSync(fd);
-  }
+  const text = readSecretFile(file, 'secret key');
+  return text === undefined ? undefined : decodeKey(text, file);
 }
 
-/**
- * Writes the key to a temp file opened O_CREAT|O_EXCL (0600), then publishes it with link(),
- * which fails if the name exists: two servers starting at once never both write the key, and
- * neither can read a half-written one. The loser reads the winner's key.
- */
 function createKeyFile(file: string): Buffer {
-  const key = randomBytes(KEY_BYTES);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, key.toString('base64') + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, file);
-    return key;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw failure(`Cannot create the secret key ${file}`, err);
-    const theirs = readKeyFile(file);
-    if (!theirs) throw failure(`The secret key ${file} vanished while it was being created`, err);
-    return theirs;
-  } finally {
-    unlinkSync(tmp);
-  }
+  return decodeKey(createSecretFile(file, 'secret key', randomBytes(KEY_BYTES).toString('base64') + '\n'), file);
 }
 
 /**

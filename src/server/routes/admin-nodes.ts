@@ -7,7 +7,6 @@ import type { ServerContext } from '../context.ts';
 import { disabledInfo, recordStatusChange } from '../db/node-status.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { createJoinCode } from '../node-keys.ts';
-import { createRepos } from '../db/repos.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId } from './admin-common.ts';
 import { errorResponses, noContent, success } from './error-responses.ts';
@@ -23,7 +22,7 @@ type IdP = Static<typeof NodeParams>;
 export function nodeBody(n: NodeRow): Node {
   return {
     id: n.id, hostname: n.hostname, status: n.status, last_seen: iso(n.lastSeen), quota_bytes: n.quotaBytes, has_key: n.hasKey,
-    key_rotation_requested_at: iso(n.keyRotationAt), created_at: iso(n.createdAt),
+    key_rotation_requested_at: iso(n.keyRotationAt), job_limit: n.jobLimit, created_at: iso(n.createdAt),
   };
 }
 
@@ -67,7 +66,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     method: 'PATCH',
     url: '/api/v1/nodes/:id',
     auth: 'user',
-    summary: "Change a node's hostname, status (active/disabled) or quota; a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
+    summary: "Change a node's hostname, status (active/disabled), quota or job_limit (backups at once); a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
     tags,
     schema: {
       params: NodeParams,
@@ -80,9 +79,9 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
       const { disabledByRole } = await disabledInfo(ctx.db, node.id);
       const refusal = nodeChangeRefusal(p, { ...node, disabledByRole }, body);
       if (refusal) throw forbidden(refusal);
-      const updated = await ctx.db.transaction(async (tx) => {
-        const row = await createRepos(tx, { secrets: ctx.secrets }).nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes });
-        if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', Date.now());
+      const updated = await ctx.repos.transaction(async (repos, tx) => {
+        const row = await repos.nodes.update(node.id, { hostname: body.hostname, status: body.status, quotaBytes: body.quota_bytes, jobLimit: body.job_limit });
+        if (row && body.status !== undefined && body.status !== node.status) await recordStatusChange(tx, node.id, body.status, p.kind === 'user' ? p.role : 'node', ctx.now());
         return row;
       });
       if (!updated) throw notFound('Node', node.id);

@@ -7,7 +7,6 @@ import { ApiError, invalid } from '../api-error.ts';
 import { generateToken, hashToken, tokenKind } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
-import { createRepos } from '../db/repos.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
@@ -16,7 +15,9 @@ import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { pathMessage } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
+import { reportJobProgress } from '../services/job-progress.ts';
 import { holdSlot } from '../stream-caps.ts';
+import { pingJobStarted } from '../alerts/conditions.ts';
 
 // The agent protocol: join with a one-time code, long-poll for jobs, report progress (the
 // reply carries stop requests and renews the lease), upload through presigned part URLs
@@ -56,8 +57,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
       const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
       if (rejoined) return rejoined;
       const nodeKey = generateToken('node');
-      const node = await ctx.db.transaction(async (tx) => {
-        const repos = createRepos(tx, { secrets: ctx.secrets });
+      const node = await ctx.repos.transaction(async (repos) => {
         const created = await repos.nodes.create({ hostname: body.hostname.trim(), status: 'active', nodeKeyHash: hashToken(nodeKey) });
         const used = await repos.joinCodes.consume(hashToken(body.code), created.id);
         if (!used) throw new ApiError(403, 'invalid_join_code', 'This join code is unknown, already used or expired; ask an admin for a new one');
@@ -78,7 +78,9 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
       holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
-      return waitForJob(ctx, nodeId, reply.raw);
+      const polled = await waitForJob(ctx, nodeId, reply.raw);
+      // The agent runs up to this many jobs at once, polling while it has a free slot.
+      return { ...polled, job_limit: (await ctx.repos.nodes.get(nodeId))?.jobLimit ?? 1 };
     },
   });
 
@@ -91,11 +93,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: { ...progressSchema, response: errorResponses({ 404: 'No such job' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
-      const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
-      // Live views (SSE) see every report at once, not at their next poll of the row.
-      ctx.events.publish(job.siteId);
-      if (!r) return { cancel: true, lease_until: new Date().toISOString() };
-      return { cancel: r.cancelRequested, lease_until: new Date(r.leaseUntil).toISOString() };
+      // In memory and on the event streams at once; in the database at a bounded rate (progress-cache.ts).
+      return reportJobProgress(ctx, job, nodeId, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
     },
   });
 
@@ -108,7 +107,9 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     schema: { ...finishSchema, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or a backup has no completed upload' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
-      return { state: (await finishJob(ctx, job, nodeId, body)).state };
+      const ended = await finishJob(ctx, job, nodeId, body);
+      if (job.type === 'backup') ctx.metrics.stagesReported(body.stage_seconds);
+      return { state: ended.state };
     },
   });
 
@@ -172,7 +173,11 @@ async function waitForJob(ctx: ServerContext, nodeId: string, res: Closable): Pr
           await ctx.repos.jobs.release(claimed.id, nodeId);
           return { job: null };
         }
-        if (job) return { job };
+        if (job) {
+          pingJobStarted(ctx, claimed);
+          ctx.jobLog.started(claimed, nodeId);
+          return { job };
+        }
         continue;
       }
       const left = deadline - Date.now();
@@ -199,11 +204,18 @@ function pause(ms: number, setWake: (w: () => void) => void): Promise<void> {
   });
 }
 
+/** A job this server failed: watchers, retention, alerts and metrics hear of it (job-ended.ts). */
+function endedHere(ctx: ServerContext, job: JobRow | undefined): void {
+  if (!job) return;
+  ctx.events.publish(job.siteId);
+  ctx.jobEnded.emit(job);
+}
+
 /** The job as the agent sees it; for a backup, with the object key chosen now. undefined: failed instead. */
 async function toAgentJob(ctx: ServerContext, job: JobRow, nodeId: string): Promise<AgentJob | undefined> {
   const site = await ctx.repos.sites.get(job.siteId);
   if (!site) {
-    await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: 'The site was removed' });
+    endedHere(ctx, await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: 'The site was removed' }));
     return undefined;
   }
   let key = '';
@@ -214,7 +226,7 @@ async function toAgentJob(ctx: ServerContext, job: JobRow, nodeId: string): Prom
       await recordJobTarget(ctx, job, provider.id, key);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `The server could not prepare the backup: ${message}` });
+      endedHere(ctx, await ctx.repos.jobs.finish(job.id, nodeId, { state: 'failed', error: `The server could not prepare the backup: ${message}` }));
       return undefined;
     }
   }

@@ -79,6 +79,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     handler: async ({ params, principal }) => {
       const { backup, principal: p } = await backupFor(ctx, principal, 'backup.delete', params.id);
       if (backup.status === 'uploading') throw conflict(`Backup ${backup.id} is still being uploaded: stop or reset the site's backup first`);
+      if (backup.pinned) throw conflict(`Backup ${backup.id} is pinned: unpin it first (wpbackup backups unpin ${backup.id})`);
       // Marked first: a crash between the object and the row leaves a row to retry.
       const marked = await ctx.repos.backups.markDeleting(backup.id);
       if (!marked) throw notFound('Backup', backup.id);

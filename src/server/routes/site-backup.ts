@@ -117,7 +117,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     errorDetail: true,
     handler: async ({ params, principal }) => {
       const { site } = await siteFor(ctx, principal, 'site.read', params.id);
-      const body = statusBody(site.id, site);
+      const body = statusBody(site.id, ctx.progress.overlay(site));
       return { ...body, message: body.stage_detail };
     },
   });

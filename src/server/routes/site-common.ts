@@ -56,6 +56,7 @@ export function backupBody(b: BackupRow): Backup {
     sha256: b.sha256 ?? '',
     status: 'completed',
     created_at: new Date(b.createdAt).toISOString(),
+    pinned: b.pinned,
   };
 }
 

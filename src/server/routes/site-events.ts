@@ -83,7 +83,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
               stop();
               return;
             }
-            emit(statusBody(site.id, state));
+            emit(statusBody(site.id, ctx.progress.overlay(state)));
           } while (again && !closed);
         } catch (err) {
           raw.log.warn({ err, siteId: site.id }, 'backup events: reading the site failed');
@@ -116,7 +116,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
       // The response closes when the client disconnects (or we end it), maybe already did.
       onClose(res, stop);
       res.write('retry: 3000\n\n');
-      emit(statusBody(site.id, site));
+      emit(statusBody(site.id, ctx.progress.overlay(site)));
     },
   });
 }

@@ -9,8 +9,9 @@ import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent, succ
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
+import { setSiteSchedule } from '../services/schedules.ts';
 import { idParams, siteBody, siteFor, type IdParams } from './site-common.ts';
-import { noQuery, pathMessage, userId } from './schema.ts';
+import { iso, noQuery, pathMessage, userId } from './schema.ts';
 
 // Sites: create, list (what the caller may see), read, edit, delete. The backup actions on a
 // site live in site-backup.ts, its live event stream in site-events.ts.
@@ -49,7 +50,9 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
       checkWpPath(body.wp_path);
       const site = await ctx.repos.sites.create({ nodeId: node.id, name: body.name, wpPath: body.wp_path, excludes: body.excludes ?? [], quotaBytes: body.quota_bytes ?? null });
       await ctx.repos.audit.record({ userId: userId(p), action: 'site.create', targetType: 'site', targetId: site.id, detail: { node_id: node.id, name: site.name, wp_path: site.wpPath } });
-      return replied(201, siteBody(site));
+      // It inherits the fleet default from the start (the scheduler would give it a row within a pass).
+      const schedule = await setSiteSchedule(ctx, site.id, 'inherit', null);
+      return replied(201, { ...siteBody(site), next_run_at: iso(schedule.nextRunAt) });
     },
   });
 
@@ -62,7 +65,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: { querystring: SiteListQuery },
     // No single resource to check: siteFilter (the role matrix's site.read) narrows the list.
     // An envelope like every other list, so paging details can join it later.
-    handler: async ({ query, principal }) => ({ sites: await listVisible(ctx, principal, query) }),
+    handler: async ({ query, principal }) => ({ sites: await withNextRuns(ctx, await listVisible(ctx, principal, query)) }),
   });
 
   defineRoute<unknown, IdParams, Record<string, string>, Site>(app, ctx, {
@@ -74,12 +77,15 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: {
       params: idParams, querystring: noQuery,
       response: {
-        200: bodyResponse('The site', { id: { type: 'string' }, name: { type: 'string' }, wp_path: { type: 'string' } }),
+        200: bodyResponse('The site', { id: { type: 'string' }, name: { type: 'string' }, wp_path: { type: 'string' }, next_run_at: { type: ['string', 'null'], description: 'The next scheduled backup' } }),
         ...errorResponsesWithDetail(400, 401, 403, 404),
       },
     },
     errorDetail: true,
-    handler: async ({ params, principal }) => siteBody((await siteFor(ctx, principal, 'site.read', params.id)).site),
+    handler: async ({ params, principal }) => {
+      const { site } = await siteFor(ctx, principal, 'site.read', params.id);
+      return { ...siteBody(ctx.progress.overlay(site)), next_run_at: iso((await ctx.repos.schedules.get(site.id))?.nextRunAt ?? null) };
+    },
   });
 
   defineRoute<PatchSiteRequest, IdParams, Record<string, string>, Site>(app, ctx, {
@@ -139,4 +145,10 @@ async function listVisible(ctx: ServerContext, principal: Parameters<typeof site
   const sites = new Set(f.siteIds);
   const rows: SiteRow[] = await ctx.repos.sites.list({ nodeId: q.node_id, visibleTo: principal.userId });
   return rows.filter((s) => nodes.has(s.nodeId) || sites.has(s.id)).slice(offset, offset + limit).map(siteBody);
+}
+
+/** Each site's next scheduled backup (schedules.ts), in one query per 500 sites. */
+async function withNextRuns(ctx: ServerContext, sites: Site[]): Promise<Site[]> {
+  const next = await ctx.repos.schedules.nextRuns(sites.map((s) => s.id));
+  return sites.map((s) => ({ ...s, next_run_at: iso(next.get(s.id) ?? null) }));
 }

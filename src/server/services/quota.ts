@@ -118,11 +118,13 @@ export async function forgetSignedParts(db: Queryable, jobId: string): Promise<v
 export async function failOverLimit(ctx: ServerContext, job: JobRow, nodeId: string, message: string): Promise<ApiError> {
   const error = `The upload was refused: ${message}; the upload was aborted. Delete old backups or raise the quota, then run the backup again`;
   await abortJobUpload(ctx, job);
-  await ctx.repos.transaction(async (repos, tx) => {
-    await repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
+  const ended = await ctx.repos.transaction(async (repos, tx) => {
+    const row = await repos.jobs.finish(job.id, nodeId, { state: 'failed', error });
     await forgetSignedParts(tx, job.id);
     await repos.audit.record({ nodeId, action: 'job.upload_refused', targetType: 'job', targetId: job.id, detail: { site_id: job.siteId, error } });
+    return row;
   });
   ctx.events.publish(job.siteId);
+  if (ended) ctx.jobEnded.emit(ended);
   return new ApiError(413, 'upload_limit', error);
 }

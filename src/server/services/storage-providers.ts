@@ -6,7 +6,7 @@ import { conflict, invalid, notFound, type ApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { Queryable } from '../db/db.ts';
 import { isConflict } from '../db/errors.ts';
-import { createRepos, type Repos } from '../db/repos.ts';
+import type { Repos } from '../db/repos.ts';
 import type { S3Credentials, StorageProviderRow } from '../db/storage-providers.ts';
 import { unsavedS3Storage, type ProviderS3Settings } from '../storage-factory.ts';
 
@@ -85,7 +85,7 @@ async function checkNameFree(repos: Repos, name: string, exceptId?: string): Pro
 /** Runs fn over repositories in one transaction; the unique name index losing a race is the usual 409. */
 async function inTransaction<T>(ctx: ServerContext, name: string | undefined, fn: (repos: Repos, tx: Queryable) => Promise<T>): Promise<T> {
   try {
-    return await ctx.db.transaction((tx) => fn(createRepos(tx, { secrets: ctx.secrets }), tx));
+    return await ctx.repos.transaction(fn);
   } catch (err) {
     if (name !== undefined && isConflict(err, 'duplicate')) throw nameTaken(name);
     throw err;

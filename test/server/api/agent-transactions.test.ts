@@ -36,6 +36,7 @@ for (const dialect of DIALECTS) {
     before(async () => {
       t = await startTestServer(dialect, { uploadMarginBytes: MARGIN, pollWaitMs: 200 });
       f = await twoNodeFleet(t);
+      await t.server.ctx.repos.nodes.update(f.nodeA, { jobLimit: 8 }); // node A runs several jobs at once here
       providerId = (await t.server.ctx.repos.storageProviders.create({ name: 'local', type: 'local', rootPath: root })).id;
     });
     after(async () => {

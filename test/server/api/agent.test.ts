@@ -84,7 +84,7 @@ for (const dialect of DIALECTS) {
       // No node was left behind by the refused joins.
       assert.equal((await repos().nodes.list()).filter((n) => n.hostname.startsWith('web') && n.hostname !== 'web1').length, 0);
       // The key works; a made-up one does not; a user is not an agent.
-      assert.deepEqual((await t.api('POST', '/api/v1/agent/poll', { body: {}, token: ok.body.node_key })).body, { job: null });
+      assert.deepEqual((await t.api('POST', '/api/v1/agent/poll', { body: {}, token: ok.body.node_key })).body, { job: null, job_limit: 1 });
       assert.equal((await t.api('POST', '/api/v1/agent/poll', { body: {}, token: generateToken('node') })).status, 401);
       assert.equal((await t.api('POST', '/api/v1/agent/poll', { body: {} })).status, 403);
       assert.equal((await t.api('POST', '/api/v1/agent/poll', { body: {}, token: null })).status, 401);
@@ -112,7 +112,7 @@ for (const dialect of DIALECTS) {
       assert.equal(row?.storageId, s3ProviderId);
       assert.equal(row?.state, 'claimed');
       const empty = await t.api('POST', '/api/v1/agent/poll', { body: {}, token: node.key });
-      assert.deepEqual(empty.body, { job: null });
+      assert.deepEqual(empty.body, { job: null, job_limit: 1 });
     });
 
     it("progress updates the site's status, and a stop rides on the reply", async () => {

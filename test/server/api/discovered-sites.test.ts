@@ -7,6 +7,7 @@ import { scanAndReport } from '../../../src/agent/agent.ts';
 import { AgentClient } from '../../../src/agent/client.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
+import { captureLog } from '../../helpers/log.ts';
 
 // Agents report what their scan found (POST /api/v1/agent/scan); users list it per node and
 // adopt entries as sites (POST /api/v1/sites/adopt).
@@ -137,8 +138,9 @@ for (const dialect of DIALECTS) {
           return client.scan(report, signal);
         },
       });
-      const lines: string[] = [];
-      const ok = await scanAndReport({ client: spy, signal: new AbortController().signal, log: (l) => lines.push(l), scanRoots: [root, join(root, 'missing')] });
+      const captured = captureLog();
+      const lines = captured.lines;
+      const ok = await scanAndReport({ client: spy, signal: new AbortController().signal, logger: captured.logger, scanRoots: [root, join(root, 'missing')] });
       assert.equal(ok, true, lines.join('\n'));
       assert.doesNotMatch(JSON.stringify(posted), /hunter2/);
       const found = await list(nodeB);
@@ -153,7 +155,7 @@ for (const dialect of DIALECTS) {
       assert.equal(full.error, null);
 
       // A server that refuses is logged, not thrown.
-      const refused = await scanAndReport({ client: new AgentClient(t.url, generateToken('node'), { attempts: 1 }), signal: new AbortController().signal, log: (l) => lines.push(l), scanRoots: [root] });
+      const refused = await scanAndReport({ client: new AgentClient(t.url, generateToken('node'), { attempts: 1 }), signal: new AbortController().signal, logger: captured.logger, scanRoots: [root] });
       assert.equal(refused, false);
       assert.match(lines.at(-1) ?? '', /scan failed/);
     });

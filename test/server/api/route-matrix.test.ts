@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/server/auth/roles.ts';
+import { alertsRepo } from '../../../src/server/alerts/dispatch.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
 import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
@@ -133,6 +134,8 @@ for (const dialect of DIALECTS) {
       const root = mkdtempSync(join(tmpdir(), 'wpb-matrix-'));
       const providerId = (await r.storageProviders.create({ name: 'local', type: 'local', rootPath: root, isDefault: true })).id;
       const fleet = await twoNodeFleet(t);
+      // Each node holds several claimed jobs here (the fixture's and freshJob's): lift the one-backup default.
+      for (const n of [fleet.nodeA, fleet.nodeB]) await r.nodes.update(n, { jobLimit: 64 });
       const { nodeA, nodeB, siteA, siteB } = fleet;
       f = { ...fleet, backupA: '', backupB: '', jobA: '', jobB: '', providerId, root };
       f.backupA = await freshBackup(siteA);
@@ -176,12 +179,19 @@ for (const dialect of DIALECTS) {
       await repos().joinCodes.create({ codeHash: hashToken(code), expiresAt: Date.now() + 60_000 });
       return code;
     };
+    /** A throwaway alert channel: a webhook nobody listens to (port 9), or an email channel to subscribe to. */
+    const freshChannel = async (type: 'webhook' | 'email'): Promise<string> => {
+      const config = type === 'webhook' ? { url: 'http://127.0.0.1:9/hook' } : { host: '127.0.0.1', port: 9, tls: 'none' as const, user: null, from: 'wpb@example.com', to: [] };
+      return (await alertsRepo(t.server.ctx).createChannel({ name: `c-${rand()}`, type, config, secret: type === 'webhook' ? 'whsec_matrix' : null, siteIds: null, onSuccess: false })).id;
+    };
     const get = (path: string) => async (): Promise<Req> => ({ method: 'GET', path });
     const superOnly = (make: RouteSpec['make'], action: Action): RouteSpec => ({ auth: 'user', action, make });
 
     // Every route, by "METHOD openapi-path". A route missing here fails the test.
     const ROUTES: Record<string, RouteSpec> = {
       'GET /healthz': { auth: 'public', make: get('/healthz') },
+      // Only the metrics token opens it: no session, API token or node key (metrics.test.ts tests the token).
+      'GET /metrics': { auth: 'public', make: get('/metrics'), override: () => '401' },
       'POST /api/v1/auth/login': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login', body: { email: f.siteAdmin.email, password: TEST_PASSWORD } }) },
       // A real challenge each time (a fresh user's): the bearer token, whoever's, changes nothing.
       'POST /api/v1/auth/login/mfa/enroll': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/auth/login/mfa/enroll', body: { challenge: (await t.server.ctx.mfa.newChallenge(await freshUser(), 'enroll')).challenge } }) },
@@ -301,6 +311,13 @@ for (const dialect of DIALECTS) {
       'GET /api/v1/sites/{id}': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}` }) },
       'PATCH /api/v1/sites/{id}': { auth: 'user', action: 'site.write', make: async (_c, s) => ({ method: 'PATCH', path: `/api/v1/sites/${siteOf(s)}`, body: { excludes: ['wp-content/cache'] } }) },
       'DELETE /api/v1/sites/{id}': { auth: 'user', action: 'site.delete', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}` }) },
+      // Schedules: the fleet default is the admins' (read: super_admin and node_admin; set: super_admin), a site's is
+      // read with site.read and set or cleared by whoever may start its backups (site.schedule).
+      'GET /api/v1/schedules/default': { auth: 'user', action: 'schedule.default.read', make: get('/api/v1/schedules/default') },
+      'PUT /api/v1/schedules/default': { auth: 'user', action: 'schedule.default.write', make: async () => ({ method: 'PUT', path: '/api/v1/schedules/default', body: { window_minutes: 30 } }) },
+      'GET /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/schedule` }) },
+      'PUT /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.schedule', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${await freshSite(s)}/schedule`, body: { preset: 'daily', at: '03:00', timezone: 'Europe/Berlin' } }) },
+      'DELETE /api/v1/sites/{id}/schedule': { auth: 'user', action: 'site.schedule', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}/schedule` }) },
       'POST /api/v1/sites/{id}/backup/start': { auth: 'user', action: 'site.backup', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/sites/${await freshSite(s)}/backup/start` }) },
       'GET /api/v1/sites/{id}/backup/status': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/backup/status` }) },
       'POST /api/v1/sites/{id}/backup/stop': {
@@ -336,6 +353,61 @@ for (const dialect of DIALECTS) {
           return { method: 'GET', path: new URL(res.body.url as string).pathname };
         },
       },
+      // Retention (routes/retention.ts). The fleet's policy has no site: "own" grants never pass, so a node_admin is refused.
+      'GET /api/v1/retention': { auth: 'user', make: get('/api/v1/retention') },
+      'PUT /api/v1/retention': { auth: 'user', action: 'retention.write', make: async () => ({ method: 'PUT', path: '/api/v1/retention', body: {} }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
+      'GET /api/v1/sites/{id}/retention': { auth: 'user', action: 'backup.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/retention` }) },
+      'PUT /api/v1/sites/{id}/retention': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${await freshSite(s)}/retention`, body: { keep_last: 5 } }) },
+      'DELETE /api/v1/sites/{id}/retention': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/sites/${await freshSite(s)}/retention` }) },
+      'POST /api/v1/backups/backups/{id}/pin': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/backups/backups/${await freshBackup(siteOf(s))}/pin` }) },
+      'DELETE /api/v1/backups/backups/{id}/pin': { auth: 'user', action: 'retention.write', make: async (_c, s) => ({ method: 'DELETE', path: `/api/v1/backups/backups/${await freshBackup(siteOf(s))}/pin` }) },
+      'POST /api/v1/sites/{id}/prune': {
+        auth: 'user',
+        action: 'retention.write',
+        make: async (_c, s) => {
+          const site = await freshSite(s);
+          await freshBackup(site);
+          return { method: 'POST', path: `/api/v1/sites/${site}/prune`, body: { dry_run: true } };
+        },
+      },
+      'POST /api/v1/prune': { auth: 'user', action: 'retention.write', make: async () => ({ method: 'POST', path: '/api/v1/prune', body: { dry_run: true } }), override: (c) => (c === 'node_admin' ? '403' : undefined) },
+      'POST /api/v1/storage-providers/{id}/reconcile': superOnly(async () => ({ method: 'POST', path: `/api/v1/storage-providers/${f.providerId}/reconcile`, body: {} }), 'storage.write'),
+      // Alerts: channels and fleet settings are the super_admin's (alerts.manage); any user lists channels by name and
+      // type (settings hidden) and manages their own subscriptions, for sites they may read; a site's alert settings
+      // go with site.read / site.write.
+      'GET /api/v1/alerts/channels': {
+        auth: 'user',
+        make: async () => {
+          await freshChannel('webhook');
+          return { method: 'GET', path: '/api/v1/alerts/channels' };
+        },
+        check: (c, _s, body) => {
+          const channels = (body as { channels: Record<string, unknown>[] }).channels;
+          const shown = channels.some((ch) => ch.webhook !== null || ch.email !== null || ch.site_ids !== null);
+          return c === 'super' ? (channels.some((ch) => ch.webhook !== null) ? undefined : 'hides the settings from a super_admin') : shown ? 'shows channel settings to a user who may not manage them' : undefined;
+        },
+      },
+      'POST /api/v1/alerts/channels': superOnly(async () => ({ method: 'POST', path: '/api/v1/alerts/channels', body: { name: `h-${rand()}`, type: 'webhook', webhook: { url: 'http://127.0.0.1:9/hook' } } }), 'alerts.manage'),
+      'DELETE /api/v1/alerts/channels/{id}': superOnly(async () => ({ method: 'DELETE', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}` }), 'alerts.manage'),
+      'POST /api/v1/alerts/channels/{id}/test': superOnly(async () => ({ method: 'POST', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}/test` }), 'alerts.manage'),
+      'GET /api/v1/alerts/channels/{id}/deliveries': superOnly(async () => ({ method: 'GET', path: `/api/v1/alerts/channels/${await freshChannel('webhook')}/deliveries` }), 'alerts.manage'),
+      'GET /api/v1/alerts/settings': superOnly(get('/api/v1/alerts/settings'), 'alerts.manage'),
+      'PATCH /api/v1/alerts/settings': superOnly(async () => ({ method: 'PATCH', path: '/api/v1/alerts/settings', body: { reminder_hours: 24 } }), 'alerts.manage'),
+      'GET /api/v1/alerts/subscriptions': { auth: 'user', make: get('/api/v1/alerts/subscriptions') },
+      // Subscribing names sites: each must be one the caller may read.
+      'POST /api/v1/alerts/subscriptions': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'POST', path: '/api/v1/alerts/subscriptions', body: { channel_id: await freshChannel('email'), site_ids: [siteOf(s)] } }) },
+      // Only one's own subscription; anyone else's (a super_admin's too) is "not found".
+      'DELETE /api/v1/alerts/subscriptions/{id}': {
+        auth: 'user',
+        make: async (c, s) => {
+          const owner = s === 'own' ? (userIdOf(c) ?? f.superId) : await freshUser();
+          const sub = await alertsRepo(t.server.ctx).subscribe({ userId: owner, channelId: await freshChannel('email'), siteIds: null, onSuccess: false });
+          return { method: 'DELETE', path: `/api/v1/alerts/subscriptions/${sub.id}` };
+        },
+        override: (c, s) => (subjectOf(c) && c !== 'node' ? (s === 'own' ? 'ok' : 'hidden') : undefined),
+      },
+      'GET /api/v1/sites/{id}/alerts': { auth: 'user', action: 'site.read', make: async (_c, s) => ({ method: 'GET', path: `/api/v1/sites/${siteOf(s)}/alerts` }) },
+      'PUT /api/v1/sites/{id}/alerts': { auth: 'user', action: 'site.write', make: async (_c, s) => ({ method: 'PUT', path: `/api/v1/sites/${siteOf(s)}/alerts`, body: { freshness_hours: 24 } }) },
       'POST /api/v1/agent/join': { auth: 'public', make: async () => ({ method: 'POST', path: '/api/v1/agent/join', body: { code: await joinCode(), hostname: `j-${rand()}.example.com` } }) },
       // The resource is the calling node itself, so there is no foreign case: only its own jobs come back.
       'POST /api/v1/agent/poll': {

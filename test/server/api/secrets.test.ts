@@ -2,21 +2,25 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
+import { mailpit } from '../../helpers/alerts.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../db/targets.ts';
 
-// No secret leaks out of a running server: not in a response body, not in its request log,
-// not in any process's argv. The server runs in a child process with request logging on
-// (startServer({ logRequests: true })), because Fastify's logger writes straight to fd 1 and
-// app.ts takes no log stream; the child's stdout and stderr are the log. Secrets reach the
-// child only through stdin and request bodies, never argv or files.
+// No secret leaks out of a running server: not in a response body, not in its log (request
+// lines, job start/stage/end lines, errors), not in any process's argv. The server runs in a
+// child process with request logging on and the server's logger at debug on fd 1
+// (startServer({ logRequests: true, logger })); the child's stdout and stderr are the log.
+// Secrets reach the child only through stdin and request bodies, never argv or files (the
+// metrics token: the file the server generates in its data dir).
 
 const START = new URL('../../../src/server/start.ts', import.meta.url).href;
+const LOG = new URL('../../../src/log.ts', import.meta.url).href;
 const PASSWORDS = new URL('../../../src/server/auth/passwords.ts', import.meta.url).href;
 
 // The child: reads the first admin's email and password from stdin, starts the server with
@@ -24,12 +28,13 @@ const PASSWORDS = new URL('../../../src/server/auth/passwords.ts', import.meta.u
 const CHILD = `
 import { createInterface } from 'node:readline';
 import { startServer } from ${JSON.stringify(START)};
+import { createLogger } from ${JSON.stringify(LOG)};
 import { hashPassword } from ${JSON.stringify(PASSWORDS)};
 const rl = createInterface({ input: process.stdin });
 const line = await new Promise((r) => rl.once('line', r));
 rl.close();
 const { email, password } = JSON.parse(line);
-const s = await startServer({ port: 0, host: '127.0.0.1', dataDir: process.env.WPB_DATA_DIR, databaseUrl: process.env.DATABASE_URL || undefined, leaseMs: 60000, pollWaitMs: 200, env: {}, logRequests: true });
+const s = await startServer({ port: 0, host: '127.0.0.1', dataDir: process.env.WPB_DATA_DIR, databaseUrl: process.env.DATABASE_URL || undefined, leaseMs: 60000, pollWaitMs: 200, env: {}, logRequests: true, logger: createLogger({ level: 'debug' }) });
 await s.ctx.repos.users.create({ email, passwordHash: await hashPassword(password), role: 'super_admin' });
 process.stderr.write('READY ' + s.url + '\\n');
 process.on('SIGTERM', () => { s.close().then(() => process.exit(0), () => process.exit(1)); });
@@ -207,12 +212,35 @@ for (const dialect of DIALECTS) {
       assert.equal(upload.status, 200, JSON.stringify(upload.body));
       const parts = await api('part urls', 'POST', `/api/v1/agent/jobs/${job.job_id}/upload/parts`, nodeKey, { part_numbers: [1] });
       assert.equal(parts.status, 200);
+      const signature = /X-Amz-Signature=([0-9a-f]+)/.exec(String((parts.body.urls as Record<string, string>)['1']))?.[1];
+      assert.ok(signature, 'a presigned part URL');
+      created(signature);
       assert.equal((await api('status', 'GET', `/api/v1/sites/${siteId}/backup/status`, admin)).status, 200);
       const stop = await api('stop', 'POST', `/api/v1/sites/${siteId}/backup/stop`, admin);
       assert.ok(stop.status === 200 || stop.status === 202, JSON.stringify(stop.body));
       const fin = await api('finish', 'POST', `/api/v1/agent/jobs/${job.job_id}/finish`, nodeKey, { status: 'stopped', stage: 'backup_db', error: null });
       assert.equal(fin.status, 200, JSON.stringify(fin.body));
       assert.equal((await api('status after stop', 'GET', `/api/v1/sites/${siteId}/backup/status`, admin)).status, 200);
+      // Alerts: an SMTP password and a site's ping URL go in and never come out; a webhook's signing
+      // secret comes out once, in the answer that creates the channel. Test alerts exercise the senders.
+      const smtpPassword = `smtp ${randomBytes(8).toString('hex')}`;
+      const pingUrl = `http://127.0.0.1:9/ping/${randomBytes(16).toString('hex')}`;
+      never.add(smtpPassword);
+      never.add(pingUrl.slice('http://127.0.0.1:9/ping/'.length));
+      const mp = mailpit();
+      const mailCh = await api('email channel', 'POST', '/api/v1/alerts/channels', admin, {
+        name: 'ops mail', type: 'email', email: { host: mp.smtpHost, port: mp.smtpPort, tls: 'none', user: 'wpbackup', password: smtpPassword, from: 'wpb@example.com', to: ['ops@example.com'] },
+      });
+      assert.equal(mailCh.status, 201, JSON.stringify(mailCh.body));
+      const hookCh = await api('webhook channel', 'POST', '/api/v1/alerts/channels', admin, { name: 'ops hook', type: 'webhook', webhook: { url: 'http://127.0.0.1:9/hook' } });
+      assert.equal(hookCh.status, 201, JSON.stringify(hookCh.body));
+      created(hookCh.body.secret);
+      assert.equal((await api('site ping url', 'PUT', `/api/v1/sites/${siteId}/alerts`, admin, { ping_url: pingUrl })).status, 200);
+      assert.equal((await api('test mail', 'POST', `/api/v1/alerts/channels/${mailCh.body.id as string}/test`, admin)).body.state, 'sent');
+      assert.equal((await api('test webhook', 'POST', `/api/v1/alerts/channels/${hookCh.body.id as string}/test`, admin)).status, 200);
+      assert.equal((await api('channels', 'GET', '/api/v1/alerts/channels', admin)).status, 200);
+      assert.equal((await api('deliveries', 'GET', `/api/v1/alerts/channels/${hookCh.body.id as string}/deliveries`, admin)).status, 200);
+      assert.equal((await api('site alerts', 'GET', `/api/v1/sites/${siteId}/alerts`, admin)).status, 200);
       // Node key rotation and revocation: a key leaves the server only in the agent's one-time fetch
       // (and a re-join), never to the admin, never in a log.
       assert.equal((await api('rotate key', 'POST', `/api/v1/nodes/${nodeId}/rotate-key`, admin)).status, 202);
@@ -238,6 +266,15 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('own password change', 'POST', '/api/v1/auth/password', siteLogin.body.token as string, { current_password: newPassword, new_password: ownPassword })).status, 204);
       assert.equal((await api('audit', 'GET', '/api/v1/audit?limit=200', admin)).status, 200);
       assert.equal((await api('logout', 'POST', '/api/v1/auth/logout', people[0]?.token ?? null)).status, 204);
+      // The metrics token: only in its file; a scrape with it and one with a user's token.
+      const metricsToken = readFileSync(joinPath(target.options.dataDir, 'metrics.token'), 'utf8').trim();
+      never.add(metricsToken);
+      const scrape = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+      assert.equal(scrape.status, 200);
+      responses.push({ what: 'metrics', body: await scrape.text() });
+      assert.equal((await api('metrics with a session', 'GET', '/metrics', admin)).status, 401);
+      // The job's lines: its start (the poll), its stage, its end (the stopped finish).
+      await waitFor('the job lines', async () => ['job.start', 'job.stage', 'job.end'].every((e) => log.includes(`"event":"${e}","job":"${job.job_id}"`)), { context: () => log.slice(-4000) });
       // A request's last line is written once its response is sent, which may be after the client has it.
       await waitFor('the server to log every request', async () => (log.match(/"request completed"/g) ?? []).length >= responses.length, { context: () => log.slice(-4000) });
       sampleArgv();

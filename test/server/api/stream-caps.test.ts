@@ -89,7 +89,7 @@ for (const dialect of DIALECTS) {
       // pollWaitMs and the re-check are 10 minutes: only the close can answer it.
       const res = await answer;
       assert.equal(res.status, 200);
-      assert.deepEqual(await res.json(), { job: null });
+      assert.deepEqual(await res.json(), { job: null, job_limit: 1 });
       await closing;
       assert.equal(caps().streams.held(), 0);
       assert.equal(caps().polls.held(), 0);

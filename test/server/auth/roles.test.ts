@@ -42,6 +42,7 @@ const EXPECTED: Record<Action, [string, string, string, string]> = {
   'backup.download':           ['YYYYYYY', '-YY-Y--', '-Y----Y', '-------'],
   'backup.delete':             ['YYYYYYY', '-YY-Y--', '-------', '-------'],
   'daemon.reset':              ['YYYYYYY', '-YY-Y--', '-------', '-------'],
+  'retention.write':           ['YYYYYYY', '-YY-Y--', '-------', '-------'],
   'node.read':                 ['YYYYYYY', '-YY-Y--', '-------', '-------'],
   'node.write':                ['YYYYYYY', '-YY-Y--', '-------', '-------'],
   'node.join_code':            ['YYYYYYY', '-YY-Y--', '-------', '-------'],
@@ -51,6 +52,10 @@ const EXPECTED: Record<Action, [string, string, string, string]> = {
   'storage.write':             ['YYYYYYY', '-------', '-------', '-------'],
   'user.manage':               ['YYYYYYY', '-------', '-------', '-------'],
   'audit.read':                ['YYYYYYY', '-------', '-------', '-------'],
+  'alerts.manage':             ['YYYYYYY', '-------', '-------', '-------'],
+  'site.schedule':             ['YYYYYYY', '-YY-Y--', '-Y----Y', '-------'],
+  'schedule.default.read':     ['YYYYYYY', 'YYYYYYY', '-------', '-------'],
+  'schedule.default.write':    ['YYYYYYY', '-------', '-------', '-------'],
 };
 const COLUMNS = ['super_admin', 'node_admin', 'site_admin', 'node'] as const;
 
@@ -74,7 +79,7 @@ describe('authorize', () => {
       });
     }
     assert.deepEqual(wrong, []);
-    assert.equal(checked, 18 * 4 * 7);
+    assert.equal(checked, ACTION_NAMES.length * 4 * 7);
   });
 
   it('gives nothing to a node_admin without nodes or a site_admin without sites', () => {
@@ -84,7 +89,7 @@ describe('authorize', () => {
     ];
     for (const p of lonely) {
       for (const action of ACTION_NAMES) {
-        if (action === 'storage.read' && p.kind === 'user' && p.role === 'node_admin') continue;
+        if ((action === 'storage.read' || action === 'schedule.default.read') && p.kind === 'user' && p.role === 'node_admin') continue;
         for (const [, r] of RESOURCES) assert.equal(authorize(p, action, r), 'forbidden', `${action} ${JSON.stringify(r)}`);
       }
     }

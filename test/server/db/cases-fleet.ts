@@ -10,7 +10,7 @@ export function fleetCases(ctx: SuiteContext): void {
       const { nodes } = ctx.repos;
       const key = unique('keyhash');
       const node = await nodes.create({ hostname: 'web1.example', nodeKeyHash: key });
-      assert.deepEqual(node, { id: node.id, hostname: 'web1.example', status: 'pending', lastSeen: null, quotaBytes: null, hasKey: true, keyRotationAt: null, createdAt: ctx.clock.t });
+      assert.deepEqual(node, { id: node.id, hostname: 'web1.example', status: 'pending', lastSeen: null, quotaBytes: null, hasKey: true, keyRotationAt: null, jobLimit: 1, createdAt: ctx.clock.t });
       assert.equal((await nodes.findByKeyHash(key))?.id, node.id);
       assert.equal(await nodes.findByKeyHash('other'), undefined);
       assert.equal((await nodes.update(node.id, { status: 'active', quotaBytes: 5e9 }))?.quotaBytes, 5e9);

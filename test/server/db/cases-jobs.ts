@@ -47,6 +47,7 @@ export function jobCases(ctx: SuiteContext): void {
 
     it('claimNext: 10 concurrent claims for 3 queued jobs hand out each job once, to its own node only', async () => {
       const node = await makeNode(ctx.repos);
+      await ctx.repos.nodes.update(node.id, { jobLimit: 3 }); // the limit has its own cases (cases-schedules.ts)
       const stranger = await makeNode(ctx.repos);
       const queued = [];
       for (let i = 0; i < 3; i++) queued.push(await ctx.repos.jobs.enqueueBackup((await makeSite(ctx.repos, node.id)).id));
@@ -112,6 +113,7 @@ export function jobCases(ctx: SuiteContext): void {
 
     it('expireLeases on several servers at once returns each expired job to exactly one of them', async () => {
       const node = await makeNode(ctx.repos);
+      await ctx.repos.nodes.update(node.id, { jobLimit: 6 });
       const mine = new Set<string>();
       for (let i = 0; i < 6; i++) {
         await ctx.repos.jobs.enqueueBackup((await makeSite(ctx.repos, node.id)).id);

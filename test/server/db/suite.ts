@@ -11,6 +11,8 @@ import { authCases } from './cases-auth.ts';
 import { dbCases } from './cases-db.ts';
 import { fleetCases } from './cases-fleet.ts';
 import { jobCases } from './cases-jobs.ts';
+import { retentionCases } from './cases-retention.ts';
+import { scheduleCases } from './cases-schedules.ts';
 import type { Target } from './targets.ts';
 
 // The one suite every database runs: sqlite.test.ts and postgres.test.ts each call dbSuite
@@ -66,5 +68,7 @@ export function dbSuite(name: string, makeTarget: () => Promise<Target>): void {
     authCases(ctx);
     accessCases(ctx);
     jobCases(ctx);
+    retentionCases(ctx);
+    scheduleCases(ctx);
   });
 }
