@@ -14,8 +14,8 @@ export default tseslint.config(
     },
   },
   {
-    // The agent runs on customers' web servers: it must never pull in server or database code.
-    files: ['src/agent/**/*.ts', 'src/engine/**/*.ts', 'src/storage/**/*.ts', 'src/wordpress/**/*.ts'],
+    // The agent runs on customers' web servers: it must never pull in server or database code (nor may src/api, which it imports).
+    files: ['src/agent/**/*.ts', 'src/engine/**/*.ts', 'src/storage/**/*.ts', 'src/wordpress/**/*.ts', 'src/api/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/server/**', '../server/*', '../../server/*'], message: 'Agent-side code must not import server or database code.' }] }],
     },

@@ -43,3 +43,22 @@ export function stripControlChars(s: string): string {
 
 /** A retention policy's rules (restic's forget rules), as the API and the CLI name them. */
 export const RETENTION_FIELDS = ['keep_last', 'keep_hourly', 'keep_daily', 'keep_weekly', 'keep_monthly', 'keep_yearly'] as const;
+const C = '\\u0000-\\u001f\\u007f';
+/** A path segment other than "." and "..", without control characters (may be empty: "//"). */
+const SEGMENT = `(?:|[^./${C}][^/${C}]*|\\.[^./${C}][^/${C}]*|\\.\\.[^/${C}]+)`;
+/** A non-empty segment other than "." and "..". */
+const NAMED_SEGMENT = `(?:[^./${C}][^/${C}]*|\\.[^./${C}][^/${C}]*|\\.\\.[^/${C}]+)`;
+
+/** An absolute path without control characters nor "." or ".." segments (what an agent backs up, exactly), as a JSON schema pattern. */
+export const CLEAN_PATH_PATTERN = `^/${SEGMENT}(?:/${SEGMENT})*$`;
+
+/** An absolute, normalised directory path: no empty, "." or ".." segments, no trailing slash, not "/". */
+export const NORMAL_DIR_PATTERN = `^(?:/${NAMED_SEGMENT})+$`;
+
+/** A join code as the server makes them (auth/tokens.ts): wpb_j_ and 43 base64url characters. */
+export const JOIN_CODE_PATTERN = '^wpb_j_[A-Za-z0-9_-]{43}$';
+
+/** The password policy's lengths (code points); the server's policy (auth/password-policy.ts) has the rest. */
+export const MIN_PASSWORD_LENGTH = 12;
+/** Generous for passphrases; the cap only stops megabyte "passwords". */
+export const MAX_PASSWORD_LENGTH = 1024;

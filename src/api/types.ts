@@ -1,7 +1,9 @@
 // Request and response types shared by the server, the agent and the CLI: one definition
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
-import type { BackupStatus, Stage } from './formats.ts';
+import { Type, type Static, type TNumber, type TOptional } from '@sinclair/typebox';
+import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES, type BackupStatus, type Stage } from './formats.ts';
+import { AbsolutePath, Digits, Label, Nullable, Password, PlainText, StringEnum, Uuid } from './schema-kit.ts';
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
 export interface ApiErrorBody {
@@ -46,13 +48,33 @@ export interface Site {
   next_run_at?: string | null;
 }
 
-export interface CreateSiteRequest {
-  node_id: string;
-  name: string;
-  wp_path: string;
-  excludes?: string[];
-  quota_bytes?: number | null;
-}
+const SiteName = Label(200);
+const Excludes = Type.Array(Label(1024), { maxItems: 500 });
+const QuotaBytes = Nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }));
+
+export const CreateSiteRequest = Type.Object(
+  { node_id: Uuid, name: SiteName, wp_path: AbsolutePath, excludes: Type.Optional(Excludes), quota_bytes: Type.Optional(QuotaBytes) },
+  { additionalProperties: false },
+);
+export type CreateSiteRequest = Static<typeof CreateSiteRequest>;
+
+/** PATCH /api/v1/sites/{id}: any of name, wp_path, excludes, quota_bytes. */
+export const PatchSiteRequest = Type.Object(
+  { name: Type.Optional(SiteName), wp_path: Type.Optional(AbsolutePath), excludes: Type.Optional(Excludes), quota_bytes: Type.Optional(QuotaBytes) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type PatchSiteRequest = Static<typeof PatchSiteRequest>;
+
+/** GET /api/v1/sites: optionally one node's, a page at a time. */
+/** GET /api/v1/sites/{id}/backups: before is created_at in epoch ms, to page back. */
+export const BackupListQuery = Type.Object({ limit: Type.Optional(Digits(1000)), before: Type.Optional(Digits(1e15)) }, { additionalProperties: false });
+export type BackupListQuery = Static<typeof BackupListQuery>;
+
+export const SiteListQuery = Type.Object(
+  { node_id: Type.Optional(Uuid), limit: Type.Optional(Digits(1000)), offset: Type.Optional(Digits(1_000_000)) },
+  { additionalProperties: false },
+);
+export type SiteListQuery = Static<typeof SiteListQuery>;
 
 export interface StartBackupResponse {
   job_id: string;
@@ -139,16 +161,23 @@ export interface DownloadResponse {
 
 // ---- auth ----
 
-export interface LoginRequest {
-  email: string;
-  password: string;
-}
+const LoginEmail = Type.String({ minLength: 3, maxLength: 254 });
+
+export const LoginRequest = Type.Object({ email: LoginEmail, password: Password }, { additionalProperties: false });
+export type LoginRequest = Static<typeof LoginRequest>;
 
 /** The original system's sign-in body: username is the email. */
-export interface UsernameLoginRequest {
-  username: string;
-  password: string;
-}
+export const UsernameLoginRequest = Type.Object(
+  { username: Type.String({ ...LoginEmail, description: "The email under the original system's name: send email or username, not both" }), password: Password },
+  { additionalProperties: false },
+);
+export type UsernameLoginRequest = Static<typeof UsernameLoginRequest>;
+
+/** POST /api/v1/auth/login's body: LoginRequest or UsernameLoginRequest, one object with both names (as documented since the start). */
+export const LoginBody = Type.Object(
+  { email: Type.Optional(LoginEmail), username: Type.Optional(UsernameLoginRequest.properties.username), password: Password },
+  { additionalProperties: false, oneOf: [{ required: ['email'] }, { required: ['username'] }] },
+);
 
 export interface LoginResponse {
   token: string;
@@ -174,11 +203,16 @@ export interface LoginChallenge {
 
 export type LoginResult = PasswordLoginResponse | LoginChallenge;
 
-export interface LoginMfaRequest {
-  challenge: string;
-  /** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
-  code: string;
-}
+const Challenge = Type.String({ minLength: 1, maxLength: 100 });
+/** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
+const Code = Type.String({ minLength: 1, maxLength: 40 });
+
+export const LoginMfaRequest = Type.Object({ challenge: Challenge, code: Code }, { additionalProperties: false });
+export type LoginMfaRequest = Static<typeof LoginMfaRequest>;
+
+/** POST /api/v1/auth/login/mfa/enroll */
+export const LoginEnrollRequest = Type.Object({ challenge: Challenge }, { additionalProperties: false });
+export type LoginEnrollRequest = Static<typeof LoginEnrollRequest>;
 
 /** The session; after an enrollment challenge, also the recovery codes (shown this once). */
 export interface LoginMfaResponse extends LoginResponse {
@@ -201,9 +235,8 @@ export interface MfaStatusBody {
   recovery_codes_left: number;
 }
 
-export interface MfaCodeRequest {
-  code: string;
-}
+export const MfaCodeRequest = Type.Object({ code: Code }, { additionalProperties: false });
+export type MfaCodeRequest = Static<typeof MfaCodeRequest>;
 
 export interface MfaRecoveryCodes {
   recovery_codes: string[];
@@ -211,10 +244,11 @@ export interface MfaRecoveryCodes {
 
 // ---- agents (node key as bearer token) ----
 
-export interface JoinRequest {
-  code: string;
-  hostname: string;
-}
+export const JoinRequest = Type.Object(
+  { code: Type.String({ minLength: 1, maxLength: 200, pattern: JOIN_CODE_PATTERN }), hostname: Label(253) },
+  { additionalProperties: false },
+);
+export type JoinRequest = Static<typeof JoinRequest>;
 
 /** Returned once; the node key is never shown again by any endpoint. */
 export interface JoinResponse {
@@ -247,13 +281,20 @@ export interface RotateKeyResponse {
 }
 
 /** The agent's progress report; the reply carries cancellation (stop/reset) and the new lease. */
-export interface ProgressReport {
-  status: BackupStatus;
-  progress: number;
-  stage: Stage | null;
-  stage_detail: string;
-  error: string | null;
-}
+const StageOrNull = Type.Union([StringEnum(STAGES), Type.Null()]);
+const ErrorText = Type.Union([Type.String({ maxLength: 4000 }), Type.Null()]);
+
+export const ProgressReport = Type.Object(
+  {
+    status: StringEnum(BACKUP_STATUSES),
+    progress: Type.Integer({ minimum: 0, maximum: 100 }),
+    stage: StageOrNull,
+    stage_detail: Type.String({ maxLength: 2000 }),
+    error: ErrorText,
+  },
+  { additionalProperties: false },
+);
+export type ProgressReport = Static<typeof ProgressReport>;
 
 export interface ProgressReply {
   cancel: boolean;
@@ -265,51 +306,76 @@ export interface UploadStartResponse {
   upload_id: string;
 }
 
-export interface PartUrlsRequest {
-  part_numbers: number[];
-  /** The exact size of each of these parts; their URLs are signed for it. Required when a quota applies. */
-  part_size?: number;
-}
+/** Most parts one multipart upload may have, and bytes one part may hold (S3's limits). */
+export const MAX_PARTS = 10_000;
+export const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
+
+export const PartUrlsRequest = Type.Object(
+  {
+    part_numbers: Type.Array(Type.Integer({ minimum: 1, maximum: MAX_PARTS }), { minItems: 1, maxItems: 100, uniqueItems: true }),
+    part_size: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_PART_BYTES, description: 'The exact size of each of these parts; their URLs are signed for it. Required when a quota applies.' })),
+  },
+  { additionalProperties: false },
+);
+export type PartUrlsRequest = Static<typeof PartUrlsRequest>;
 
 export interface PartUrlsResponse {
   urls: Record<string, string>;
 }
 
-export interface UploadCompleteRequest {
-  parts: { part_number: number; etag: string }[];
-  size: number;
-  sha256: string;
-}
+export const UploadCompleteRequest = Type.Object(
+  {
+    parts: Type.Array(
+      Type.Object({ part_number: Type.Integer({ minimum: 1, maximum: MAX_PARTS }), etag: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+      { minItems: 1, maxItems: MAX_PARTS },
+    ),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false },
+);
+export type UploadCompleteRequest = Static<typeof UploadCompleteRequest>;
 
 export interface UploadCompleteResponse {
   backup_id: string;
 }
 
-export interface FinishRequest {
-  status: 'completed' | 'failed' | 'stopped';
-  stage: Stage | null;
-  error: string | null;
-  /** For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates. */
-  source_bytes?: number;
-  /** Seconds each stage that ended took, measured by the agent (for the server's metrics). */
-  stage_seconds?: Partial<Record<Stage, number>>;
-}
+export const FinishRequest = Type.Object(
+  {
+    status: StringEnum(END_STATUSES),
+    stage: StageOrNull,
+    error: ErrorText,
+    source_bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'For a completed backup: the uncompressed bytes that went in (dump + wp-content), for quota estimates' })),
+    stage_seconds: Type.Optional(
+      Type.Object(Object.fromEntries(STAGES.map((s) => [s, Type.Optional(Type.Number({ minimum: 0, maximum: 31_536_000 }))])) as Record<Stage, TOptional<TNumber>>, {
+        additionalProperties: false,
+        description: 'How long each stage that ended took, in seconds, as the agent measured it (for the metrics)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type FinishRequest = Static<typeof FinishRequest>;
 
 /** One WordPress root an agent's scan found. Never a password: the agent does not send one. */
-export interface ScannedSite {
-  path: string;
-  name: string;
-  db_name: string | null;
-  table_prefix: string | null;
-  wp_version: string | null;
-  /** Why the site's settings could not be read. */
-  error: string | null;
-}
+const OptText = (max: number) => Type.Union([PlainText(max), Type.Null()]);
+
+export const ScannedSite = Type.Object(
+  {
+    path: AbsolutePath,
+    name: Label(200),
+    db_name: OptText(200),
+    table_prefix: OptText(200),
+    wp_version: OptText(100),
+    error: Type.Union([Type.String({ maxLength: 4000, description: "Why the site's settings could not be read" }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ScannedSite = Static<typeof ScannedSite>;
 
 /** POST /api/v1/agent/scan: the node's whole scan, replacing the last one. */
-export interface ScanReport {
-  sites: ScannedSite[];
-}
+export const ScanReport = Type.Object({ sites: Type.Array(ScannedSite, { maxItems: 1000 }) }, { additionalProperties: false });
+export type ScanReport = Static<typeof ScanReport>;
 
 export interface ScanReply {
   stored: number;
@@ -328,8 +394,5 @@ export interface DiscoveredSiteList {
 }
 
 /** POST /api/v1/sites/adopt: a discovered site becomes a site; name defaults to the discovered one. */
-export interface AdoptSiteRequest {
-  node_id: string;
-  path: string;
-  name?: string;
-}
+export const AdoptSiteRequest = Type.Object({ node_id: Uuid, path: AbsolutePath, name: Type.Optional(SiteName) }, { additionalProperties: false });
+export type AdoptSiteRequest = Static<typeof AdoptSiteRequest>;

@@ -5,6 +5,7 @@ import { toolVersion } from '../engine/manifest.ts';
 import { createLogger } from '../log.ts';
 import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
+import { answerMethodNotAllowed } from './method-not-allowed.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
@@ -67,6 +68,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     logController: new LogController({ disableRequestLogging: opts.logRequests !== true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  answerMethodNotAllowed(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'wpbackup API', version: toolVersion(), description: 'Backups of WordPress sites across a fleet of servers.' },

@@ -3,6 +3,7 @@ import { authorize, type Action, type Principal, type Resource } from './auth/ro
 import { hashToken, parseBearer } from './auth/tokens.ts';
 import { forbidden, unauthorized } from './api-error.ts';
 import type { ServerContext } from './context.ts';
+import { errorResponses, errorResponsesWithDetail } from './routes/error-responses.ts';
 
 // One handler shape for every route: it gets the request, the principal and the context,
 // and returns the response body (or { status, body }) or throws an ApiError.
@@ -35,6 +36,11 @@ export interface RouteSpec<B, P, Q, R> {
    * system's scripts call, which print .detail (document them with errorResponsesWithDetail).
    */
   errorDetail?: boolean;
+  /**
+   * What to tell a client whose request the schema refuses, by where and why: '/code:pattern'
+   * (also matches '/sites/3/code'), ':anyOf' (the body itself). The validator's words follow in parentheses.
+   */
+  messages?: Record<string, string>;
   handler: (req: RouteRequest<B, P, Q>, ctx: ServerContext) => Promise<R | Replied<R>>;
 }
 
@@ -99,19 +105,77 @@ export function must(principal: Principal | undefined, action: Action, resource:
   return principal;
 }
 
+/** Methods whose requests Fastify parses a body for (the rest never see 413 or 415). */
+const BODYLESS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+/**
+ * The statuses every route of its kind can answer, added to the route's own (which win):
+ * 400 for a request its schema or the JSON parser refuses, 401/403 for the sign-in check
+ * (a user on an agents' route and back), 413/415 for bodies too large or not JSON.
+ */
+function withCommonStatuses<B, P, Q, R>(spec: RouteSpec<B, P, Q, R>): Record<string, unknown> {
+  const schema = spec.schema ?? {};
+  const takesBody = !BODYLESS.has(spec.method);
+  const statuses: number[] = [];
+  if (takesBody || schema.params || schema.querystring) statuses.push(400);
+  if (spec.auth !== 'public') statuses.push(401, 403);
+  if (takesBody) statuses.push(413, 415);
+  const common = (spec.errorDetail ? errorResponsesWithDetail : errorResponses)(...statuses);
+  const own = (schema.response ?? {}) as Record<string, unknown>;
+  // A route that names no success answers 200 (a description only: it constrains no body).
+  const ok = Object.keys(own).some((s) => s.startsWith('2')) ? {} : { 200: { description: 'Success' } };
+  return { ...ok, ...common, ...own };
+}
+
+interface SchemaError {
+  instancePath?: string;
+  keyword: string;
+  message?: string;
+}
+
+/** '/path:pattern' also stands for '/sites/3/path:pattern' (the end of the data's path). */
+function messageFor(messages: Record<string, string>, where: string): string | undefined {
+  const key = Object.keys(messages).find((k) => k === where || (k.startsWith('/') && where.endsWith(k)));
+  return key === undefined ? undefined : messages[key];
+}
+
+/** Fastify's wording of schema errors, led by the route's own message for the first error it has one for. */
+function schemaErrorFormatter(messages: Record<string, string> | undefined) {
+  return (errors: SchemaError[], dataVar: string): Error => {
+    const text = errors.map((e) => `${dataVar}${e.instancePath ?? ''} ${e.message ?? ''}`).join(', ');
+    const own = messages && errors.map((e) => messageFor(messages, `${e.instancePath ?? ''}:${e.keyword}`)).find((m) => m !== undefined);
+    return new Error(own ? `${own} (${text})` : text);
+  };
+}
+
+// The principal found by a route's onRequest hook, for its handler.
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/**
+ * Who calls, checked on arrival (onRequest): before the body is read or anything validated,
+ * so a request without a valid token gets 401 whatever it carries.
+ */
+async function authenticate(auth: Exclude<Auth, 'public'>, request: FastifyRequest, ctx: ServerContext): Promise<void> {
+  const principal = await principalOf(request, ctx);
+  if (!principal) throw unauthorized(parseBearer(request.headers.authorization)?.kind === 'node' ? NODE_KEY_REFUSED : undefined);
+  if (auth === 'user' && principal.kind !== 'user') throw forbidden('This endpoint is for users, not agents');
+  if (auth === 'node' && principal.kind !== 'node') throw forbidden('This endpoint is for agents (node keys) only');
+  principals.set(request, principal);
+}
+
 export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<string, string>, R = unknown>(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec<B, P, Q, R>): void {
+  const { auth } = spec;
   app.route({
     method: spec.method,
     url: spec.url,
-    schema: { summary: spec.summary, tags: spec.tags, ...(spec.auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema },
+    schema: { summary: spec.summary, tags: spec.tags, ...(auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema, response: withCommonStatuses(spec) },
     config: { errorDetail: spec.errorDetail === true } satisfies RouteConfig,
+    schemaErrorFormatter: schemaErrorFormatter(spec.messages),
+    onRequest: async (request) => {
+      if (auth !== 'public') await authenticate(auth, request, ctx);
+    },
     handler: async (request, reply) => {
-      const principal = spec.auth === 'public' ? undefined : await principalOf(request, ctx);
-      if (spec.auth !== 'public') {
-        if (!principal) throw unauthorized(parseBearer(request.headers.authorization)?.kind === 'node' ? NODE_KEY_REFUSED : undefined);
-        if (spec.auth === 'user' && principal.kind !== 'user') throw forbidden('This endpoint is for users, not agents');
-        if (spec.auth === 'node' && principal.kind !== 'node') throw forbidden('This endpoint is for agents (node keys) only');
-      }
+      const principal = principals.get(request);
       const out = await spec.handler({ body: request.body as B, params: request.params as P, query: request.query as Q, principal, raw: request, reply }, ctx);
       if (reply.sent) return reply;
       if (isReplied(out)) return reply.code(out.status).send(out.body);

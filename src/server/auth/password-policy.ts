@@ -1,9 +1,9 @@
 // The password policy (NIST 800-63B style): long enough, not the email, not one of the passwords every
 // guessing list starts with. No composition rules (digits, symbols): they make passwords worse, not stronger.
 
-export const MIN_PASSWORD_LENGTH = 12;
-/** Generous for passphrases; the cap only stops megabyte "passwords". */
-export const MAX_PASSWORD_LENGTH = 1024;
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../../api/formats.ts';
+
+export { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH };
 
 export type PolicyResult = { ok: true } | { ok: false; message: string };
 

@@ -1,21 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import type { AuditEntryBody, AuditPage } from '../../api/admin-types.ts';
+import { AuditQuery, type AuditEntryBody, type AuditPage } from '../../api/admin-types.ts';
 import type { ServerContext } from '../context.ts';
 import type { AuditEntry } from '../db/audit.ts';
 import { defineRoute, must } from '../route.ts';
-import { iso, uuid } from './admin-common.ts';
+import { iso } from './admin-common.ts';
 
 // The audit log, newest first, a page at a time (super_admin). Pages are cut between
 // timestamps, never inside one: entries sharing a millisecond all land on the same page, so
 // next_before (exclusive) never skips one.
-
-interface AuditQuery {
-  limit?: string;
-  before?: string;
-  user_id?: string;
-  target_type?: string;
-  target_id?: string;
-}
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
@@ -34,17 +26,7 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServerContext): v
     summary: 'The audit log, newest first (super_admin); page with ?before=<next_before>',
     tags: ['audit'],
     schema: {
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$' },
-          before: { type: 'string', pattern: '^[0-9]{1,15}$' },
-          user_id: uuid,
-          target_type: { type: 'string', minLength: 1, maxLength: 64 },
-          target_id: { type: 'string', minLength: 1, maxLength: 200 },
-        },
-      },
+      querystring: AuditQuery,
     },
     handler: async ({ query, principal }) => {
       must(principal, 'audit.read');

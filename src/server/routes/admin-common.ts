@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { User } from '../../api/admin-types.ts';
+import { MIN_PASSWORD_LENGTH } from '../../api/formats.ts';
 import { hashToken, parseBearer } from '../auth/tokens.ts';
 import type { Repos } from '../db/repos.ts';
 import type { UserRow } from '../db/users.ts';
@@ -10,9 +11,8 @@ import { iso } from './schema.ts';
 
 export { emptyBody, iso, label, userId, uuid, uuidParams as idParams } from './schema.ts';
 
-export const ROLE_SCHEMA = { type: 'string', enum: ['super_admin', 'node_admin', 'site_admin'] } as const;
-export const EMAIL_SCHEMA = { type: 'string', minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' } as const;
-export const PASSWORD_SCHEMA = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+/** What a client whose new password is too short is told (the schema's minLength). */
+export const SHORT_PASSWORD = `Password must be at least ${MIN_PASSWORD_LENGTH} characters long`;
 
 /** The hash of the bearer token this request came with (the route already authenticated it). */
 export function currentTokenHash(req: FastifyRequest): string | undefined {

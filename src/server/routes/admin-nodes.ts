@@ -1,5 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { JoinCodeRequest, JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
+import { JoinCodeRequest, UpdateNodeRequest, type JoinCodeResponse, type Node, type NodeList } from '../../api/admin-types.ts';
 import { authorize, nodeChangeRefusal } from '../auth/roles.ts';
 import { forbidden, notFound, unauthorized } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
@@ -7,15 +8,16 @@ import { disabledInfo, recordStatusChange } from '../db/node-status.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { createJoinCode } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { idParams, iso, userId, uuid } from './admin-common.ts';
+import { idParams, iso, userId } from './admin-common.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
 // super_admin or the node's node_admin, within nodeChangeRefusal's limits (roles.ts). Join codes make new nodes, so only super_admin gets them.
 // A node's key hash never leaves the database; has_key says whether it has enrolled.
 
-type IdP = { id: string };
+const NodeParams = idParams('id');
+type IdP = Static<typeof NodeParams>;
 
-const HOSTNAME = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' } as const;
 
 export function nodeBody(n: NodeRow): Node {
   return {
@@ -52,7 +54,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One node',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: NodeParams, response: errorResponses({ 404: 'No such node' }) },
     handler: async ({ params, principal }) => {
       const node = await loadNode(ctx, params.id);
       must(principal, 'node.read', { nodeId: node.id });
@@ -67,18 +69,9 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     summary: "Change a node's hostname, status (active/disabled), quota or job_limit (backups at once); a node_admin may not enable a node a super_admin disabled, nor raise or remove its quota (403)",
     tags,
     schema: {
-      params: idParams('id'),
-      body: {
-        type: 'object',
-        minProperties: 1,
-        additionalProperties: false,
-        properties: {
-          hostname: HOSTNAME,
-          status: { type: 'string', enum: ['active', 'disabled'] },
-          quota_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, nullable: true },
-          job_limit: { type: 'integer', minimum: 1, maximum: 64, description: 'Backups the node runs at once (default 1)' },
-        },
-      },
+      params: NodeParams,
+      body: UpdateNodeRequest,
+      response: errorResponses({ 403: 'Not allowed for this caller, or a change a node_admin may not make' }, { 404: 'No such node' }),
     },
     handler: async ({ body, params, principal }) => {
       const node = await loadNode(ctx, params.id);
@@ -103,7 +96,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Remove a node (refused with 409 while it still has sites)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: NodeParams, response: { ...noContent('Removed'), ...errorResponses({ 404: 'No such node' }, { 409: 'The node still has sites' }) } },
     handler: async ({ params, principal }) => {
       const node = await loadNode(ctx, params.id);
       const p = must(principal, 'node.write', { nodeId: node.id });
@@ -113,13 +106,13 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<JoinCodeRequest | null, Record<string, string>, Record<string, string>, JoinCodeResponse>(app, ctx, {
+  defineRoute<JoinCodeRequest, Record<string, string>, Record<string, string>, JoinCodeResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/nodes/join-codes',
     auth: 'user',
     summary: 'A one-time code (valid 1 h) a new agent joins with, or with node_id one that gives that node a new key (super_admin)',
     tags,
-    schema: { body: { type: 'object', additionalProperties: false, nullable: true, properties: { node_id: uuid } } },
+    schema: { body: JoinCodeRequest, response: { ...success(201, 'The code and when it expires'), ...errorResponses({ 404: 'No such node (node_id)' }) } },
     handler: async ({ body, principal }) => {
       // No resource: only a role allowed on any node passes, also for a re-join code (it mints that node's key).
       const p = must(principal, 'node.join_code', {});

@@ -1,13 +1,14 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { NO_CONTROL_PATTERN } from '../../api/formats.ts';
-import type { CreateStorageProviderRequest, StorageProvider, StorageProviderList, UpdateStorageProviderRequest } from '../../api/admin-types.ts';
+import { CreateStorageProviderRequest, UpdateStorageProviderRequest, type StorageProvider, type StorageProviderList } from '../../api/admin-types.ts';
 import { notFound } from '../api-error.ts';
 import { seesStorageSettings, type Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { StorageProviderRow } from '../db/storage-providers.ts';
 import { defineRoute, must, replied } from '../route.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 import { createStorageProvider, removeStorageProvider, setDefaultStorageProvider, updateStorageProvider } from '../services/storage-providers.ts';
-import { emptyBody, idParams, iso, label, userId } from './admin-common.ts';
+import { emptyBody, idParams, iso, userId } from './admin-common.ts';
 
 // Storage providers: a local directory or an S3 bucket. S3 credentials go in and are stored
 // encrypted (the repository seals them); responses say has_credentials and show at most the
@@ -15,20 +16,13 @@ import { emptyBody, idParams, iso, label, userId } from './admin-common.ts';
 // types: namesOnly). An s3 provider is only saved after a preflight against the bucket passes;
 // the checks and writes are in services/storage-providers.ts.
 
-type IdP = { id: string };
+const ProviderParams = idParams('id');
+type IdP = Static<typeof ProviderParams>;
 
-const PROPS = {
-  name: label(100),
-  root_path: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_CONTROL_PATTERN },
-  endpoint: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^https?://[^\\s]+$', nullable: true },
-  bucket: { type: 'string', minLength: 3, maxLength: 63, pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$' },
-  region: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[a-z0-9-]+$' },
-  prefix: { type: 'string', maxLength: 512, pattern: NO_CONTROL_PATTERN },
-  path_style: { type: 'boolean' },
-  access_key_id: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\s]+$' },
-  secret_access_key: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^\\s]+$' },
-  is_default: { type: 'boolean' },
-} as const;
+const CREATE_MESSAGES = {
+  ':anyOf': 'A local provider takes name and root_path (an absolute, normalised directory); an s3 provider takes name, bucket, access_key_id and secret_access_key, and optionally endpoint, region, prefix and path_style',
+  '/root_path:pattern': "root_path must be an absolute, normalised directory path without '..'",
+};
 
 async function loadProvider(ctx: ServerContext, id: string): Promise<StorageProviderRow> {
   const p = await ctx.repos.storageProviders.get(id);
@@ -88,8 +82,10 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Add a storage provider (super_admin); an s3 bucket is checked first',
     tags,
+    messages: CREATE_MESSAGES,
     schema: {
-      body: { type: 'object', required: ['name', 'type'], additionalProperties: false, properties: { ...PROPS, type: { type: 'string', enum: ['local', 's3'] } } },
+      body: CreateStorageProviderRequest,
+      response: { ...success(201, 'The new provider'), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 409: 'A provider with that name exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'storage.write');
@@ -104,7 +100,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'One storage provider (credentials never shown; a node_admin sees its name and type only)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: ProviderParams, response: errorResponses({ 404: 'No such storage provider' }) },
     handler: async ({ params, principal }) => {
       const who = must(principal, 'storage.read');
       return visibleBody(ctx, who, await loadProvider(ctx, params.id));
@@ -117,7 +113,8 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Change a storage provider (super_admin); an s3 bucket is checked again',
     tags,
-    schema: { params: idParams('id'), body: { type: 'object', minProperties: 1, additionalProperties: false, properties: PROPS } },
+    messages: { '/root_path:pattern': CREATE_MESSAGES['/root_path:pattern'] },
+    schema: { params: ProviderParams, body: UpdateStorageProviderRequest, response: errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 404: 'No such storage provider' }, { 409: 'A provider with that name exists, or the provider changed meanwhile' }) },
     handler: async ({ body, params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await updateStorageProvider(ctx, { userId: userId(me) }, params.id, body);
@@ -131,7 +128,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Remove a storage provider (refused with 409 while backups are stored there)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: ProviderParams, response: { ...noContent('Removed'), ...errorResponses({ 404: 'No such storage provider' }, { 409: 'Backups are stored there, or it is the default' }) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'storage.write');
       await removeStorageProvider(ctx, { userId: userId(me) }, params.id);
@@ -145,7 +142,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Make this the provider new backups go to (super_admin)',
     tags,
-    schema: { params: idParams('id'), body: { ...emptyBody, nullable: true } },
+    schema: { params: ProviderParams, body: emptyBody, response: errorResponses({ 404: 'No such storage provider' }) },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await setDefaultStorageProvider(ctx, { userId: userId(me) }, params.id);

@@ -1,5 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { ApiToken, CreateTokenRequest, CreateTokenResponse, TokenList } from '../../api/admin-types.ts';
+import { CreateTokenRequest, type ApiToken, type CreateTokenResponse, type TokenList } from '../../api/admin-types.ts';
 import { authorize } from '../auth/roles.ts';
 import { generateToken, hashToken } from '../auth/tokens.ts';
 import { notFound } from '../api-error.ts';
@@ -7,13 +8,17 @@ import type { ServerContext } from '../context.ts';
 import type { TokenRow } from '../db/tokens.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, idParams, iso, label, userId } from './admin-common.ts';
+import { currentTokenHash, idParams, iso, userId } from './admin-common.ts';
+
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
 // A token's value is returned once, by the call that creates it. A super_admin (user.manage)
 // may revoke anyone's token; everyone else only their own (another's id is "not found").
 
 const DAY = 24 * 60 * 60 * 1000;
+
+const TokenParams = idParams('id');
 
 function tokenBody(t: TokenRow, currentId: string | undefined): ApiToken {
   return { id: t.id, kind: t.kind, name: t.name, created_at: iso(t.createdAt), expires_at: iso(t.expiresAt), last_used_at: iso(t.lastUsedAt), current: t.id === currentId };
@@ -44,12 +49,8 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     summary: 'Create an API token for scripts; its value is shown once',
     tags,
     schema: {
-      body: {
-        type: 'object',
-        required: ['name'],
-        additionalProperties: false,
-        properties: { name: label(100), expires_in_days: { type: 'integer', minimum: 1, maximum: 3650, nullable: true } },
-      },
+      body: CreateTokenRequest,
+      response: success(201, 'The token, with its value (shown once)'),
     },
     handler: async ({ body, principal }) => {
       const uid = userId(principal);
@@ -62,13 +63,13 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
   });
 
-  defineRoute<unknown, { id: string }>(app, ctx, {
+  defineRoute<unknown, Static<typeof TokenParams>>(app, ctx, {
     method: 'DELETE',
     url: '/api/v1/tokens/:id',
     auth: 'user',
     summary: 'Revoke one of your tokens (a super_admin may revoke anyone’s)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: TokenParams, response: { ...noContent('Revoked'), ...errorResponses({ 404: 'No such token of yours' }) } },
     handler: async ({ params, principal }) => {
       const uid = userId(principal);
       const t = await ctx.repos.tokens.get(params.id);

@@ -1,5 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ChangePasswordRequest, CreateUserRequest, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
+import { ChangePasswordRequest, CreateUserRequest, UpdateUserRequest, type User, type UserList } from '../../api/admin-types.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../auth/passwords.ts';
 import type { Principal } from '../auth/roles.ts';
 import { ApiError, conflict, invalid, notFound } from '../api-error.ts';
@@ -8,14 +9,15 @@ import type { UserRow } from '../db/users.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { deleteUser, updateUser } from '../services/users.ts';
 import { accessChanged } from '../stream-access.ts';
-import { currentTokenHash, EMAIL_SCHEMA, idParams, PASSWORD_SCHEMA, ROLE_SCHEMA, userBody, userId } from './admin-common.ts';
+import { currentTokenHash, idParams, SHORT_PASSWORD, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent, success } from './error-responses.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own password (/auth/password). Passwords go in hashed and never come out.
 
-type IdP = { id: string };
+const UserParams = idParams('id');
+type IdP = Static<typeof UserParams>;
 
 async function loadUser(ctx: ServerContext, id: string): Promise<UserRow> {
   const u = await ctx.repos.users.get(id);
@@ -66,13 +68,10 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Create a user (super_admin); the password must meet the policy',
     tags,
+    messages: { '/password:minLength': SHORT_PASSWORD },
     schema: {
-      body: {
-        type: 'object',
-        required: ['email', 'password', 'role'],
-        additionalProperties: false,
-        properties: { email: EMAIL_SCHEMA, password: PASSWORD_SCHEMA, role: ROLE_SCHEMA },
-      },
+      body: CreateUserRequest,
+      response: { ...success(201, 'The new user'), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 409: 'A user with that email exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'user.manage');
@@ -90,7 +89,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One user with their assignments (super_admin)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: UserParams, response: errorResponses({ 404: 'No such user' }) },
     handler: async ({ params, principal }) => {
       must(principal, 'user.manage');
       return userBody(ctx.repos, await loadUser(ctx, params.id));
@@ -103,9 +102,11 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: "Change a user's role, password or disabled flag (super_admin); a new password or disabling ends their sessions and API tokens",
     tags,
+    messages: { '/password:minLength': SHORT_PASSWORD },
     schema: {
-      params: idParams('id'),
-      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { role: ROLE_SCHEMA, password: PASSWORD_SCHEMA, disabled: { type: 'boolean' } } },
+      params: UserParams,
+      body: UpdateUserRequest,
+      response: errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 404: 'No such user' }, { 409: 'You cannot disable yourself, nor leave no enabled super_admin' }),
     },
     handler: async ({ body, params, principal, raw }) => {
       const me = must(principal, 'user.manage');
@@ -127,13 +128,9 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Change your own password; your other sessions and API tokens end (this one stays)',
     tags: ['auth'],
+    messages: { '/new_password:minLength': SHORT_PASSWORD },
     schema: {
-      body: {
-        type: 'object',
-        required: ['current_password', 'new_password'],
-        additionalProperties: false,
-        properties: { current_password: PASSWORD_SCHEMA, new_password: PASSWORD_SCHEMA },
-      },
+      body: ChangePasswordRequest,
       response: {
         204: { description: 'Changed; your other sessions and API tokens ended', type: 'null' },
         ...errorResponses({ 400: 'The new password does not meet the policy', 401: 'Not signed in', 403: 'The current password is wrong', 429: 'Too many wrong passwords (Retry-After)' }),
@@ -161,7 +158,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Delete a user with their tokens and assignments (super_admin)',
     tags,
-    schema: { params: idParams('id') },
+    schema: { params: UserParams, response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such user' }, { 409: 'You cannot delete yourself, nor the last super_admin' }) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'user.manage');
       const user = await loadUser(ctx, params.id);
@@ -192,7 +189,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       auth: 'user',
       summary: `Assign a ${kind} to a user (super_admin)`,
       tags,
-      schema: { params: idParams('id', param) },
+      schema: { params: idParams('id', param), response: errorResponses({ 404: `No such user or ${kind}` }) },
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         if (kind === 'node') await ctx.repos.users.assignNode(user.id, target);
@@ -208,7 +205,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       auth: 'user',
       summary: `Take a ${kind} away from a user (super_admin)`,
       tags,
-      schema: { params: idParams('id', param) },
+      schema: { params: idParams('id', param), response: { ...noContent('Not assigned (any more)'), ...errorResponses({ 404: `No such user or ${kind}` }) } },
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         const removed = kind === 'node' ? await ctx.repos.users.unassignNode(user.id, target) : await ctx.repos.users.unassignSite(user.id, target);

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { ApiError, notFound } from '../api-error.ts';
 import type { Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
@@ -7,11 +8,8 @@ import { must } from '../route.ts';
 // What every /api/v1/agent/jobs/{id}/... route checks first: the job exists, it is on the
 // calling node (403 otherwise), and, for most, the node still holds it under a lease.
 
-export const jobParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
-} as const;
+/** A job's id: not checked as a uuid (an unknown id is 404, as it always was). */
+export const jobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 export function nodeIdOf(principal: Principal | undefined): string {
   const p = must(principal, 'agent.poll', principal?.kind === 'node' ? { nodeId: principal.nodeId } : {});

@@ -1,12 +1,14 @@
+import type { Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { PartUrlsRequest, PartUrlsResponse, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse } from '../../api/types.ts';
+import { MAX_PARTS, PartUrlsRequest, UploadCompleteRequest, type PartUrlsResponse, type UploadCompleteResponse, type UploadStartResponse } from '../../api/types.ts';
 import { WpbError } from '../../errors.ts';
 import { PART_URL_SECONDS, PartTooLarge, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
 import { ApiError, invalid, toApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 import { failOverLimit, grantParts, recordUpload, uploadLimit } from '../services/quota.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
@@ -15,50 +17,13 @@ import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 // to a URL signed for its size, and only as many as the job's byte limit allows
 // (services/quota.ts: remaining quota plus a margin; past it, 413 and the job fails).
 
-const MAX_PARTS = 10_000;
-const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024;
+const partsSchema = { params: jobParams, body: PartUrlsRequest } as const;
 
-const partsSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['part_numbers'],
-    additionalProperties: false,
-    properties: {
-      part_numbers: { type: 'array', minItems: 1, maxItems: 100, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: MAX_PARTS } },
-      // The exact size of each of these parts: their URLs are signed for it (required when a quota applies).
-      part_size: { type: 'integer', minimum: 0, maximum: MAX_PART_BYTES },
-    },
-  },
-} as const;
-
-const completeSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['parts', 'size', 'sha256'],
-    additionalProperties: false,
-    properties: {
-      parts: {
-        type: 'array',
-        minItems: 1,
-        maxItems: MAX_PARTS,
-        items: {
-          type: 'object',
-          required: ['part_number', 'etag'],
-          additionalProperties: false,
-          properties: { part_number: { type: 'integer', minimum: 1, maximum: MAX_PARTS }, etag: { type: 'string', minLength: 1, maxLength: 200 } },
-        },
-      },
-      size: { type: 'integer', minimum: 0 },
-      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    },
-  },
-} as const;
+const completeSchema = { params: jobParams, body: UploadCompleteRequest } as const;
 
 const jobOnly = { params: jobParams } as const;
 
-type Id = { id: string };
+type Id = Static<typeof jobParams>;
 type Q = Record<string, string>;
 
 async function withStorage<T>(ctx: ServerContext, job: JobRow, fn: (s: JobStorage) => Promise<T>): Promise<T> {
@@ -104,7 +69,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Create the multipart upload for the job's archive",
     tags: ['agent'],
-    schema: jobOnly,
+    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or uploads nothing' }) },
     handler: async ({ params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key } = backupJob(job);
@@ -127,7 +92,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to, each signed for part_size bytes; only the parts within the job\'s byte limit (remaining quota plus a margin) get one. 413 (upload_limit) when none fits: the job fails and its upload is aborted',
     tags: ['agent'],
-    schema: partsSchema,
+    schema: { ...partsSchema, response: errorResponses({ 400: 'Malformed request, or part_size missing where a byte limit applies' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'No part fits the job\'s byte limit (upload_limit): the job fails' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key, uploadId } = started(job);
@@ -151,7 +116,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Complete the upload; the stored size must match and fit the job's byte limit (413 upload_limit: the object is removed and the job fails). Records the backup",
     tags: ['agent'],
-    schema: completeSchema,
+    schema: { ...completeSchema, response: errorResponses({ 400: 'Malformed request, or the parts or size do not match what was stored' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'The archive is past the job\'s byte limit (upload_limit): the job fails' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const done = await completedBackupOf(ctx, job);
@@ -188,7 +153,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Abort the incomplete upload of the job',
     tags: ['agent'],
-    schema: jobOnly,
+    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, has no upload, or its upload is complete' }) },
     handler: async ({ params, principal }) => {
       const { job } = await leasedJob(ctx, principal, params.id);
       if (!job.uploadId || !job.uploadKey) return { aborted: false };

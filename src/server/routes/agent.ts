@@ -1,6 +1,6 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { AgentJob, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport } from '../../api/types.ts';
-import { BACKUP_STATUSES, END_STATUSES, STAGES } from '../../api/formats.ts';
+import { FinishRequest, JoinRequest, ProgressReport, ScanReport, type AgentJob, type JoinResponse, type PollResponse, type ProgressReply, type ScanReply } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -10,8 +10,9 @@ import type { JobRow } from '../db/jobs.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
-import { absolutePath, label, plainText } from './schema.ts';
+import { pathMessage } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
 import { finishJob } from '../services/job-finish.ts';
 import { reportJobProgress } from '../services/job-progress.ts';
@@ -22,83 +23,18 @@ import { pingJobStarted } from '../alerts/conditions.ts';
 // reply carries stop requests and renews the lease), upload through presigned part URLs
 // (agent-upload.ts), and finish. A node only ever sees and touches its own jobs.
 
-const joinSchema = {
-  body: {
-    type: 'object',
-    required: ['code', 'hostname'],
-    additionalProperties: false,
-    properties: { code: { type: 'string', minLength: 1, maxLength: 200 }, hostname: label(253) },
-  },
-} as const;
+const NOT_A_JOIN_CODE = 'That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`';
 
-const progressSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['status', 'progress', 'stage', 'stage_detail', 'error'],
-    additionalProperties: false,
-    properties: {
-      status: { type: 'string', enum: BACKUP_STATUSES },
-      progress: { type: 'integer', minimum: 0, maximum: 100 },
-      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
-      stage_detail: { type: 'string', maxLength: 2000 },
-      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-    },
-  },
-} as const;
+const joinSchema = { body: JoinRequest } as const;
 
-const finishSchema = {
-  params: jobParams,
-  body: {
-    type: 'object',
-    required: ['status', 'stage', 'error'],
-    additionalProperties: false,
-    properties: {
-      status: { type: 'string', enum: END_STATUSES },
-      stage: { anyOf: [{ type: 'string', enum: STAGES }, { type: 'null' }] },
-      error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-      source_bytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-      stage_seconds: {
-        type: 'object',
-        additionalProperties: false,
-        description: 'How long each stage that ended took, in seconds, as the agent measured it (for the metrics)',
-        properties: Object.fromEntries(STAGES.map((s) => [s, { type: 'number', minimum: 0, maximum: 31_536_000 }])),
-      },
-    },
-  },
-} as const;
+const progressSchema = { params: jobParams, body: ProgressReport } as const;
 
-const optText = (max: number) => ({ anyOf: [plainText(max), { type: 'null' }] }) as const;
+const finishSchema = { params: jobParams, body: FinishRequest } as const;
 
 /** At most 1000 sites; no password field (additionalProperties: false refuses one). */
-const scanSchema = {
-  body: {
-    type: 'object',
-    required: ['sites'],
-    additionalProperties: false,
-    properties: {
-      sites: {
-        type: 'array',
-        maxItems: 1000,
-        items: {
-          type: 'object',
-          required: ['path', 'name', 'db_name', 'table_prefix', 'wp_version', 'error'],
-          additionalProperties: false,
-          properties: {
-            path: absolutePath,
-            name: label(200),
-            db_name: optText(200),
-            table_prefix: optText(200),
-            wp_version: optText(100),
-            error: { anyOf: [{ type: 'string', maxLength: 4000 }, { type: 'null' }] },
-          },
-        },
-      },
-    },
-  },
-} as const;
+const scanSchema = { body: ScanReport } as const;
 
-type Id = { id: string };
+type Id = Static<typeof jobParams>;
 type Q = Record<string, string>;
 
 export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -114,9 +50,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'public',
     summary: 'Join the fleet with a one-time join code; returns the node key once',
     tags: ['agent'],
-    schema: joinSchema,
+    messages: { '/code:pattern': NOT_A_JOIN_CODE },
+    schema: { ...joinSchema, response: errorResponses({ 403: 'The join code is unknown, used or expired' }) },
     handler: async ({ body }) => {
-      if (tokenKind(body.code) !== 'join') throw invalid('That is not a join code (they start with wpb_j_); copy it again from the admin page or `wpbackup nodes join-code`');
+      if (tokenKind(body.code) !== 'join') throw invalid(NOT_A_JOIN_CODE);
       const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
       if (rejoined) return rejoined;
       const nodeKey = generateToken('node');
@@ -137,6 +74,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: `Wait up to the server's poll time for this node's next job`,
     tags: ['agent'],
+    schema: { response: errorResponses({ 429: 'Too many polls open for this node' }) },
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
       holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
@@ -152,7 +90,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report progress; renews the lease, and the reply says whether to stop',
     tags: ['agent'],
-    schema: progressSchema,
+    schema: { ...progressSchema, response: errorResponses({ 404: 'No such job' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       // In memory and on the event streams at once; in the database at a bounded rate (progress-cache.ts).
@@ -166,7 +104,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'End a job: completed (after /upload/complete for backups), failed or stopped',
     tags: ['agent'],
-    schema: finishSchema,
+    schema: { ...finishSchema, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or a backup has no completed upload' }) },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const ended = await finishJob(ctx, job, nodeId, body);
@@ -181,6 +119,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report the WordPress sites found on this node (replaces its last scan)',
     tags: ['agent'],
+    messages: { '/path:pattern': pathMessage('path') },
     schema: scanSchema,
     handler: async ({ body, principal }) => {
       const nodeId = nodeIdOf(principal);

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Me } from '../../api/admin-types.ts';
-import type { LoginChallenge, LoginMfaRequest, LoginMfaResponse, LoginRequest, LoginResult, MfaEnrollment, UsernameLoginRequest } from '../../api/types.ts';
+import { LoginBody, LoginEnrollRequest, LoginMfaRequest, type LoginChallenge, type LoginMfaResponse, type LoginRequest, type LoginResult, type MfaEnrollment, type UsernameLoginRequest } from '../../api/types.ts';
 import { verifyPassword } from '../auth/passwords.ts';
 import { refusalMessage, type LimitVerdict, type LoginTicket } from '../auth/rate-limit.ts';
 import { expiryFor, generateToken, hashToken } from '../auth/tokens.ts';
@@ -9,7 +9,7 @@ import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, userBody } from './admin-common.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
 import { registerMfaRoutes } from './mfa.ts';
 import { emptyBody, userId } from './schema.ts';
 
@@ -24,22 +24,8 @@ import { emptyBody, userId } from './schema.ts';
 // The original system's clients sign in with {"username", "password"} and read access_token:
 // username is accepted as the email, and the session is also returned under those names.
 
-const CHALLENGE_SCHEMA = { type: 'string', minLength: 1, maxLength: 100 } as const;
-
-const LOGIN_EMAIL = { type: 'string', minLength: 3, maxLength: 254 } as const;
-
 const loginSchema = {
-  body: {
-    type: 'object',
-    required: ['password'],
-    additionalProperties: false,
-    properties: {
-      email: LOGIN_EMAIL,
-      username: { ...LOGIN_EMAIL, description: "The email under the original system's name: send email or username, not both" },
-      password: { type: 'string', minLength: 1, maxLength: 1024 },
-    },
-    oneOf: [{ required: ['email'] }, { required: ['username'] }],
-  },
+  body: LoginBody,
   response: {
     200: bodyResponse('The session (token, also as access_token with token_type bearer), or a challenge when a second factor is needed', {
       token: { type: 'string' },
@@ -56,12 +42,7 @@ const loginSchema = {
 } as const;
 
 const mfaSchema = {
-  body: {
-    type: 'object',
-    required: ['challenge', 'code'],
-    additionalProperties: false,
-    properties: { challenge: CHALLENGE_SCHEMA, code: { type: 'string', minLength: 1, maxLength: 40 } },
-  },
+  body: LoginMfaRequest,
   response: errorResponses(400, 401, 409, 429),
 } as const;
 
@@ -144,14 +125,14 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<{ challenge: string }, Record<string, string>, Record<string, string>, MfaEnrollment>(app, ctx, {
+  defineRoute<LoginEnrollRequest, Record<string, string>, Record<string, string>, MfaEnrollment>(app, ctx, {
     method: 'POST',
     url: '/api/v1/auth/login/mfa/enroll',
     auth: 'public',
     summary: 'For a role that must have a second factor: with the enrollment challenge from sign-in, get a TOTP secret to confirm through /auth/login/mfa',
     tags: ['auth'],
     schema: {
-      body: { type: 'object', required: ['challenge'], additionalProperties: false, properties: { challenge: CHALLENGE_SCHEMA } },
+      body: LoginEnrollRequest,
       response: errorResponses(400, 401, 409),
     },
     handler: async ({ body }) => {
@@ -184,7 +165,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Revoke the token this request is made with',
     tags: ['auth'],
-    schema: { body: emptyBody },
+    schema: { body: emptyBody, response: noContent('Signed out') },
     handler: async ({ principal, raw }) => {
       const id = userId(principal);
       const hash = currentTokenHash(raw);

@@ -1,29 +1,27 @@
 import type { FastifyInstance } from 'fastify';
-import type { Backup, DownloadResponse } from '../../api/types.ts';
+import { BackupListQuery, type Backup, type DownloadResponse } from '../../api/types.ts';
 import { describe } from '../../errors.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
-import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
 import { registerDownloadRoutes } from './downloads.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
-import { digits, noQuery, userId } from './schema.ts';
+import { noQuery, userId } from './schema.ts';
 
 // Stored backups: list a site's, read one, get a download URL (presigned S3 URL, or a
 // server-signed one for local storage), delete one (object first, then the row).
 
 export const DOWNLOAD_EXPIRES_SECONDS = 3600;
 
-const listQuery = { type: 'object', additionalProperties: false, properties: { limit: digits(1000), before: digits(1e15) } } as const;
-
 export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, IdParams, { limit?: string; before?: string }, { backups: Backup[] }>(app, ctx, {
+  defineRoute<unknown, IdParams, BackupListQuery, { backups: Backup[] }>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites/:id/backups',
     auth: 'user',
     summary: "A site's completed backups, newest first (before: created_at in epoch ms, to page back)",
     tags: ['backups'],
-    schema: { params: idParams, querystring: listQuery },
+    schema: { params: idParams, querystring: BackupListQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, query, principal }) => {
       const { site } = await siteFor(ctx, principal, 'backup.read', params.id);
       const limit = Math.min(Number(query.limit ?? 100), 1000);
@@ -38,7 +36,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: 'One backup',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such backup' }) },
     handler: async ({ params, principal }) => {
       const { backup } = await backupFor(ctx, principal, 'backup.read', params.id);
       if (backup.status !== 'completed') throw notFound('Backup', params.id);
@@ -77,7 +75,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: 'Delete a backup: its stored object, then its row (usage drops with it)',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such backup' }, { 409: 'The backup is still being uploaded' }, { 502: 'Its storage refused the delete; it is marked for deletion, try again' }) } },
     handler: async ({ params, principal }) => {
       const { backup, principal: p } = await backupFor(ctx, principal, 'backup.delete', params.id);
       if (backup.status === 'uploading') throw conflict(`Backup ${backup.id} is still being uploaded: stop or reset the site's backup first`);

@@ -1,3 +1,4 @@
+import { Type, type Static } from '@sinclair/typebox';
 import { resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { validateKey } from '../../storage/keys.ts';
@@ -5,11 +6,15 @@ import { ApiError, forbidden, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { DOWNLOAD_PATH } from '../local-download.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 
 // GET /api/v1/downloads/<token>: streams an object of a local storage provider to whoever
 // holds a link the server signed (local-download.ts). A token that was altered, expired, or
 // names a key outside the provider's directory is refused with 403. The token is a wildcard
 // segment: it is longer than a route parameter may be (100 chars).
+
+/** The signed token: longer than a route parameter may be, so the rest of the path. */
+const DownloadParams = Type.Object({ '*': Type.String({ minLength: 1, maxLength: 8192 }) }, { additionalProperties: false });
 
 function contentDisposition(key: string): string {
   const name = key.slice(key.lastIndexOf('/') + 1);
@@ -18,14 +23,15 @@ function contentDisposition(key: string): string {
 }
 
 export function registerDownloadRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, { '*': string }>(app, ctx, {
+  defineRoute<unknown, Static<typeof DownloadParams>>(app, ctx, {
     method: 'GET',
     url: `${DOWNLOAD_PATH}*`,
     auth: 'public',
     summary: 'Download a backup from local storage with a signed link (from the download endpoint; valid one hour)',
     tags: ['backups'],
     schema: {
-      params: { type: 'object', additionalProperties: false, properties: { '*': { type: 'string', minLength: 1, maxLength: 8192 } } },
+      params: DownloadParams,
+      response: { 200: { description: 'The archive (application/octet-stream)' }, ...errorResponses({ 403: 'The link is altered, expired or not valid' }, { 404: 'The backup behind the link no longer exists' }) },
     },
     handler: async ({ params, reply }) => {
       const claims = ctx.downloads.verify(params['*']);

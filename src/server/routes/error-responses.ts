@@ -7,6 +7,8 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'No such resource',
   409: 'Refused for the state of things',
   422: 'Wrong code',
+  413: 'Request body too large',
+  415: 'Body is not JSON (send Content-Type: application/json)',
   429: 'Too many failed attempts; Retry-After says when to try again',
 };
 
@@ -49,4 +51,14 @@ export function errorResponsesWithDetail(...statuses: Statuses): Record<number, 
  */
 export function bodyResponse(description: string, properties: Record<string, unknown>): Record<string, unknown> {
   return { description, type: 'object', additionalProperties: true, properties };
+}
+
+/** A success other than 200 (201, 202), with a body as the route's type says. */
+export function success(status: number, description: string): Record<number, unknown> {
+  return { [status]: { description } };
+}
+
+/** 204: done, no body. */
+export function noContent(description = 'Done (no body)'): Record<number, unknown> {
+  return { 204: { description, type: 'null' } };
 }

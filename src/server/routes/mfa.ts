@@ -1,23 +1,19 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { MfaCodeRequest, MfaEnrollment, MfaRecoveryCodes, MfaStatusBody } from '../../api/types.ts';
+import { MfaCodeRequest, type MfaEnrollment, type MfaRecoveryCodes, type MfaStatusBody } from '../../api/types.ts';
 import { refusalMessage } from '../auth/rate-limit.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, userId } from './admin-common.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent } from './error-responses.ts';
 
 // A signed-in user's second factor: status, enroll (secret + otpauth:// URI), confirm with a first
 // code (returns the recovery codes, once), disable with a code; and a super_admin's reset of
 // someone's MFA (audited). Wrong codes to disable count toward the sign-in limits: a stolen
 // session must not be a way to guess codes.
 
-const codeBody = {
-  type: 'object',
-  required: ['code'],
-  additionalProperties: false,
-  properties: { code: { type: 'string', minLength: 1, maxLength: 40 } },
-} as const;
+const UserParams = idParams('id');
 
 const wrongCode = (): ApiError => new ApiError(422, 'wrong_code', 'Wrong or already used code');
 
@@ -45,7 +41,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Start TOTP enrollment: a new secret and its otpauth:// URI (for a QR code); confirm with a code',
     tags,
-    schema: { response: errorResponses(401, 403, 409) },
+    schema: { response: errorResponses(404, 409) },
     handler: async ({ principal }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);
@@ -62,7 +58,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Confirm TOTP enrollment with a code; returns 10 one-time recovery codes, shown only this once',
     tags,
-    schema: { body: codeBody, response: errorResponses(400, 401, 403, 409, 422) },
+    schema: { body: MfaCodeRequest, response: errorResponses(400, 401, 403, 409, 422) },
     handler: async ({ body, principal }) => {
       const id = userId(principal);
       const r = await ctx.mfa.confirmEnrollment(id, body.code);
@@ -79,7 +75,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Turn your second factor off, with a TOTP or recovery code',
     tags,
-    schema: { body: codeBody, response: errorResponses(400, 401, 403, 409, 422, 429) },
+    schema: { body: MfaCodeRequest, response: { ...noContent('Turned off'), ...errorResponses(409, 422, 429) } },
     handler: async ({ body, principal, raw, reply }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);
@@ -99,13 +95,13 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   });
 
-  defineRoute<unknown, { id: string }>(app, ctx, {
+  defineRoute<unknown, Static<typeof UserParams>>(app, ctx, {
     method: 'DELETE',
     url: '/api/v1/users/:id/mfa',
     auth: 'user',
     summary: "Reset a user's second factor, e.g. a lost phone (super_admin); they enroll again",
     tags: ['users'],
-    schema: { params: idParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: UserParams, response: { ...noContent('Reset'), ...errorResponses(404) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'user.manage');
       const user = await ctx.repos.users.get(params.id);

@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Node, RevokeKeyResponse } from '../../api/admin-types.ts';
 import { KEY_ROTATION_HEADER, type RotateKeyResponse } from '../../api/types.ts';
@@ -14,7 +15,8 @@ import { nodeIdOf } from './agent-common.ts';
 // own node_admin (node.write): both only take access away, and neither ever sees a key. Re-join
 // codes, which mint a key, stay with super_admin (POST /nodes/join-codes with node_id).
 
-type IdP = { id: string };
+const NodeParams = idParams('id');
+type IdP = Static<typeof NodeParams>;
 type Q = Record<string, string>;
 
 const ANY_OBJECT = { type: 'object', additionalProperties: true } as const;
@@ -29,7 +31,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: "Give the node a new key: its agent fetches it on its next poll and the old key stops working once the new one is used (super_admin or the node's node_admin)",
     tags,
-    schema: { params: idParams('id'), body: { ...emptyBody, nullable: true }, response: { 202: { description: 'Rotation asked for', ...ANY_OBJECT }, ...errors(userErrors) } },
+    schema: { params: NodeParams, body: emptyBody, response: { 202: { description: 'Rotation asked for', ...ANY_OBJECT }, ...errors(userErrors) } },
     handler: async ({ params, principal }) => {
       const p = must(principal, 'node.write', { nodeId: params.id });
       return replied(202, nodeBody(await requestKeyRotation(ctx, params.id, { userId: userId(p) })));
@@ -42,7 +44,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: "Revoke the node's key at once (a compromised server): its jobs fail, and it comes back only with a re-join code (super_admin or the node's node_admin)",
     tags,
-    schema: { params: idParams('id'), body: { ...emptyBody, nullable: true }, response: { 200: { description: 'Key revoked', ...ANY_OBJECT }, ...errors(userErrors) } },
+    schema: { params: NodeParams, body: emptyBody, response: { 200: { description: 'Key revoked', ...ANY_OBJECT }, ...errors(userErrors) } },
     handler: async ({ params, principal }) => {
       const p = must(principal, 'node.write', { nodeId: params.id });
       const { node, jobsFailed } = await revokeNodeKey(ctx, params.id, { userId: userId(p) });
@@ -57,7 +59,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     summary: `This node's next key, once, after an admin asked for a rotation (the poll reply says so in ${KEY_ROTATION_HEADER}); the current key works until the new one is used`,
     tags: ['agent'],
     schema: {
-      body: { ...emptyBody, nullable: true },
+      body: emptyBody,
       response: { 200: { description: 'The new key', ...ANY_OBJECT }, ...errors({ 401: 'Unknown or revoked node key', 403: 'Not an agent', 409: 'No rotation asked for' }) },
     },
     handler: async ({ principal }) => ({ node_key: await handOverKey(ctx, nodeIdOf(principal)) }),

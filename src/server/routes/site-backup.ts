@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { BackupStatusResponse, QuotaCheck, QuotaCheckBody, ResetBackupResponse, StartBackupResponse, StopBackupResponse } from '../../api/types.ts';
 import { BACKUP_STATUSES, STAGES } from '../../api/formats.ts';
@@ -6,7 +7,7 @@ import type { ServerContext } from '../context.ts';
 import type { SiteRow } from '../db/sites.ts';
 import { defineRoute, replied } from '../route.ts';
 import { abortJobUpload } from '../agent-uploads.ts';
-import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, success } from './error-responses.ts';
 import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 import { emptyBody, noQuery, userId, uuidParams } from './schema.ts';
 
@@ -127,7 +128,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: 'Stop the running backup: a queued job is cancelled at once (200), a running one is asked to stop through its agent (202)',
     tags: ['backup'],
-    schema: { params: idParams, body: emptyBody, querystring: noQuery },
+    schema: { params: idParams, body: emptyBody, querystring: noQuery, response: { 200: { description: 'Stopped at once (it was only queued)' }, ...success(202, 'Stop asked for; the agent stops at its next report'), ...errorResponses({ 404: 'No such site' }, { 409: 'No backup queued or running' }) } },
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.stop', params.id);
       const result = await ctx.repos.jobs.requestCancel(site.id);
@@ -140,7 +141,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     },
   });
 
-  defineRoute<unknown, { site_id: string }, Record<string, string>, ResetBackupResponse>(app, ctx, {
+  defineRoute<unknown, Static<typeof siteIdParams>, Record<string, string>, ResetBackupResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/daemon/backup/reset/:site_id',
     auth: 'user',
@@ -194,7 +195,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: 'Whether the next backup fits the site and node quotas (can_proceed), with the estimate and usage behind it',
     tags: ['backup'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, principal }) => quotaCheck(ctx, (await siteFor(ctx, principal, 'site.read', params.id)).site),
   });
 }

@@ -1,3 +1,4 @@
+import type { Static } from '@sinclair/typebox';
 import type { BackupStatus, Stage } from '../../api/formats.ts';
 import type { Backup, BackupStatusBody, Site } from '../../api/types.ts';
 import { notFound } from '../api-error.ts';
@@ -13,9 +14,7 @@ import { iso, uuidParams } from './schema.ts';
 
 export const idParams = uuidParams('id');
 
-export interface IdParams {
-  id: string;
-}
+export type IdParams = Static<typeof idParams>;
 
 export function statusBody(siteId: string, s: BackupState): BackupStatusBody {
   return {

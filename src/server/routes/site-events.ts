@@ -3,6 +3,7 @@ import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
 import { onClose } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
+import { errorResponses } from './error-responses.ts';
 import { guardStream } from '../stream-access.ts';
 import { holdSlot } from '../stream-caps.ts';
 import { noQuery, userId } from './schema.ts';
@@ -34,7 +35,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
     auth: 'user',
     summary: 'Live backup status as Server-Sent Events (text/event-stream): `status` events with the status body, keepalive comments every 15 s',
     tags: ['backup'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: { 200: { description: 'text/event-stream' }, ...errorResponses({ 404: 'No such site' }, { 429: 'Too many open event streams (Retry-After)' }) } },
     handler: async ({ params, principal, raw, reply }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.read', params.id);
       // Per-process caps (stream-caps.ts): one user cannot hold every socket and timer of the server.

@@ -1,47 +1,20 @@
 import type { FastifyInstance } from 'fastify';
-import type { CreateSiteRequest, Site } from '../../api/types.ts';
+import { CreateSiteRequest, PatchSiteRequest, SiteListQuery, type Site } from '../../api/types.ts';
 import { conflict, invalid, notFound } from '../api-error.ts';
 import { siteFilter } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { bodyResponse, errorResponsesWithDetail } from './error-responses.ts';
+import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent, success } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
 import { setSiteSchedule } from '../services/schedules.ts';
 import { idParams, siteBody, siteFor, type IdParams } from './site-common.ts';
-import { absolutePath, digits, iso, label, noQuery, userId, uuid } from './schema.ts';
+import { iso, noQuery, pathMessage, userId } from './schema.ts';
 
 // Sites: create, list (what the caller may see), read, edit, delete. The backup actions on a
 // site live in site-backup.ts, its live event stream in site-events.ts.
-
-const name = label(200);
-const wpPath = absolutePath;
-const excludes = { type: 'array', maxItems: 500, items: label(1024) } as const;
-const quotaBytes = { type: ['integer', 'null'], minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
-
-const createBody = {
-  type: 'object',
-  required: ['node_id', 'name', 'wp_path'],
-  additionalProperties: false,
-  properties: { node_id: uuid, name, wp_path: wpPath, excludes, quota_bytes: quotaBytes },
-} as const;
-
-const patchBody = {
-  type: 'object',
-  minProperties: 1,
-  additionalProperties: false,
-  properties: { name, wp_path: wpPath, excludes, quota_bytes: quotaBytes },
-} as const;
-
-const listQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { node_id: uuid, limit: digits(1000), offset: digits(1_000_000) },
-} as const;
-
-type PatchSiteRequest = Partial<Omit<CreateSiteRequest, 'node_id'>>;
 
 /** An absolute path without "." or ".." segments: the agent backs up exactly this directory. */
 function checkWpPath(path: string | undefined): void {
@@ -65,7 +38,8 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Add a WordPress site on a node (site.write on the node)',
     tags: ['sites'],
-    schema: { body: createBody, querystring: noQuery },
+    messages: { '/wp_path:pattern': pathMessage('wp_path') },
+    schema: { body: CreateSiteRequest, querystring: noQuery, response: { ...success(201, 'The new site'), ...errorResponses({ 404: 'No such node' }) } },
     handler: async ({ body, principal }) => {
       const node = await ctx.repos.nodes.get(body.node_id);
       if (!node) {
@@ -82,13 +56,13 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<unknown, Record<string, string>, { node_id?: string; limit?: string; offset?: string }, { sites: Site[] }>(app, ctx, {
+  defineRoute<unknown, Record<string, string>, SiteListQuery, { sites: Site[] }>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites',
     auth: 'user',
     summary: 'List the sites the caller may see, by name (optionally of one node)',
     tags: ['sites'],
-    schema: { querystring: listQuery },
+    schema: { querystring: SiteListQuery },
     // No single resource to check: siteFilter (the role matrix's site.read) narrows the list.
     // An envelope like every other list, so paging details can join it later.
     handler: async ({ query, principal }) => ({ sites: await withNextRuns(ctx, await listVisible(ctx, principal, query)) }),
@@ -120,7 +94,8 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Edit a site: name, wp_path, excludes, quota_bytes',
     tags: ['sites'],
-    schema: { params: idParams, body: patchBody, querystring: noQuery },
+    messages: { '/wp_path:pattern': pathMessage('wp_path') },
+    schema: { params: idParams, body: PatchSiteRequest, querystring: noQuery, response: errorResponses({ 404: 'No such site' }) },
     handler: async ({ params, body, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.write', params.id);
       checkWpPath(body.wp_path);
@@ -137,7 +112,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'Delete a site (refused while a backup runs or while it has stored backups)',
     tags: ['sites'],
-    schema: { params: idParams, querystring: noQuery },
+    schema: { params: idParams, querystring: noQuery, response: { ...noContent('Deleted'), ...errorResponses({ 404: 'No such site' }, { 409: 'A backup is queued or running, or backups are stored' }) } },
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.delete', params.id);
       if (site.status === 'running' || (await ctx.repos.jobs.activeForSite(site.id))) {
@@ -158,7 +133,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
   registerDiscoveredSiteRoutes(app, ctx);
 }
 
-async function listVisible(ctx: ServerContext, principal: Parameters<typeof siteFilter>[0] | undefined, q: { node_id?: string; limit?: string; offset?: string }): Promise<Site[]> {
+async function listVisible(ctx: ServerContext, principal: Parameters<typeof siteFilter>[0] | undefined, q: SiteListQuery): Promise<Site[]> {
   if (!principal) return [];
   const limit = q.limit === undefined ? 1000 : Math.min(Number(q.limit), 1000);
   const offset = q.offset === undefined ? 0 : Number(q.offset);

@@ -92,7 +92,10 @@ async function inTransaction<T>(ctx: ServerContext, name: string | undefined, fn
   }
 }
 
-export async function createStorageProvider(ctx: ServerContext, actor: Actor, body: CreateStorageProviderRequest): Promise<StorageProviderRow> {
+/** Any settings with a name and type: the schema's two shapes, and what callers outside HTTP send. */
+type NewProvider = UpdateStorageProviderRequest & Pick<CreateStorageProviderRequest, 'name' | 'type'>;
+
+export async function createStorageProvider(ctx: ServerContext, actor: Actor, body: NewProvider): Promise<StorageProviderRow> {
   let s3: ProviderS3Settings | undefined;
   if (body.type === 'local') {
     checkLocalFields(body);

@@ -75,7 +75,7 @@ for (const dialect of DIALECTS) {
 
     it('documents POST /auth/password with its error statuses', async () => {
       const op = (await t.api('GET', '/api/openapi.json')).body.paths['/api/v1/auth/password'].post;
-      assert.deepEqual(Object.keys(op.responses).sort(), ['204', '400', '401', '403', '429']);
+      assert.deepEqual(Object.keys(op.responses).sort(), ['204', '400', '401', '403', '413', '415', '429']);
     });
 
     it('a disabled user’s tokens stop working and sign-in is refused with 403 until enabled again', async () => {

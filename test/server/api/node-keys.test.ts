@@ -118,9 +118,9 @@ for (const dialect of DIALECTS) {
     it('documents the new routes with their error statuses in the OpenAPI document', async () => {
       const paths = (await t.api('GET', '/api/openapi.json')).body.paths;
       const statuses = (p: string): string[] => Object.keys(paths[p].post.responses ?? {}).sort();
-      assert.deepEqual(statuses('/api/v1/nodes/{id}/rotate-key'), ['202', '401', '403', '404', '409']);
-      assert.deepEqual(statuses('/api/v1/nodes/{id}/revoke-key'), ['200', '401', '403', '404', '409']);
-      assert.deepEqual(statuses('/api/v1/agent/rotate-key'), ['200', '401', '403', '409']);
+      assert.deepEqual(statuses('/api/v1/nodes/{id}/rotate-key'), ['202', '400', '401', '403', '404', '409', '413', '415']);
+      assert.deepEqual(statuses('/api/v1/nodes/{id}/revoke-key'), ['200', '400', '401', '403', '404', '409', '413', '415']);
+      assert.deepEqual(statuses('/api/v1/agent/rotate-key'), ['200', '400', '401', '403', '409', '413', '415']);
     });
   });
 }

@@ -12,11 +12,11 @@ import { DIALECTS, startTestServer, TEST_PASSWORD, twoNodeFleet, type TestServer
 // (test/integration/original-scripts.test.ts runs the scripts' requests end to end.)
 
 const ORIGINAL_ROUTES: [string, string, string[]][] = [
-  ['/api/v1/auth/login', 'post', ['200', '400', '401', '403', '429']],
+  ['/api/v1/auth/login', 'post', ['200', '400', '401', '403', '413', '415', '429']],
   ['/api/v1/sites/{id}', 'get', ['200', '400', '401', '403', '404']],
-  ['/api/v1/sites/{id}/backup/start', 'post', ['202', '400', '401', '403', '404', '409', '422']],
+  ['/api/v1/sites/{id}/backup/start', 'post', ['202', '400', '401', '403', '404', '409', '413', '415', '422']],
   ['/api/v1/sites/{id}/backup/status', 'get', ['200', '400', '401', '403', '404']],
-  ['/api/v1/daemon/backup/reset/{site_id}', 'post', ['200', '400', '401', '403', '404']],
+  ['/api/v1/daemon/backup/reset/{site_id}', 'post', ['200', '400', '401', '403', '404', '413', '415']],
   ['/api/v1/backups/backups/{id}/download', 'get', ['200', '400', '401', '403', '404', '409']],
 ];
 

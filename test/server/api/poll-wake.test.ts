@@ -78,7 +78,8 @@ for (const dialect of DIALECTS) {
         }
         return original(hash);
       };
-      // Polls of node A that began waiting: the hung-up one must too, and end at once.
+      // Polls of node A that began waiting. Authentication comes first (route.ts, onRequest), so a
+      // poll whose agent hung up meanwhile never reaches the handler: it neither waits nor claims.
       const notifier = t.server.ctx.jobNotifier;
       const subscribe = notifier.subscribe.bind(notifier);
       let subscribed = 0;
@@ -100,15 +101,16 @@ for (const dialect of DIALECTS) {
         open();
       }
       try {
-        const ended = async (): Promise<boolean> => subscribed === 1 && t.server.ctx.caps.polls.held(f.nodeA) === 0 && notifier.waiting(f.nodeA) === 0;
-        await waitFor('the hung-up poll to end and free its slot', ended, { ms: 5000, context: () => `${subscribed} polls began waiting, ${notifier.waiting(f.nodeA)} wait, ${t.server.ctx.caps.polls.held(f.nodeA)} slots held` });
+        const ended = async (): Promise<boolean> => t.server.ctx.caps.polls.held(f.nodeA) === 0 && notifier.waiting(f.nodeA) === 0;
+        await waitFor('the hung-up poll to hold no slot and wait for nothing', ended, { ms: 5000, context: () => `${subscribed} polls began waiting, ${notifier.waiting(f.nodeA)} wait, ${t.server.ctx.caps.polls.held(f.nodeA)} slots held` });
+        const site = await t.server.ctx.repos.sites.create({ nodeId: f.nodeA, name: 'hangup.example.com', wpPath: '/var/www/hangup' });
+        assert.equal((await t.api('POST', `/api/v1/sites/${site.id}/backup/start`)).status, 202);
+        const res = await poll(t.url, f.keyA);
+        assert.equal(res.body.job?.site.id, site.id, 'a live poll gets the job, not the one whose agent is gone');
+        assert.equal(subscribed, 1, 'only the live poll began waiting: the hung-up one never reached the handler');
       } finally {
         notifier.subscribe = subscribe;
       }
-      const site = await t.server.ctx.repos.sites.create({ nodeId: f.nodeA, name: 'hangup.example.com', wpPath: '/var/www/hangup' });
-      assert.equal((await t.api('POST', `/api/v1/sites/${site.id}/backup/start`)).status, 202);
-      const res = await poll(t.url, f.keyA);
-      assert.equal(res.body.job?.site.id, site.id, 'a live poll gets the job, not the one whose agent is gone');
     });
 
     it('a job for another node does not wake this node\'s poll', async () => {
