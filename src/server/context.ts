@@ -13,7 +13,7 @@ import { JobNotifier } from './job-notifier.ts';
 import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { ProgressCache } from './progress-cache.ts';
-import { keepEndedProgress } from './services/job-progress.ts';
+import { keepEndedProgress } from './services/ended-progress.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ServerMetrics } from './metrics.ts';
 import { loadMetricsToken } from './metrics-token.ts';

@@ -32,16 +32,3 @@ export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId:
   if (!r) return { cancel: true, lease_until: iso(ctx.now()) };
   return { cancel: r.cancelRequested, lease_until: iso(r.leaseUntil) };
 }
-
-/**
- * Subscribed to ctx.jobEnded: the ended job's report the database lacks is written beside its
- * outcome, and only then forgotten, so status reads meanwhile still see it (overlay()).
- */
-export async function keepEndedProgress(ctx: Pick<ServerContext, 'progress' | 'repos' | 'events'>, job: JobRow): Promise<void> {
-  const last = ctx.progress.unwritten(job.id);
-  try {
-    if (last && (await ctx.repos.jobs.keepLastProgress(last.siteId, job.id, last.progress))) ctx.events.publish(last.siteId);
-  } finally {
-    ctx.progress.drop(job.id);
-  }
-}
