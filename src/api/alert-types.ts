@@ -1,14 +1,12 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { NO_CONTROL_PATTERN, UUID_PATTERN } from './formats.ts';
+import { Type, type Static } from '@sinclair/typebox';
+import { NO_CONTROL_PATTERN } from './formats.ts';
+import { Label, Nullable, Uuid } from './schema-kit.ts';
 
 // Request and response bodies of /api/v1/alerts/* and /api/v1/sites/{id}/alerts, as TypeBox
 // schemas (the server validates and documents with them) and the types derived from them.
 
-const Uuid = Type.String({ pattern: UUID_PATTERN, maxLength: 36 });
-const Label = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: NO_CONTROL_PATTERN });
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^@\\s<>,;"]+@[^@\\s<>,;"]+$' });
 const HttpUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const SiteIds = Nullable(Type.Array(Uuid, { maxItems: 1000, uniqueItems: true }));
 const Iso = Type.String({ description: 'ISO-8601 time' });
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Nullable } from './schema-kit.ts';
 import { WEEKDAYS } from './weekdays.ts';
 
 // Schedules (issue 10): request and response bodies of /api/v1/schedules/default and
@@ -40,7 +41,6 @@ export const FleetScheduleRequest = Type.Composite(
 );
 export type FleetScheduleRequest = Static<typeof FleetScheduleRequest>;
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 /** A cron expression and where it runs; preset is how it was given, for display ("daily at 03:00"). */
 export const ScheduleSpec = Type.Object({
