@@ -33,15 +33,8 @@ export interface DeliveryRow {
   updatedAt: number;
 }
 
-export interface NewDelivery {
-  target: string;
-  channelId: string | null;
-  siteId: string | null;
-  eventKey: string;
-  kind: string;
-  recipients: string[];
-  payload: unknown;
-}
+/** A delivery to record: the row's own fields; state, attempts and times are the repository's. */
+export type NewDelivery = Pick<DeliveryRow, 'target' | 'channelId' | 'siteId' | 'eventKey' | 'kind' | 'recipients' | 'payload'>;
 
 const COLUMNS = 'id, target, channel_id, site_id, event_key, kind, recipients, payload, state, attempts, next_attempt_at, last_error, history, created_at, updated_at';
 
