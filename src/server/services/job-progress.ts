@@ -2,14 +2,13 @@ import type { ProgressReply } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import type { Progress } from '../db/sites.ts';
+import { iso } from '../routes/schema.ts';
 
 // An agent's progress report (POST /agent/jobs/{id}/progress): kept in memory and told to the
 // event streams at once; written to the database (renewing the lease) only when the progress
 // cache says so (progress-cache.ts). The reply's stop request and lease come from the job's
 // row, read fresh for every report, so a stop asked of any server reaches the agent at its
 // next report whether or not that report is written.
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** job: the row as read for this report, already checked to be the node's (agent-common.ts nodesJob). */
 export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId: string, p: Progress): Promise<ProgressReply> {
