@@ -51,9 +51,10 @@ for (const dialect of DIALECTS) {
       assert.equal(fleet.code, 0, fleet.stderr);
       assert.deepEqual([fleet.events[0]?.keep_last, fleet.events[0]?.keep_daily, fleet.events[0]?.time_zone], [2, -1, 'Europe/Berlin']);
       const shown = await wpbackup('retention', 'show');
+      // --site takes a name as well as an id, as `schedules` and `backup start` do.
       assert.match(shown.stdout, /Fleet default: keep_last 2, keep_daily all \(buckets in Europe\/Berlin\)/);
 
-      const own = await wpbackup('retention', 'set', '--site', site, '--keep-last', '1');
+      const own = await wpbackup('retention', 'set', '--site', 'a.example.com', '--keep-last', '1');
       assert.equal(own.code, 0, own.stderr);
       assert.match(own.stdout, /its own policy\n {2}applies: {3}keep_last 1 \(buckets in Europe\/Berlin\)/);
 
@@ -101,7 +102,7 @@ for (const dialect of DIALECTS) {
 
     it('refuses bad input and forbidden calls with exit 2 and a message that names the fix', async () => {
       const cases: [string[], RegExp][] = [
-        [['prune', '--site', 'not-a-uuid'], /--site must be a site id/],
+        [['prune', '--site', 'no-such-site'], /No site named no-such-site/],
         [['retention', 'set', '--keep-daily', 'seven'], /--keep-daily must be a whole number, "all" or "off"/],
         [['retention', 'set', '--site', f.siteA, '--time-zone', 'UTC'], /--time-zone is the fleet's/],
         [['backups', 'pin'], /Name one backup by its id/],

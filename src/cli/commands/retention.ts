@@ -5,19 +5,15 @@ import { badInput } from '../../errors.ts';
 import { apiClient } from '../api-client.ts';
 import type { Command, CommandContext, OptionsConfig } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
+import { runSiteOrFleet } from '../site-or-fleet.ts';
 import { str } from '../values.ts';
+import { siteId } from './backup-remote.ts';
 
 // wpbackup retention show|set|clear, backups pin|unpin, prune, storage reconcile: the CLI
 // over the retention routes (routes/retention.ts), with WPBACKUP_URL and WPBACKUP_TOKEN.
 
-const API_HELP = 'Uses WPBACKUP_URL and WPBACKUP_TOKEN. Exit codes: 0 done, 1 failed (e.g. a deletion to be retried), 2 bad input or refused.';
+const API_HELP = 'SITE is a site id or name. Uses WPBACKUP_URL and WPBACKUP_TOKEN. Exit codes: 0 done, 1 failed (e.g. a deletion to be retried), 2 bad input or refused.';
 const RULE_OPTIONS: OptionsConfig = Object.fromEntries(RETENTION_FIELDS.map((f) => [f.replace('_', '-'), { type: 'string' }]));
-
-function siteOption(v: Record<string, unknown>): string | undefined {
-  const site = str(v.site as string | undefined);
-  if (site !== undefined && !isUuid(site)) throw badInput(`--site must be a site id (a uuid), not "${site}"`, 'List sites with GET /api/v1/sites');
-  return site;
-}
 
 function onlyId(pos: string[], what: string, example: string): string {
   if (pos.length !== 1 || !pos[0] || !isUuid(pos[0])) throw badInput(`Name one ${what} by its id`, `e.g. ${example}`);
@@ -49,6 +45,10 @@ function print(ctx: CommandContext, json: boolean, body: unknown, text: string):
   ctx.stdout.write(json ? `${JSON.stringify(body)}\n` : text);
 }
 
+function fleetText(b: FleetPolicyBody): string {
+  return `Fleet default: ${rulesText(b)} (buckets in ${b.time_zone})\n`;
+}
+
 function showSite(b: SiteRetentionBody): string {
   const lines = [`Site ${b.site_id}: ${b.source === 'site' ? 'its own policy' : b.source === 'fleet' ? 'the fleet default' : 'no policy (keep everything)'}`,
     `  applies:   ${rulesText(b.effective)} (buckets in ${b.time_zone})`,
@@ -57,23 +57,21 @@ function showSite(b: SiteRetentionBody): string {
   return `${lines.join('\n')}\n`;
 }
 
+const TEXT = { siteText: showSite, fleetText };
+
 export const retentionShow: Command = {
   path: ['retention', 'show'],
   summary: 'Show the fleet retention policy, or the one that applies to a site',
-  usage: 'retention show [--site ID] [--json]',
+  usage: 'retention show [--site SITE] [--json]',
   help: API_HELP,
   options: { site: { type: 'string' }, json: { type: 'boolean' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const site = siteOption(v);
-    const api = apiClient(ctx.env);
-    if (site) {
-      const b = await api.json<SiteRetentionBody>('GET', `/api/v1/sites/${site}/retention`);
-      print(ctx, v.json === true, b, showSite(b));
-    } else {
-      const b = await api.json<FleetPolicyBody>('GET', '/api/v1/retention');
-      print(ctx, v.json === true, b, `Fleet default: ${rulesText(b)} (buckets in ${b.time_zone})\n`);
-    }
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteRetentionBody>('GET', `/api/v1/sites/${id}/retention`),
+      fleet: (api) => api.json<FleetPolicyBody>('GET', '/api/v1/retention'),
+    });
     return EXIT.ok;
   },
 };
@@ -81,7 +79,7 @@ export const retentionShow: Command = {
 export const retentionSet: Command = {
   path: ['retention', 'set'],
   summary: 'Set the fleet retention policy, or a site\'s own',
-  usage: 'retention set [--site ID] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--time-zone TZ] [--json]',
+  usage: 'retention set [--site SITE] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--time-zone TZ] [--json]',
   help: `Replaces the whole policy: rules not given are off. N is a count, "all" (every bucket) or "off".
 Without --site, sets the fleet default that sites without their own follow, and --time-zone (IANA
 name, default UTC) the buckets use. With --site, the site's own policy, which replaces the fleet
@@ -89,18 +87,14 @@ default for that site. ${API_HELP}`,
   options: { ...RULE_OPTIONS, site: { type: 'string' }, 'time-zone': { type: 'string' }, json: { type: 'boolean' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const site = siteOption(v);
     const policy = policyOf(v);
     const tz = str(v['time-zone']);
-    if (site && tz !== undefined) throw badInput('--time-zone is the fleet\'s, not a site\'s', 'Set it without --site');
-    const api = apiClient(ctx.env);
-    if (site) {
-      const b = await api.json<SiteRetentionBody>('PUT', `/api/v1/sites/${site}/retention`, policy);
-      print(ctx, v.json === true, b, showSite(b));
-    } else {
-      const b = await api.json<FleetPolicyBody>('PUT', '/api/v1/retention', { ...policy, ...(tz === undefined ? {} : { time_zone: tz }) });
-      print(ctx, v.json === true, b, `Fleet default: ${rulesText(b)} (buckets in ${b.time_zone})\n`);
-    }
+    if (str(v.site) !== undefined && tz !== undefined) throw badInput('--time-zone is the fleet\'s, not a site\'s', 'Set it without --site');
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteRetentionBody>('PUT', `/api/v1/sites/${id}/retention`, policy),
+      fleet: (api) => api.json<FleetPolicyBody>('PUT', '/api/v1/retention', { ...policy, ...(tz === undefined ? {} : { time_zone: tz }) }),
+    });
     return EXIT.ok;
   },
 };
@@ -108,20 +102,16 @@ default for that site. ${API_HELP}`,
 export const retentionClear: Command = {
   path: ['retention', 'clear'],
   summary: 'Remove a site\'s own policy (it follows the fleet default), or the fleet\'s (keep everything)',
-  usage: 'retention clear [--site ID] [--json]',
+  usage: 'retention clear [--site SITE] [--json]',
   help: API_HELP,
   options: { site: { type: 'string' }, json: { type: 'boolean' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const site = siteOption(v);
-    const api = apiClient(ctx.env);
-    if (site) {
-      const b = await api.json<SiteRetentionBody>('DELETE', `/api/v1/sites/${site}/retention`);
-      print(ctx, v.json === true, b, showSite(b));
-    } else {
-      const b = await api.json<FleetPolicyBody>('PUT', '/api/v1/retention', {});
-      print(ctx, v.json === true, b, `Fleet default: ${rulesText(b)}\n`);
-    }
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteRetentionBody>('DELETE', `/api/v1/sites/${id}/retention`),
+      fleet: (api) => api.json<FleetPolicyBody>('PUT', '/api/v1/retention', {}),
+    });
     return EXIT.ok;
   },
 };
@@ -157,7 +147,7 @@ function pruneText(s: PruneSiteBody): string {
 export const pruneCommand: Command = {
   path: ['prune'],
   summary: 'Apply retention now: to one site, or to every site',
-  usage: 'prune [--site ID] [--dry-run] [--json]',
+  usage: 'prune [--site SITE] [--dry-run] [--json]',
   help: `Deletes the backups the policy keeps no more (object, then row), and lists what it kept and why.
 --dry-run lists what would go and why, deleting nothing. Never deletes the newest completed
 backup, a pinned one, or anything of a site whose backup is queued or running.
@@ -165,14 +155,14 @@ ${API_HELP}`,
   options: { site: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const site = siteOption(v);
+    const site = str(v.site);
     const api = apiClient(ctx.env);
     const body = { dry_run: v['dry-run'] === true };
-    const sites = site ? [await api.json<PruneSiteBody>('POST', `/api/v1/sites/${site}/prune`, body)] : (await api.json<PruneFleetBody>('POST', '/api/v1/prune', body)).sites;
+    const sites = site !== undefined ? [await api.json<PruneSiteBody>('POST', `/api/v1/sites/${await siteId(api, site)}/prune`, body)] : (await api.json<PruneFleetBody>('POST', '/api/v1/prune', body)).sites;
     if (v.json === true) for (const s of sites) ctx.stdout.write(`${JSON.stringify(s)}\n`);
     else ctx.stdout.write(sites.length > 0 ? sites.map(pruneText).join('') : 'No site has backups\n');
     const failed = sites.flatMap((s) => s.remove.filter((r) => r.deleted === false));
-    if (failed.length > 0) ctx.stderr.write(`${failed.length} deletion(s) failed; they are retried in the background (wpbackup retention show --site ID)\n`);
+    if (failed.length > 0) ctx.stderr.write(`${failed.length} deletion(s) failed; they are retried in the background (wpbackup retention show --site SITE)\n`);
     return failed.length > 0 ? EXIT.failed : EXIT.ok;
   },
 };

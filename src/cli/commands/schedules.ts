@@ -1,11 +1,10 @@
 import type { FleetSchedule, FleetScheduleRequest, ScheduleRequest, ScheduleSpec, SiteSchedule } from '../../api/schedule-types.ts';
 import { WEEKDAYS } from '../../api/weekdays.ts';
 import { badInput } from '../../errors.ts';
-import { apiClient } from '../api-client.ts';
-import type { Command, CommandContext, OptionsConfig } from '../command.ts';
+import type { Command, OptionsConfig } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
+import { runSiteOrFleet } from '../site-or-fleet.ts';
 import { str } from '../values.ts';
-import { siteId } from './backup-remote.ts';
 
 // wpbackup schedules show|set|clear [--site SITE]: the fleet default, or one site's schedule,
 // over the API (WPBACKUP_URL, WPBACKUP_TOKEN). The server checks cron expressions and time
@@ -18,19 +17,18 @@ function specText(s: ScheduleSpec | null): string {
   return s ? `${s.preset ?? s.cron} (${s.cron}, ${s.timezone})` : 'none';
 }
 
-function print(ctx: CommandContext, json: boolean, body: FleetSchedule | SiteSchedule): void {
-  if (json) {
-    ctx.stdout.write(JSON.stringify(body) + '\n');
-    return;
-  }
-  if ('site_id' in body) {
-    ctx.stdout.write(`Site ${body.site_id}: ${body.mode}${body.mode === 'inherit' ? ' (the fleet default)' : ''}\n`);
-    ctx.stdout.write(`  schedule: ${specText(body.effective)}, ${body.offset_seconds} s after each slot\n`);
-    ctx.stdout.write(`  next run: ${body.next_run_at ?? 'none'}\n`);
-  } else {
-    ctx.stdout.write(`Fleet default: ${specText(body.schedule)}\n  window: ${body.window_minutes} min (each site runs at a fixed offset within it)\n`);
-  }
+function siteText(b: SiteSchedule): string {
+  return `Site ${b.site_id}: ${b.mode}${b.mode === 'inherit' ? ' (the fleet default)' : ''}
+  schedule: ${specText(b.effective)}, ${b.offset_seconds} s after each slot
+  next run: ${b.next_run_at ?? 'none'}
+`;
 }
+
+function fleetText(b: FleetSchedule): string {
+  return `Fleet default: ${specText(b.schedule)}\n  window: ${b.window_minutes} min (each site runs at a fixed offset within it)\n`;
+}
+
+const TEXT = { siteText, fleetText };
 
 /** The request the flags describe; exactly one of --cron, --hourly, --daily, --weekly, --disable. */
 export function requestOf(v: Record<string, unknown>, pos: string[]): ScheduleRequest {
@@ -58,10 +56,11 @@ ${ENV_HELP}`,
   options: SITE,
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const api = apiClient(ctx.env);
-    const site = str(v.site);
-    const body = site === undefined ? await api.json<FleetSchedule>('GET', '/api/v1/schedules/default') : await api.json<SiteSchedule>('GET', `/api/v1/sites/${await siteId(api, site)}/schedule`);
-    print(ctx, v.json === true, body);
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteSchedule>('GET', `/api/v1/sites/${id}/schedule`),
+      fleet: (api) => api.json<FleetSchedule>('GET', '/api/v1/schedules/default'),
+    });
     return EXIT.ok;
   },
 };
@@ -84,17 +83,18 @@ ${ENV_HELP}`,
   options: { ...SITE, cron: { type: 'string' }, hourly: { type: 'boolean' }, daily: { type: 'string' }, weekly: { type: 'string' }, disable: { type: 'boolean' }, tz: { type: 'string' }, window: { type: 'string' } },
   allowPositionals: true,
   async run(v, pos, ctx) {
-    const api = apiClient(ctx.env);
     const site = str(v.site);
     const window = str(v.window);
     if (site !== undefined && window !== undefined) throw badInput('--window is a fleet setting', 'Drop --site to change the window for every site');
     if (pos.length > (v.weekly !== undefined ? 1 : 0)) throw badInput(`Unexpected argument ${pos.join(' ')}`, 'Quote a cron expression: --cron "0 3 * * *"');
     const onlyWindow = window !== undefined && ['cron', 'hourly', 'daily', 'weekly', 'disable'].every((k) => v[k] === undefined);
     const request = onlyWindow ? {} : requestOf(v, pos);
-    let body: FleetSchedule | SiteSchedule;
-    if (site !== undefined) body = await api.json<SiteSchedule>('PUT', `/api/v1/sites/${await siteId(api, site)}/schedule`, request);
-    else body = await api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', { ...request, ...(window === undefined ? {} : { window_minutes: minutes(window) }) } satisfies FleetScheduleRequest);
-    print(ctx, v.json === true, body);
+    const fleet: FleetScheduleRequest = { ...request, ...(window === undefined ? {} : { window_minutes: minutes(window) }) };
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteSchedule>('PUT', `/api/v1/sites/${id}/schedule`, request),
+      fleet: (api) => api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', fleet),
+    });
     return EXIT.ok;
   },
 };
@@ -109,12 +109,11 @@ ${ENV_HELP}`,
   options: SITE,
   allowPositionals: false,
   async run(v, _pos, ctx) {
-    const api = apiClient(ctx.env);
-    const site = str(v.site);
-    const body = site === undefined
-      ? await api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', { disabled: true })
-      : await api.json<SiteSchedule>('DELETE', `/api/v1/sites/${await siteId(api, site)}/schedule`);
-    print(ctx, v.json === true, body);
+    await runSiteOrFleet(v, ctx, {
+      ...TEXT,
+      site: (api, id) => api.json<SiteSchedule>('DELETE', `/api/v1/sites/${id}/schedule`),
+      fleet: (api) => api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', { disabled: true }),
+    });
     return EXIT.ok;
   },
 };
