@@ -53,7 +53,7 @@ export async function storageForJob(ctx: ServerContext, job: Pick<JobRow, 'stora
 
 /** Records the object key and storage chosen when the job was handed out. */
 export async function recordJobTarget(ctx: ServerContext, job: JobRow, storageId: string | null, key: string): Promise<void> {
-  await ctx.db.exec('UPDATE jobs SET upload_key = ?, storage_id = COALESCE(storage_id, ?), updated_at = ? WHERE id = ? AND claimed_by = ?', [key, storageId, Date.now(), job.id, job.claimedBy]);
+  await ctx.db.exec('UPDATE jobs SET upload_key = ?, storage_id = COALESCE(storage_id, ?), updated_at = ? WHERE id = ? AND claimed_by = ?', [key, storageId, ctx.now(), job.id, job.claimedBy]);
 }
 
 /** Aborts the incomplete multipart upload a job left, if any; errors are returned, not thrown. */

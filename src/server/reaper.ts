@@ -17,7 +17,7 @@ export interface ReaperOptions {
   intervalMs?: number;
   /** Where failures to abort an upload are reported; the server's log (ctx.log) by default. */
   log?: (message: string, err?: unknown) => void;
-  /** The clock (epoch ms); Date.now by default. Tests pass their own. */
+  /** The clock (epoch ms); the context's (ctx.now) by default. */
   now?: () => number;
 }
 
@@ -29,7 +29,7 @@ export interface Reaper {
 }
 
 /** One pass: expire, then abort each expired job's upload and tell SSE watchers. */
-export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = logTo(ctx), now: number = Date.now()): Promise<JobRow[]> {
+export async function reapExpiredJobs(ctx: ServerContext, log: ReaperOptions['log'] = logTo(ctx), now: number = ctx.now()): Promise<JobRow[]> {
   const expired = await ctx.repos.jobs.expireLeases(now);
   const stranded = await ctx.repos.jobs.expireQueuedOnDeadNodes(ctx.config.queuedJobTimeoutMs, now);
   for (const job of stranded) {
@@ -60,7 +60,7 @@ async function auditExpiry(ctx: ServerContext, log: NonNullable<ReaperOptions['l
 /** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
 export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reaper {
   const log = opts.log ?? logTo(ctx);
-  return startPeriodic(() => reapExpiredJobs(ctx, log, (opts.now ?? Date.now)()), { intervalMs: opts.intervalMs ?? 5_000, onError: (err) => log('Reaper pass failed', err) });
+  return startPeriodic(() => reapExpiredJobs(ctx, log, (opts.now ?? ctx.now)()), { intervalMs: opts.intervalMs ?? 5_000, onError: (err) => log('Reaper pass failed', err) });
 }
 
 function logTo(ctx: ServerContext): NonNullable<ReaperOptions['log']> {
