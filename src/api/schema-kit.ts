@@ -37,3 +37,14 @@ export const AbsolutePath = Type.String({ minLength: 1, maxLength: 4096, pattern
 
 /** A password as given (sign-in, the current one): any length the policy ever allowed. */
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });
+
+// ---- response pieces: what the server sends, as the OpenAPI document shows it ----
+
+/** A time as the server writes it: Date#toISOString(). */
+export const IsoTime = (description = 'ISO-8601 time (UTC)') => Type.String({ description });
+
+/** A boolean that is always true where it appears (the original system's clients check it). */
+export const AlwaysTrue = (description: string) => Type.Unsafe<true>({ type: 'boolean', enum: [true], description });
+
+/** An object of string values under any keys (OpenAPI 3.0 has no patternProperties). */
+export const StringMap = (description: string) => Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description });

@@ -14,7 +14,7 @@ import type { ServerContext } from '../context.ts';
 import type { DeliveryRow } from '../db/alert-deliveries.ts';
 import type { ChannelRow, EmailConfig, WebhookConfig } from '../db/alerts.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent } from './error-responses.ts';
 import { iso, userId, uuidParams } from './schema.ts';
 import { siteFor } from './site-common.ts';
 
@@ -105,7 +105,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, IdP>(app, ctx, {
     method: 'DELETE', url: '/api/v1/alerts/channels/:id', auth: 'user', tags,
     summary: 'Remove an alert channel, its subscriptions and its delivery log (super_admin)',
-    schema: { params: uuidParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: uuidParams('id'), response: { ...noContent('Removed'), ...errorResponses(401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'alerts.manage');
       if (!(await alertsRepo(ctx).removeChannel(params.id))) throw notFound('Alert channel', params.id);
@@ -177,7 +177,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, ctx: ServerContext): v
   defineRoute<unknown, IdP>(app, ctx, {
     method: 'DELETE', url: '/api/v1/alerts/subscriptions/:id', auth: 'user', tags,
     summary: 'Remove one of my alert subscriptions (anyone else\'s is 404)',
-    schema: { params: uuidParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: uuidParams('id'), response: { ...noContent('Removed'), ...errorResponses(401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const me = userId(principal);
       if (!(await alertsRepo(ctx).unsubscribe(me, params.id))) throw notFound('Alert subscription', params.id);
