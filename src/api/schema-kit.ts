@@ -5,8 +5,9 @@ import { CLEAN_PATH_PATTERN, NO_CONTROL_PATTERN, UUID_PATTERN } from './formats.
 // the server validates and documents) and a TypeScript type (Static<typeof X>) at once. Written
 // the way OpenAPI 3.0 reads them: nullable, and enums of strings, not const unions.
 
-/** T or null (OpenAPI 3.0's nullable). */
-export const Nullable = <T extends TSchema>(t: T) => Type.Unsafe<Static<T> | null>({ ...t, nullable: true });
+/** T or null (OpenAPI 3.0's nullable; an enum lists null too, as OpenAPI 3.0.3 asks). */
+export const Nullable = <T extends TSchema>(t: T) =>
+  Type.Unsafe<Static<T> | null>({ ...t, ...(Array.isArray(t.enum) ? { enum: [...(t.enum as unknown[]), null] } : {}), nullable: true });
 
 /** One of these strings (an enum, not anyOf of consts). */
 export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
