@@ -215,7 +215,12 @@ export const LoginChallenge = Type.Object({
 });
 export type LoginChallenge = Static<typeof LoginChallenge>;
 
-export const LoginResult = Type.Union([PasswordLoginResponse, LoginChallenge]);
+/** POST /api/v1/auth/login's 200: one object with the fields of both (as documented since the start), either a session or a challenge. */
+export const LoginResult = Type.Unsafe<PasswordLoginResponse | LoginChallenge>({
+  type: 'object',
+  properties: { ...PasswordLoginResponse.properties, ...LoginChallenge.properties },
+  oneOf: [{ required: PasswordLoginResponse.required }, { required: LoginChallenge.required }],
+});
 export type LoginResult = Static<typeof LoginResult>;
 
 const Challenge = Type.String({ minLength: 1, maxLength: 100 });
