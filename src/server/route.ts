@@ -30,6 +30,10 @@ export interface RouteSpec<B, P, Q, R> {
   auth: Auth;
   summary: string;
   tags?: string[];
+  /**
+   * response: each success status with the schema of its body (from src/api, through ok/success/noContent
+   * in routes/error-responses.ts), and the errors the route gives beyond the common ones below.
+   */
   schema?: Omit<FastifySchema, 'summary' | 'tags'>;
   /**
    * Error bodies also carry the message as a top-level detail: for the routes the original
