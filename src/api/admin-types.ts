@@ -1,12 +1,12 @@
 // Request and response bodies of the admin API: users, tokens, nodes, storage providers, audit.
 // snake_case like src/api/types.ts. No body here ever carries a password, a key hash or a
 // storage secret; the only secret that goes out is a token value, once, when it is created.
-// Request bodies are TypeBox schemas with their types (Static): what the server validates and
-// documents is what clients are typed against.
+// Request and response bodies are TypeBox schemas with their types (Static, under the same name):
+// what the server validates and documents is what clients are typed against.
 
 import { Type, type Static } from '@sinclair/typebox';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, NO_CONTROL_PATTERN, NORMAL_DIR_PATTERN } from './formats.ts';
-import { Label, Nullable, Password, StringEnum, Uuid } from './schema-kit.ts';
+import { IsoTime, Label, Nullable, Password, StringEnum, Uuid } from './schema-kit.ts';
 
 export const UserRole = StringEnum(['super_admin', 'node_admin', 'site_admin']);
 export type UserRole = Static<typeof UserRole>;
@@ -15,16 +15,16 @@ export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^@\
 /** A new password: the policy's length (the server checks the rest of the policy). */
 export const NewPassword = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
 
-export interface User {
-  id: string;
-  email: string;
-  role: UserRole;
-  node_ids: string[];
-  site_ids: string[];
-  /** A disabled user cannot sign in and their tokens are gone. */
-  disabled: boolean;
-  created_at: string;
-}
+export const User = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: UserRole,
+  node_ids: Type.Array(Type.String()),
+  site_ids: Type.Array(Type.String()),
+  disabled: Type.Boolean({ description: 'A disabled user cannot sign in and their tokens are gone' }),
+  created_at: IsoTime(),
+});
+export type User = Static<typeof User>;
 
 export const CreateUserRequest = Type.Object({ email: Email, password: NewPassword, role: UserRole }, { additionalProperties: false });
 export type CreateUserRequest = Static<typeof CreateUserRequest>;
@@ -43,27 +43,27 @@ export type UpdateUserRequest = Static<typeof UpdateUserRequest>;
 export const ChangePasswordRequest = Type.Object({ current_password: Password, new_password: NewPassword }, { additionalProperties: false });
 export type ChangePasswordRequest = Static<typeof ChangePasswordRequest>;
 
-export interface UserList {
-  users: User[];
-}
+export const UserList = Type.Object({ users: Type.Array(User) });
+export type UserList = Static<typeof UserList>;
 
 /** GET /api/v1/auth/me */
+export const Me = User;
 export type Me = User;
 
-export interface ApiToken {
-  id: string;
-  kind: 'session' | 'api';
-  name: string | null;
-  created_at: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  /** True for the token this request was made with. */
-  current: boolean;
-}
+const ApiTokenFields = {
+  id: Type.String(),
+  kind: StringEnum(['session', 'api']),
+  name: Nullable(Type.String()),
+  created_at: IsoTime(),
+  expires_at: Nullable(IsoTime()),
+  last_used_at: Nullable(IsoTime()),
+};
 
-export interface TokenList {
-  tokens: ApiToken[];
-}
+export const ApiToken = Type.Object({ ...ApiTokenFields, current: Type.Boolean({ description: 'True for the token this request was made with' }) });
+export type ApiToken = Static<typeof ApiToken>;
+
+export const TokenList = Type.Object({ tokens: Type.Array(ApiToken) });
+export type TokenList = Static<typeof TokenList>;
 
 export const CreateTokenRequest = Type.Object(
   {
@@ -75,41 +75,38 @@ export const CreateTokenRequest = Type.Object(
 export type CreateTokenRequest = Static<typeof CreateTokenRequest>;
 
 /** The token value is shown here once and never again. */
-export interface CreateTokenResponse extends Omit<ApiToken, 'current'> {
-  token: string;
-}
+export const CreateTokenResponse = Type.Object({ ...ApiTokenFields, token: Type.String({ description: 'The token, shown this once' }) });
+export type CreateTokenResponse = Static<typeof CreateTokenResponse>;
 
-export type NodeStatus = 'pending' | 'active' | 'disabled';
+export const NodeStatus = StringEnum(['pending', 'active', 'disabled']);
+export type NodeStatus = Static<typeof NodeStatus>;
 
-export interface Node {
-  id: string;
-  hostname: string;
-  status: NodeStatus;
-  last_seen: string | null;
-  quota_bytes: number | null;
-  /** Whether the node has enrolled (holds a node key); the key itself is never shown. */
-  has_key: boolean;
-  /** When a key rotation was asked for that the agent has not completed yet; null: none pending. */
-  key_rotation_requested_at: string | null;
-  /** Backups the node runs at once (its agent runs that many; the server hands out no more). */
-  job_limit: number;
-  created_at: string;
-}
+export const Node = Type.Object({
+  id: Type.String(),
+  hostname: Type.String(),
+  status: NodeStatus,
+  last_seen: Nullable(IsoTime()),
+  quota_bytes: Nullable(Type.Integer()),
+  has_key: Type.Boolean({ description: 'Whether the node has enrolled (holds a node key); the key itself is never shown' }),
+  key_rotation_requested_at: Nullable(IsoTime('When a key rotation was asked for that the agent has not completed yet; null: none pending')),
+  job_limit: Type.Integer({ description: 'Backups the node runs at once (its agent runs that many; the server hands out no more)' }),
+  created_at: IsoTime(),
+});
+export type Node = Static<typeof Node>;
 
 /** POST /api/v1/nodes/{id}/revoke-key */
-export interface RevokeKeyResponse {
-  node: Node;
-  /** Jobs the node held, failed by the revocation (their uploads aborted). */
-  jobs_failed: number;
-}
+export const RevokeKeyResponse = Type.Object({
+  node: Node,
+  jobs_failed: Type.Integer({ description: 'Jobs the node held, failed by the revocation (their uploads aborted)' }),
+});
+export type RevokeKeyResponse = Static<typeof RevokeKeyResponse>;
 
 /** POST /api/v1/nodes/join-codes: with node_id, a re-join code that gives that node a new key. */
 export const JoinCodeRequest = Nullable(Type.Object({ node_id: Type.Optional(Uuid) }, { additionalProperties: false }));
 export type JoinCodeRequest = Static<typeof JoinCodeRequest>;
 
-export interface NodeList {
-  nodes: Node[];
-}
+export const NodeList = Type.Object({ nodes: Type.Array(Node) });
+export type NodeList = Static<typeof NodeList>;
 
 export const Hostname = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' });
 
@@ -124,33 +121,32 @@ export const UpdateNodeRequest = Type.Object(
 );
 export type UpdateNodeRequest = Static<typeof UpdateNodeRequest>;
 
-export interface JoinCodeResponse {
-  code: string;
-  expires_at: string;
-}
+export const JoinCodeResponse = Type.Object({ code: Type.String(), expires_at: IsoTime() });
+export type JoinCodeResponse = Static<typeof JoinCodeResponse>;
 
-export type StorageType = 'local' | 's3';
+export const StorageType = StringEnum(['local', 's3']);
+export type StorageType = Static<typeof StorageType>;
 
-export interface StorageProvider {
-  id: string;
-  name: string;
-  type: StorageType;
-  root_path: string | null;
-  endpoint: string | null;
-  bucket: string | null;
-  region: string | null;
-  prefix: string;
-  path_style: boolean;
-  is_default: boolean;
-  has_credentials: boolean;
-  /** The access key id of an s3 provider; the secret key is never returned. */
-  access_key_id: string | null;
-  created_at: string;
-}
+/** Settings are null (prefix empty, path_style false) for callers who may read but not change providers. */
+export const StorageProvider = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  type: StorageType,
+  root_path: Nullable(Type.String()),
+  endpoint: Nullable(Type.String()),
+  bucket: Nullable(Type.String()),
+  region: Nullable(Type.String()),
+  prefix: Type.String(),
+  path_style: Type.Boolean(),
+  is_default: Type.Boolean(),
+  has_credentials: Type.Boolean(),
+  access_key_id: Nullable(Type.String({ description: 'The access key id of an s3 provider; the secret key is never returned' })),
+  created_at: IsoTime(),
+});
+export type StorageProvider = Static<typeof StorageProvider>;
 
-export interface StorageProviderList {
-  storage_providers: StorageProvider[];
-}
+export const StorageProviderList = Type.Object({ storage_providers: Type.Array(StorageProvider) });
+export type StorageProviderList = Static<typeof StorageProviderList>;
 
 const STORAGE_NAME = Label(100);
 /** An absolute, normalised directory on the server. */
@@ -188,16 +184,17 @@ export const UpdateStorageProviderRequest = Type.Partial(
 );
 export type UpdateStorageProviderRequest = Static<typeof UpdateStorageProviderRequest>;
 
-export interface AuditEntryBody {
-  id: string;
-  at: string;
-  user_id: string | null;
-  node_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  detail: unknown;
-}
+export const AuditEntryBody = Type.Object({
+  id: Type.String(),
+  at: IsoTime(),
+  user_id: Nullable(Type.String()),
+  node_id: Nullable(Type.String()),
+  action: Type.String(),
+  target_type: Nullable(Type.String()),
+  target_id: Nullable(Type.String()),
+  detail: Type.Unknown({ description: 'What the action recorded (any JSON, or null)' }),
+});
+export type AuditEntryBody = Static<typeof AuditEntryBody>;
 
 export const AuditQuery = Type.Object(
   {
@@ -211,8 +208,8 @@ export const AuditQuery = Type.Object(
 );
 export type AuditQuery = Static<typeof AuditQuery>;
 
-export interface AuditPage {
-  entries: AuditEntryBody[];
-  /** Pass as ?before= for the next (older) page; null when this was the last. */
-  next_before: number | null;
-}
+export const AuditPage = Type.Object({
+  entries: Type.Array(AuditEntryBody),
+  next_before: Nullable(Type.Integer({ description: 'Pass as ?before= for the next (older) page; null when this was the last' })),
+});
+export type AuditPage = Static<typeof AuditPage>;

@@ -5,8 +5,9 @@ import { CLEAN_PATH_PATTERN, NO_CONTROL_PATTERN, UUID_PATTERN } from './formats.
 // the server validates and documents) and a TypeScript type (Static<typeof X>) at once. Written
 // the way OpenAPI 3.0 reads them: nullable, and enums of strings, not const unions.
 
-/** T or null (OpenAPI 3.0's nullable). */
-export const Nullable = <T extends TSchema>(t: T) => Type.Unsafe<Static<T> | null>({ ...t, nullable: true });
+/** T or null (OpenAPI 3.0's nullable; an enum lists null too, as OpenAPI 3.0.3 asks). */
+export const Nullable = <T extends TSchema>(t: T) =>
+  Type.Unsafe<Static<T> | null>({ ...t, ...(Array.isArray(t.enum) ? { enum: [...(t.enum as unknown[]), null] } : {}), nullable: true });
 
 /** One of these strings (an enum, not anyOf of consts). */
 export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
@@ -37,3 +38,14 @@ export const AbsolutePath = Type.String({ minLength: 1, maxLength: 4096, pattern
 
 /** A password as given (sign-in, the current one): any length the policy ever allowed. */
 export const Password = Type.String({ minLength: 1, maxLength: 1024 });
+
+// ---- response pieces: what the server sends, as the OpenAPI document shows it ----
+
+/** A time as the server writes it: Date#toISOString(). */
+export const IsoTime = (description = 'ISO-8601 time (UTC)') => Type.String({ description });
+
+/** A boolean that is always true where it appears (the original system's clients check it). */
+export const AlwaysTrue = (description: string) => Type.Unsafe<true>({ type: 'boolean', enum: [true], description });
+
+/** An object of string values under any keys (OpenAPI 3.0 has no patternProperties). */
+export const StringMap = (description: string) => Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description });

@@ -2,51 +2,61 @@
 // of every body that crosses the wire. Field names follow the spec (snake_case).
 
 import { Type, type Static, type TNumber, type TOptional } from '@sinclair/typebox';
-import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES, type BackupStatus, type Stage } from './formats.ts';
-import { AbsolutePath, Digits, Label, Nullable, Password, PlainText, StringEnum, Uuid } from './schema-kit.ts';
+import { BACKUP_STATUSES, END_STATUSES, JOIN_CODE_PATTERN, STAGES, type Stage } from './formats.ts';
+import { AbsolutePath, AlwaysTrue, Digits, IsoTime, Label, Nullable, Password, PlainText, StringEnum, StringMap, Uuid } from './schema-kit.ts';
+
+// Response bodies are TypeBox schemas too (the OpenAPI document lists them under their status), each
+// with its type under the same name (Static<typeof X>).
+
+const ErrorObject = Type.Object({
+  code: Type.String({ description: "Stable machine code, e.g. 'not_found', 'conflict', 'quota_exceeded', 'validation'" }),
+  message: Type.String({ description: 'One sentence naming the thing and the fix' }),
+  details: Type.Optional(Type.Unknown({ description: 'More about it, where the code says (quota_exceeded: the quota check)' })),
+});
 
 /** Every error response: a status code that fits (4xx for the client's mistakes) and this body. */
-export interface ApiErrorBody {
-  error: {
-    /** Stable machine code, e.g. 'not_found', 'conflict', 'quota_exceeded', 'validation'. */
-    code: string;
-    /** One sentence naming the thing and the fix. */
-    message: string;
-    details?: unknown;
-  };
-  /** error.message again, on the routes the original system's scripts call (they read .detail). */
-  detail?: string;
-}
+export const ApiErrorBody = Type.Object({ error: ErrorObject });
+
+/** The error body on the routes the original system's scripts call: error.message again as detail (they read .detail). */
+export const ApiErrorBodyWithDetail = Type.Object({
+  error: ErrorObject,
+  detail: Type.String({ description: "error.message again, for the original system's clients" }),
+});
+export type ApiErrorBody = Static<typeof ApiErrorBody> & { detail?: string };
 
 // ---- sites and live backup state (the spec's status fields) ----
 
-export interface BackupStatusBody {
-  site_id: string;
-  status: BackupStatus;
-  progress: number;
-  stage: Stage | null;
-  stage_detail: string | null;
-  error: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  /** Set when status is completed. */
-  backup_id: string | null;
-  job_id: string | null;
-}
+export const BackupStatusBody = Type.Object({
+  site_id: Type.String(),
+  status: StringEnum(BACKUP_STATUSES),
+  progress: Type.Integer({ minimum: 0, maximum: 100 }),
+  stage: Nullable(StringEnum(STAGES)),
+  stage_detail: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+  started_at: Nullable(IsoTime()),
+  finished_at: Nullable(IsoTime()),
+  backup_id: Nullable(Type.String({ description: 'The backup made, when status is completed' })),
+  job_id: Nullable(Type.String()),
+});
+export type BackupStatusBody = Static<typeof BackupStatusBody>;
 
-export interface Site {
-  id: string;
-  node_id: string;
-  name: string;
-  wp_path: string;
-  db_name: string | null;
-  excludes: string[];
-  quota_bytes: number | null;
-  created_at: string;
-  backup: BackupStatusBody;
-  /** The next scheduled backup (GET /sites, GET /sites/{id}); null: none scheduled. */
-  next_run_at?: string | null;
-}
+export const Site = Type.Object({
+  id: Type.String(),
+  node_id: Type.String(),
+  name: Type.String(),
+  wp_path: Type.String(),
+  db_name: Nullable(Type.String()),
+  excludes: Type.Array(Type.String()),
+  quota_bytes: Nullable(Type.Integer()),
+  created_at: IsoTime(),
+  backup: BackupStatusBody,
+  next_run_at: Type.Optional(Nullable(IsoTime('The next scheduled backup (GET /sites, GET /sites/{id}, POST /sites); null: none scheduled'))),
+});
+export type Site = Static<typeof Site>;
+
+/** GET /api/v1/sites */
+export const SiteList = Type.Object({ sites: Type.Array(Site) });
+export type SiteList = Static<typeof SiteList>;
 
 const SiteName = Label(200);
 const Excludes = Type.Array(Label(1024), { maxItems: 500 });
@@ -76,88 +86,91 @@ export const SiteListQuery = Type.Object(
 );
 export type SiteListQuery = Static<typeof SiteListQuery>;
 
-export interface StartBackupResponse {
-  job_id: string;
-  site_id: string;
-  state: JobState;
-  created_at: string;
-  /** Always true on a 202: what the original system's start_backup.sh checks. */
-  success: true;
-}
+export const JOB_STATES = ['queued', 'claimed', 'running', 'done', 'failed', 'cancelled'] as const;
+export const JobState = StringEnum(JOB_STATES);
+export type JobState = Static<typeof JobState>;
+
+export const StartBackupResponse = Type.Object({
+  job_id: Type.String(),
+  site_id: Type.String(),
+  state: JobState,
+  created_at: IsoTime(),
+  success: AlwaysTrue("Always true on a 202: what the original system's start_backup.sh checks"),
+});
+export type StartBackupResponse = Static<typeof StartBackupResponse>;
 
 /** GET /sites/{id}/backup/status: the status, and stage_detail again as message (what monitor_backup.sh prints). */
-export interface BackupStatusResponse extends BackupStatusBody {
-  message: string | null;
-}
+export const BackupStatusResponse = Type.Object({
+  ...BackupStatusBody.properties,
+  message: Nullable(Type.String({ description: "stage_detail again, for the original system's monitor_backup.sh" })),
+});
+export type BackupStatusResponse = Static<typeof BackupStatusResponse>;
 
-export type JobState = 'queued' | 'claimed' | 'running' | 'done' | 'failed' | 'cancelled';
-
-export interface QuotaCheck {
-  can_proceed: boolean;
-  current_usage_bytes: number;
-  estimate_bytes: number;
-  /** 'last_backup' or 'site_size_x_ratio' (or 'none' when nothing is known yet). */
-  estimate_basis: 'last_backup' | 'site_size_x_ratio' | 'none';
-  projected_usage_bytes: number;
-  site_quota_bytes: number | null;
-  node_quota_bytes: number | null;
-  /** Which quotas the projection would exceed. */
-  exceeded: ('site' | 'node')[];
-}
+export const QuotaCheck = Type.Object({
+  can_proceed: Type.Boolean(),
+  current_usage_bytes: Type.Integer(),
+  estimate_bytes: Type.Integer(),
+  estimate_basis: StringEnum(['last_backup', 'site_size_x_ratio', 'none'], { description: "What the estimate is: the last backup's size, the site's size times the compression ratio, or nothing known yet" }),
+  projected_usage_bytes: Type.Integer(),
+  site_quota_bytes: Nullable(Type.Integer()),
+  node_quota_bytes: Nullable(Type.Integer()),
+  exceeded: Type.Array(StringEnum(['site', 'node']), { description: 'Which quotas the projection would exceed' }),
+});
+export type QuotaCheck = Static<typeof QuotaCheck>;
 
 /** The spec's QuotaCheck, plus the node's side of it (current_usage_bytes is the site's). */
-export interface QuotaCheckBody extends QuotaCheck {
-  node_usage_bytes: number;
-  node_projected_usage_bytes: number;
-}
+export const QuotaCheckBody = Type.Object({ ...QuotaCheck.properties, node_usage_bytes: Type.Integer(), node_projected_usage_bytes: Type.Integer() });
+export type QuotaCheckBody = Static<typeof QuotaCheckBody>;
 
-export interface StopBackupResponse {
-  job_id: string;
-  /** True: the job was still queued and is cancelled now. False: the agent is asked to stop. */
-  immediate: boolean;
-  status: BackupStatusBody;
-}
+export const StopBackupResponse = Type.Object({
+  job_id: Type.String(),
+  immediate: Type.Boolean({ description: 'True: the job was still queued and is cancelled now. False: the agent is asked to stop.' }),
+  status: BackupStatusBody,
+});
+export type StopBackupResponse = Static<typeof StopBackupResponse>;
 
-export interface ResetBackupResponse {
-  status: BackupStatusBody;
-  /** The clean-up job queued for the site's agent. */
-  reset_job_id: string;
-  cancelled_job_ids: string[];
-  aborted_uploads: number;
-  /** Always true on a 200: what the original system's reset_backup.sh checks. */
-  success: true;
-  message: string;
-  /**
-   * The original's clean-up report. The server removes no temp dirs itself: the node's agent
-   * removes them when it runs reset_job_id, after this reply, so the counts are 0 and pending is true.
-   */
-  cleanup: { dirs_removed: number; space_freed_mb: number; pending: boolean };
-}
+export const ResetBackupResponse = Type.Object({
+  status: BackupStatusBody,
+  reset_job_id: Type.String({ description: "The clean-up job queued for the site's agent" }),
+  cancelled_job_ids: Type.Array(Type.String()),
+  aborted_uploads: Type.Integer(),
+  success: AlwaysTrue("Always true on a 200: what the original system's reset_backup.sh checks"),
+  message: Type.String(),
+  cleanup: Type.Object({
+    dirs_removed: Type.Integer(),
+    space_freed_mb: Type.Number(),
+    pending: Type.Boolean(),
+  }, { description: "The original system's clean-up report. The server removes no temp dirs itself: the node's agent removes them when it runs reset_job_id, after this reply, so the counts are 0 and pending is true" }),
+});
+export type ResetBackupResponse = Static<typeof ResetBackupResponse>;
 
-export interface Backup {
-  id: string;
-  site_id: string;
-  storage_id: string;
-  key: string;
-  filename: string;
-  size: number;
-  sha256: string;
-  status: 'completed';
-  created_at: string;
-  /** Kept forever by retention (wpbackup backups pin ID). */
-  pinned: boolean;
-}
+export const Backup = Type.Object({
+  id: Type.String(),
+  site_id: Type.String(),
+  storage_id: Type.String(),
+  key: Type.String(),
+  filename: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  status: StringEnum(['completed']),
+  created_at: IsoTime(),
+  pinned: Type.Boolean({ description: 'Kept forever by retention (wpbackup backups pin ID)' }),
+});
+export type Backup = Static<typeof Backup>;
 
-export interface DownloadResponse {
-  url: string;
-  /** The same URL under the original system's name. */
-  download_url: string;
-  expires_in_seconds: number;
-  filename: string;
-  size: number;
-  /** The whole object's sha256 as recorded at upload: `wpbackup restore --sha256` checks it (and `--backup ID` uses it). */
-  sha256: string;
-}
+/** GET /api/v1/sites/{id}/backups */
+export const BackupList = Type.Object({ backups: Type.Array(Backup) });
+export type BackupList = Static<typeof BackupList>;
+
+export const DownloadResponse = Type.Object({
+  url: Type.String(),
+  download_url: Type.String({ description: "url again, under the original system's name" }),
+  expires_in_seconds: Type.Integer(),
+  filename: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String({ description: "The whole object's sha256 as recorded at upload: `wpbackup restore --sha256` checks it (and `--backup ID` uses it)" }),
+});
+export type DownloadResponse = Static<typeof DownloadResponse>;
 
 // ---- auth ----
 
@@ -179,29 +192,36 @@ export const LoginBody = Type.Object(
   { additionalProperties: false, oneOf: [{ required: ['email'] }, { required: ['username'] }] },
 );
 
-export interface LoginResponse {
-  token: string;
-  expires_at: string;
-}
+export const LoginResponse = Type.Object({ token: Type.String({ description: 'The bearer token' }), expires_at: IsoTime() });
+export type LoginResponse = Static<typeof LoginResponse>;
 
 /** POST /auth/login's session also under the original system's names (OAuth2 style). */
-export interface PasswordLoginResponse extends LoginResponse {
-  access_token: string;
-  token_type: 'bearer';
-}
+export const PasswordLoginResponse = Type.Object({
+  ...LoginResponse.properties,
+  access_token: Type.String({ description: "token again, for the original system's clients" }),
+  token_type: StringEnum(['bearer']),
+});
+export type PasswordLoginResponse = Static<typeof PasswordLoginResponse>;
 
 /**
  * A right password for an account with a second factor (mfa_required), or of a role that must have
  * one but has none yet (mfa_enrollment_required): no token, a challenge for POST /api/v1/auth/login/mfa.
  */
-export interface LoginChallenge {
-  mfa_required?: true;
-  mfa_enrollment_required?: true;
-  challenge: string;
-  challenge_expires_at: string;
-}
+export const LoginChallenge = Type.Object({
+  mfa_required: Type.Optional(AlwaysTrue('The account has a second factor: send a code with the challenge to POST /api/v1/auth/login/mfa')),
+  mfa_enrollment_required: Type.Optional(AlwaysTrue('The role must have a second factor: enroll with POST /api/v1/auth/login/mfa/enroll')),
+  challenge: Type.String(),
+  challenge_expires_at: IsoTime(),
+});
+export type LoginChallenge = Static<typeof LoginChallenge>;
 
-export type LoginResult = PasswordLoginResponse | LoginChallenge;
+/** POST /api/v1/auth/login's 200: one object with the fields of both (as documented since the start), either a session or a challenge. */
+export const LoginResult = Type.Unsafe<PasswordLoginResponse | LoginChallenge>({
+  type: 'object',
+  properties: { ...PasswordLoginResponse.properties, ...LoginChallenge.properties },
+  oneOf: [{ required: PasswordLoginResponse.required }, { required: LoginChallenge.required }],
+});
+export type LoginResult = Static<typeof LoginResult>;
 
 const Challenge = Type.String({ minLength: 1, maxLength: 100 });
 /** A 6-digit TOTP code, or a recovery code (xxxx-xxxx-xxxx-xxxx). */
@@ -215,32 +235,31 @@ export const LoginEnrollRequest = Type.Object({ challenge: Challenge }, { additi
 export type LoginEnrollRequest = Static<typeof LoginEnrollRequest>;
 
 /** The session; after an enrollment challenge, also the recovery codes (shown this once). */
-export interface LoginMfaResponse extends LoginResponse {
-  recovery_codes?: string[];
-}
+export const LoginMfaResponse = Type.Object({
+  ...LoginResponse.properties,
+  recovery_codes: Type.Optional(Type.Array(Type.String(), { description: 'After an enrollment: the one-time recovery codes, shown this once' })),
+});
+export type LoginMfaResponse = Static<typeof LoginMfaResponse>;
 
-export interface MfaEnrollment {
-  /** The TOTP secret in base32, for typing into an authenticator app. */
-  secret: string;
-  /** otpauth://totp/... : what a QR code for the app holds. */
-  otpauth_uri: string;
-}
+export const MfaEnrollment = Type.Object({
+  secret: Type.String({ description: 'The TOTP secret in base32, for typing into an authenticator app' }),
+  otpauth_uri: Type.String({ description: 'otpauth://totp/... : what a QR code for the app holds' }),
+});
+export type MfaEnrollment = Static<typeof MfaEnrollment>;
 
-export interface MfaStatusBody {
-  enabled: boolean;
-  /** An enrollment waits for its confirming code. */
-  pending: boolean;
-  /** The server requires a second factor for this user's role. */
-  required: boolean;
-  recovery_codes_left: number;
-}
+export const MfaStatusBody = Type.Object({
+  enabled: Type.Boolean(),
+  pending: Type.Boolean({ description: 'An enrollment waits for its confirming code' }),
+  required: Type.Boolean({ description: "The server requires a second factor for this user's role" }),
+  recovery_codes_left: Type.Integer(),
+});
+export type MfaStatusBody = Static<typeof MfaStatusBody>;
 
 export const MfaCodeRequest = Type.Object({ code: Code }, { additionalProperties: false });
 export type MfaCodeRequest = Static<typeof MfaCodeRequest>;
 
-export interface MfaRecoveryCodes {
-  recovery_codes: string[];
-}
+export const MfaRecoveryCodes = Type.Object({ recovery_codes: Type.Array(Type.String(), { description: 'One-time recovery codes, shown only this once' }) });
+export type MfaRecoveryCodes = Static<typeof MfaRecoveryCodes>;
 
 // ---- agents (node key as bearer token) ----
 
@@ -251,34 +270,31 @@ export const JoinRequest = Type.Object(
 export type JoinRequest = Static<typeof JoinRequest>;
 
 /** Returned once; the node key is never shown again by any endpoint. */
-export interface JoinResponse {
-  node_id: string;
-  node_key: string;
-}
+export const JoinResponse = Type.Object({ node_id: Type.String(), node_key: Type.String({ description: 'The node key, shown this once' }) });
+export type JoinResponse = Static<typeof JoinResponse>;
 
-export interface AgentJob {
-  job_id: string;
-  type: 'backup' | 'reset';
-  site: { id: string; name: string; wp_path: string; excludes: string[] };
-  node_id: string;
-  /** The object key the server chose: <node_uuid>/<site_uuid>/<name>_<date>_<time>.tar.zst. */
-  key: string;
-  lease_seconds: number;
-}
+export const AgentJob = Type.Object({
+  job_id: Type.String(),
+  type: StringEnum(['backup', 'reset']),
+  site: Type.Object({ id: Type.String(), name: Type.String(), wp_path: Type.String(), excludes: Type.Array(Type.String()) }),
+  node_id: Type.String(),
+  key: Type.String({ description: 'The object key the server chose: <node_uuid>/<site_uuid>/<name>_<date>_<time>.tar.zst (empty for a reset)' }),
+  lease_seconds: Type.Number(),
+});
+export type AgentJob = Static<typeof AgentJob>;
 
-export interface PollResponse {
-  job: AgentJob | null;
-  /** Backups this node may run at once (an admin sets it; the server hands out no more). */
-  job_limit?: number;
-}
+export const PollResponse = Type.Object({
+  job: Nullable(AgentJob),
+  job_limit: Type.Optional(Type.Integer({ description: 'Backups this node may run at once (an admin sets it; the server hands out no more)' })),
+});
+export type PollResponse = Static<typeof PollResponse>;
 
 /** Set to '1' on a poll reply when an admin asked for a new node key: fetch it with POST /api/v1/agent/rotate-key. */
 export const KEY_ROTATION_HEADER = 'x-wpbackup-rotate-key';
 
 /** POST /api/v1/agent/rotate-key: this node's next key, sent once; the old one works until this one is used. */
-export interface RotateKeyResponse {
-  node_key: string;
-}
+export const RotateKeyResponse = Type.Object({ node_key: Type.String() });
+export type RotateKeyResponse = Static<typeof RotateKeyResponse>;
 
 /** The agent's progress report; the reply carries cancellation (stop/reset) and the new lease. */
 const StageOrNull = Type.Union([StringEnum(STAGES), Type.Null()]);
@@ -296,15 +312,22 @@ export const ProgressReport = Type.Object(
 );
 export type ProgressReport = Static<typeof ProgressReport>;
 
-export interface ProgressReply {
-  cancel: boolean;
-  lease_until: string;
-}
+export const ProgressReply = Type.Object({
+  cancel: Type.Boolean({ description: 'Stop the backup (a user asked for a stop or reset)' }),
+  lease_until: IsoTime('The job is this agent\'s until then; report again before it'),
+});
+export type ProgressReply = Static<typeof ProgressReply>;
+
+/** POST /api/v1/agent/jobs/{id}/finish: the job's state after the report. */
+export const FinishReply = Type.Object({ state: JobState });
+export type FinishReply = Static<typeof FinishReply>;
 
 /** Multipart upload through presigned part URLs: the agent never holds storage credentials. */
-export interface UploadStartResponse {
-  upload_id: string;
-}
+export const UploadStartResponse = Type.Object({ upload_id: Type.String() });
+export type UploadStartResponse = Static<typeof UploadStartResponse>;
+
+export const UploadAbortResponse = Type.Object({ aborted: Type.Boolean({ description: 'False: the job had no upload to abort' }) });
+export type UploadAbortResponse = Static<typeof UploadAbortResponse>;
 
 /** Most parts one multipart upload may have, and bytes one part may hold (S3's limits). */
 export const MAX_PARTS = 10_000;
@@ -319,9 +342,8 @@ export const PartUrlsRequest = Type.Object(
 );
 export type PartUrlsRequest = Static<typeof PartUrlsRequest>;
 
-export interface PartUrlsResponse {
-  urls: Record<string, string>;
-}
+export const PartUrlsResponse = Type.Object({ urls: StringMap('Each part number asked for, and its presigned upload URL') });
+export type PartUrlsResponse = Static<typeof PartUrlsResponse>;
 
 export const UploadCompleteRequest = Type.Object(
   {
@@ -336,9 +358,8 @@ export const UploadCompleteRequest = Type.Object(
 );
 export type UploadCompleteRequest = Static<typeof UploadCompleteRequest>;
 
-export interface UploadCompleteResponse {
-  backup_id: string;
-}
+export const UploadCompleteResponse = Type.Object({ backup_id: Type.String() });
+export type UploadCompleteResponse = Static<typeof UploadCompleteResponse>;
 
 export const FinishRequest = Type.Object(
   {
@@ -377,21 +398,24 @@ export type ScannedSite = Static<typeof ScannedSite>;
 export const ScanReport = Type.Object({ sites: Type.Array(ScannedSite, { maxItems: 1000 }) }, { additionalProperties: false });
 export type ScanReport = Static<typeof ScanReport>;
 
-export interface ScanReply {
-  stored: number;
-}
+export const ScanReply = Type.Object({ stored: Type.Integer({ description: 'Sites stored from this scan' }) });
+export type ScanReply = Static<typeof ScanReply>;
 
-export interface DiscoveredSite extends ScannedSite {
-  node_id: string;
-  seen_at: string;
-  /** A site with this node and wp_path exists already. */
-  adopted: boolean;
-}
+export const DiscoveredSite = Type.Object({
+  ...ScannedSite.properties,
+  node_id: Type.String(),
+  seen_at: IsoTime(),
+  adopted: Type.Boolean({ description: 'A site with this node and wp_path exists already' }),
+});
+export type DiscoveredSite = Static<typeof DiscoveredSite>;
 
 /** GET /api/v1/nodes/{id}/discovered-sites */
-export interface DiscoveredSiteList {
-  discovered_sites: DiscoveredSite[];
-}
+export const DiscoveredSiteList = Type.Object({ discovered_sites: Type.Array(DiscoveredSite) });
+export type DiscoveredSiteList = Static<typeof DiscoveredSiteList>;
+
+/** GET /healthz */
+export const Health = Type.Object({ status: StringEnum(['ok']), version: Type.String(), database: StringEnum(['sqlite', 'postgres']) });
+export type Health = Static<typeof Health>;
 
 /** POST /api/v1/sites/adopt: a discovered site becomes a site; name defaults to the discovered one. */
 export const AdoptSiteRequest = Type.Object({ node_id: Uuid, path: AbsolutePath, name: Type.Optional(SiteName) }, { additionalProperties: false });

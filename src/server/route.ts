@@ -30,6 +30,10 @@ export interface RouteSpec<B, P, Q, R> {
   auth: Auth;
   summary: string;
   tags?: string[];
+  /**
+   * response: each success status with the schema of its body (from src/api, through ok/success/noContent
+   * in routes/error-responses.ts), and the errors the route gives beyond the common ones below.
+   */
   schema?: Omit<FastifySchema, 'summary' | 'tags'>;
   /**
    * Error bodies also carry the message as a top-level detail: for the routes the original
@@ -122,9 +126,7 @@ function withCommonStatuses<B, P, Q, R>(spec: RouteSpec<B, P, Q, R>): Record<str
   if (takesBody) statuses.push(413, 415);
   const common = (spec.errorDetail ? errorResponsesWithDetail : errorResponses)(...statuses);
   const own = (schema.response ?? {}) as Record<string, unknown>;
-  // A route that names no success answers 200 (a description only: it constrains no body).
-  const ok = Object.keys(own).some((s) => s.startsWith('2')) ? {} : { 200: { description: 'Success' } };
-  return { ...ok, ...common, ...own };
+  return { ...common, ...own };
 }
 
 interface SchemaError {
@@ -163,6 +165,11 @@ async function authenticate(auth: Exclude<Auth, 'public'>, request: FastifyReque
   principals.set(request, principal);
 }
 
+/** JSON.stringify, not a serializer compiled from the schema (which would drop what the schema does not list). */
+function sendAsBuilt(): (data: unknown) => string {
+  return (data) => JSON.stringify(data);
+}
+
 export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<string, string>, R = unknown>(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec<B, P, Q, R>): void {
   const { auth } = spec;
   app.route({
@@ -170,6 +177,9 @@ export function defineRoute<B = unknown, P = Record<string, string>, Q = Record<
     url: spec.url,
     schema: { summary: spec.summary, tags: spec.tags, ...(auth === 'public' ? {} : { security: [{ bearer: [] }] }), ...spec.schema, response: withCommonStatuses(spec) },
     config: { errorDetail: spec.errorDetail === true } satisfies RouteConfig,
+    // The response schemas document the bodies (the OpenAPI document, and the tests that hold every
+    // answer to it); they do not shape them: a body goes out as the handler built it.
+    serializerCompiler: sendAsBuilt,
     schemaErrorFormatter: schemaErrorFormatter(spec.messages),
     onRequest: async (request) => {
       if (auth !== 'public') await authenticate(auth, request, ctx);

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { AuditQuery, type AuditEntryBody, type AuditPage } from '../../api/admin-types.ts';
+import { AuditPage, AuditQuery, type AuditEntryBody } from '../../api/admin-types.ts';
 import type { ServerContext } from '../context.ts';
 import type { AuditEntry } from '../db/audit.ts';
 import { defineRoute, must } from '../route.ts';
 import { iso } from './admin-common.ts';
+import { ok } from './error-responses.ts';
 
 // The audit log, newest first, a page at a time (super_admin). Pages are cut between
 // timestamps, never inside one: entries sharing a millisecond all land on the same page, so
@@ -27,6 +28,7 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServerContext): v
     tags: ['audit'],
     schema: {
       querystring: AuditQuery,
+      response: ok(AuditPage, 'A page of the log'),
     },
     handler: async ({ query, principal }) => {
       must(principal, 'audit.read');

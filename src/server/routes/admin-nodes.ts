@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { JoinCodeRequest, UpdateNodeRequest, type JoinCodeResponse, type Node, type NodeList } from '../../api/admin-types.ts';
+import { JoinCodeRequest, JoinCodeResponse, Node, NodeList, UpdateNodeRequest } from '../../api/admin-types.ts';
 import { authorize, nodeChangeRefusal } from '../auth/roles.ts';
 import { forbidden, notFound, unauthorized } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
@@ -9,7 +9,7 @@ import type { NodeRow } from '../db/nodes.ts';
 import { createJoinCode } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, iso, userId } from './admin-common.ts';
-import { errorResponses, noContent, success } from './error-responses.ts';
+import { errorResponses, noContent, ok, success } from './error-responses.ts';
 
 // Nodes (web servers running an agent): listed as far as the caller may see them, edited by
 // super_admin or the node's node_admin, within nodeChangeRefusal's limits (roles.ts). Join codes make new nodes, so only super_admin gets them.
@@ -41,6 +41,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'The nodes you may see',
     tags,
+    schema: { response: ok(NodeList, 'The nodes') },
     handler: async ({ principal }) => {
       if (!principal) throw unauthorized();
       // Each node is checked the way GET /nodes/{id} checks it, so the list never shows more than that would.
@@ -54,7 +55,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One node',
     tags,
-    schema: { params: NodeParams, response: errorResponses({ 404: 'No such node' }) },
+    schema: { params: NodeParams, response: { ...ok(Node, 'The node'), ...errorResponses({ 404: 'No such node' }) } },
     handler: async ({ params, principal }) => {
       const node = await loadNode(ctx, params.id);
       must(principal, 'node.read', { nodeId: node.id });
@@ -71,7 +72,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: {
       params: NodeParams,
       body: UpdateNodeRequest,
-      response: errorResponses({ 403: 'Not allowed for this caller, or a change a node_admin may not make' }, { 404: 'No such node' }),
+      response: { ...ok(Node, 'The node as changed'), ...errorResponses({ 403: 'Not allowed for this caller, or a change a node_admin may not make' }, { 404: 'No such node' }) },
     },
     handler: async ({ body, params, principal }) => {
       const node = await loadNode(ctx, params.id);
@@ -112,7 +113,7 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'A one-time code (valid 1 h) a new agent joins with, or with node_id one that gives that node a new key (super_admin)',
     tags,
-    schema: { body: JoinCodeRequest, response: { ...success(201, 'The code and when it expires'), ...errorResponses({ 404: 'No such node (node_id)' }) } },
+    schema: { body: JoinCodeRequest, response: { ...success(201, 'The code and when it expires', JoinCodeResponse), ...errorResponses({ 404: 'No such node (node_id)' }) } },
     handler: async ({ body, principal }) => {
       // No resource: only a role allowed on any node passes, also for a re-join code (it mints that node's key).
       const p = must(principal, 'node.join_code', {});

@@ -1,12 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { CreateStorageProviderRequest, UpdateStorageProviderRequest, type StorageProvider, type StorageProviderList } from '../../api/admin-types.ts';
+import { CreateStorageProviderRequest, StorageProvider, StorageProviderList, UpdateStorageProviderRequest } from '../../api/admin-types.ts';
 import { notFound } from '../api-error.ts';
 import { seesStorageSettings, type Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { StorageProviderRow } from '../db/storage-providers.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { errorResponses, noContent, success } from './error-responses.ts';
+import { errorResponses, noContent, ok, success } from './error-responses.ts';
 import { createStorageProvider, removeStorageProvider, setDefaultStorageProvider, updateStorageProvider } from '../services/storage-providers.ts';
 import { emptyBody, idParams, iso, userId } from './admin-common.ts';
 
@@ -69,6 +69,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Storage providers (credentials never shown; a node_admin sees names and types only)',
     tags,
+    schema: { response: ok(StorageProviderList, 'The storage providers') },
     handler: async ({ principal }) => {
       const who = must(principal, 'storage.read');
       const rows = await ctx.repos.storageProviders.list();
@@ -85,7 +86,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     messages: CREATE_MESSAGES,
     schema: {
       body: CreateStorageProviderRequest,
-      response: { ...success(201, 'The new provider'), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 409: 'A provider with that name exists' }) },
+      response: { ...success(201, 'The new provider', StorageProvider), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 409: 'A provider with that name exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'storage.write');
@@ -100,7 +101,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'One storage provider (credentials never shown; a node_admin sees its name and type only)',
     tags,
-    schema: { params: ProviderParams, response: errorResponses({ 404: 'No such storage provider' }) },
+    schema: { params: ProviderParams, response: { ...ok(StorageProvider, 'The provider'), ...errorResponses({ 404: 'No such storage provider' }) } },
     handler: async ({ params, principal }) => {
       const who = must(principal, 'storage.read');
       return visibleBody(ctx, who, await loadProvider(ctx, params.id));
@@ -114,7 +115,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     summary: 'Change a storage provider (super_admin); an s3 bucket is checked again',
     tags,
     messages: { '/root_path:pattern': CREATE_MESSAGES['/root_path:pattern'] },
-    schema: { params: ProviderParams, body: UpdateStorageProviderRequest, response: errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 404: 'No such storage provider' }, { 409: 'A provider with that name exists, or the provider changed meanwhile' }) },
+    schema: { params: ProviderParams, body: UpdateStorageProviderRequest, response: { ...ok(StorageProvider, 'The provider as changed'), ...errorResponses({ 400: 'Malformed request, or settings that do not fit the type, or the bucket failed its check' }, { 404: 'No such storage provider' }, { 409: 'A provider with that name exists, or the provider changed meanwhile' }) } },
     handler: async ({ body, params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await updateStorageProvider(ctx, { userId: userId(me) }, params.id, body);
@@ -142,7 +143,7 @@ export function registerStorageRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: 'Make this the provider new backups go to (super_admin)',
     tags,
-    schema: { params: ProviderParams, body: emptyBody, response: errorResponses({ 404: 'No such storage provider' }) },
+    schema: { params: ProviderParams, body: emptyBody, response: { ...ok(StorageProvider, 'The provider, now the default'), ...errorResponses({ 404: 'No such storage provider' }) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'storage.write');
       const row = await setDefaultStorageProvider(ctx, { userId: userId(me) }, params.id);

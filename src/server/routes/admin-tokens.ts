@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { CreateTokenRequest, type ApiToken, type CreateTokenResponse, type TokenList } from '../../api/admin-types.ts';
+import { CreateTokenRequest, CreateTokenResponse, TokenList, type ApiToken } from '../../api/admin-types.ts';
 import { authorize } from '../auth/roles.ts';
 import { generateToken, hashToken } from '../auth/tokens.ts';
 import { notFound } from '../api-error.ts';
@@ -10,7 +10,7 @@ import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, idParams, iso, userId } from './admin-common.ts';
 
-import { errorResponses, noContent, success } from './error-responses.ts';
+import { errorResponses, noContent, ok, success } from './error-responses.ts';
 
 // The caller's own tokens: their sessions and long-lived API tokens (wpb_a_…) for scripts.
 // A token's value is returned once, by the call that creates it. A super_admin (user.manage)
@@ -33,6 +33,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'user',
     summary: 'Your sessions and API tokens (never their values)',
     tags,
+    schema: { response: ok(TokenList, 'Your tokens') },
     handler: async ({ principal, raw }) => {
       const hash = currentTokenHash(raw);
       const current = hash === undefined ? undefined : (await ctx.repos.tokens.authenticate(hash))?.token.id;
@@ -50,7 +51,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: ServerContext): v
     tags,
     schema: {
       body: CreateTokenRequest,
-      response: success(201, 'The token, with its value (shown once)'),
+      response: success(201, 'The token, with its value (shown once)', CreateTokenResponse),
     },
     handler: async ({ body, principal }) => {
       const uid = userId(principal);

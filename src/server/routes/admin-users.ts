@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ChangePasswordRequest, CreateUserRequest, UpdateUserRequest, type User, type UserList } from '../../api/admin-types.ts';
+import { ChangePasswordRequest, CreateUserRequest, UpdateUserRequest, User, UserList } from '../../api/admin-types.ts';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../auth/passwords.ts';
 import type { Principal } from '../auth/roles.ts';
 import { ApiError, conflict, invalid, notFound } from '../api-error.ts';
@@ -11,7 +11,7 @@ import { deleteUser, updateUser } from '../services/users.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, idParams, SHORT_PASSWORD, userBody, userId } from './admin-common.ts';
 import { admit } from './auth.ts';
-import { errorResponses, noContent, success } from './error-responses.ts';
+import { errorResponses, noContent, ok, success } from './error-responses.ts';
 
 // Users (super_admin only, action user.manage), their node and site assignments, and the
 // caller's own password (/auth/password). Passwords go in hashed and never come out.
@@ -55,6 +55,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'List users with their assignments (super_admin)',
     tags,
+    schema: { response: ok(UserList, 'The users') },
     handler: async ({ principal }) => {
       must(principal, 'user.manage');
       const users = await ctx.repos.users.list();
@@ -71,7 +72,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     messages: { '/password:minLength': SHORT_PASSWORD },
     schema: {
       body: CreateUserRequest,
-      response: { ...success(201, 'The new user'), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 409: 'A user with that email exists' }) },
+      response: { ...success(201, 'The new user', User), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 409: 'A user with that email exists' }) },
     },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'user.manage');
@@ -89,7 +90,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'One user with their assignments (super_admin)',
     tags,
-    schema: { params: UserParams, response: errorResponses({ 404: 'No such user' }) },
+    schema: { params: UserParams, response: { ...ok(User, 'The user'), ...errorResponses({ 404: 'No such user' }) } },
     handler: async ({ params, principal }) => {
       must(principal, 'user.manage');
       return userBody(ctx.repos, await loadUser(ctx, params.id));
@@ -106,7 +107,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: {
       params: UserParams,
       body: UpdateUserRequest,
-      response: errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 404: 'No such user' }, { 409: 'You cannot disable yourself, nor leave no enabled super_admin' }),
+      response: { ...ok(User, 'The user as changed'), ...errorResponses({ 400: 'Malformed request, or the password does not meet the policy' }, { 404: 'No such user' }, { 409: 'You cannot disable yourself, nor leave no enabled super_admin' }) },
     },
     handler: async ({ body, params, principal, raw }) => {
       const me = must(principal, 'user.manage');
@@ -189,7 +190,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: ServerContext): vo
       auth: 'user',
       summary: `Assign a ${kind} to a user (super_admin)`,
       tags,
-      schema: { params: idParams('id', param), response: errorResponses({ 404: `No such user or ${kind}` }) },
+      schema: { params: idParams('id', param), response: { ...ok(User, 'The user with the assignment'), ...errorResponses({ 404: `No such user or ${kind}` }) } },
       handler: async ({ params, principal }) => {
         const { me, user, target } = await assignment(params, principal);
         if (kind === 'node') await ctx.repos.users.assignNode(user.id, target);

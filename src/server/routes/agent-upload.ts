@@ -1,14 +1,14 @@
 import type { Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { MAX_PARTS, PartUrlsRequest, UploadCompleteRequest, type PartUrlsResponse, type UploadCompleteResponse, type UploadStartResponse } from '../../api/types.ts';
+import { MAX_PARTS, PartUrlsRequest, PartUrlsResponse, UploadAbortResponse, UploadCompleteRequest, UploadCompleteResponse, UploadStartResponse } from '../../api/types.ts';
 import { WpbError } from '../../errors.ts';
 import { PART_URL_SECONDS, PartTooLarge, openPartToken, storageForJob, storeLocalPart, type JobStorage } from '../agent-uploads.ts';
 import { ApiError, invalid, toApiError } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { defineRoute } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, ok } from './error-responses.ts';
 import { failOverLimit, grantParts, recordUpload, uploadLimit } from '../services/quota.ts';
 import { completedBackupOf, jobParams, leasedJob } from './agent-common.ts';
 
@@ -69,7 +69,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Create the multipart upload for the job's archive",
     tags: ['agent'],
-    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or uploads nothing' }) },
+    schema: { ...jobOnly, response: { ...ok(UploadStartResponse, 'The multipart upload, started'), ...errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or uploads nothing' }) } },
     handler: async ({ params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key } = backupJob(job);
@@ -92,7 +92,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: 'Presigned URLs (valid 1 hour) to PUT the given parts to, each signed for part_size bytes; only the parts within the job\'s byte limit (remaining quota plus a margin) get one. 413 (upload_limit) when none fits: the job fails and its upload is aborted',
     tags: ['agent'],
-    schema: { ...partsSchema, response: errorResponses({ 400: 'Malformed request, or part_size missing where a byte limit applies' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'No part fits the job\'s byte limit (upload_limit): the job fails' }) },
+    schema: { ...partsSchema, response: { ...ok(PartUrlsResponse, 'A presigned URL per part'), ...errorResponses({ 400: 'Malformed request, or part_size missing where a byte limit applies' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'No part fits the job\'s byte limit (upload_limit): the job fails' }) } },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const { key, uploadId } = started(job);
@@ -116,7 +116,7 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     auth: 'node',
     summary: "Complete the upload; the stored size must match and fit the job's byte limit (413 upload_limit: the object is removed and the job fails). Records the backup",
     tags: ['agent'],
-    schema: { ...completeSchema, response: errorResponses({ 400: 'Malformed request, or the parts or size do not match what was stored' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'The archive is past the job\'s byte limit (upload_limit): the job fails' }) },
+    schema: { ...completeSchema, response: { ...ok(UploadCompleteResponse, 'The backup, recorded'), ...errorResponses({ 400: 'Malformed request, or the parts or size do not match what was stored' }, { 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or has no upload' }, { 413: 'The archive is past the job\'s byte limit (upload_limit): the job fails' }) } },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const done = await completedBackupOf(ctx, job);
@@ -147,13 +147,13 @@ export function registerAgentUploadRoutes(app: FastifyInstance, ctx: ServerConte
     },
   });
 
-  defineRoute<unknown, Id, Q, { aborted: boolean }>(app, ctx, {
+  defineRoute<unknown, Id, Q, UploadAbortResponse>(app, ctx, {
     method: 'POST',
     url: '/api/v1/agent/jobs/:id/upload/abort',
     auth: 'node',
     summary: 'Abort the incomplete upload of the job',
     tags: ['agent'],
-    schema: { ...jobOnly, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, has no upload, or its upload is complete' }) },
+    schema: { ...jobOnly, response: { ...ok(UploadAbortResponse, 'Whether an upload was aborted'), ...errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, has no upload, or its upload is complete' }) } },
     handler: async ({ params, principal }) => {
       const { job } = await leasedJob(ctx, principal, params.id);
       if (!job.uploadId || !job.uploadKey) return { aborted: false };

@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { FinishRequest, JoinRequest, ProgressReport, ScanReport, type AgentJob, type JoinResponse, type PollResponse, type ProgressReply, type ScanReply } from '../../api/types.ts';
+import { FinishReply, FinishRequest, JoinRequest, JoinResponse, PollResponse, ProgressReply, ProgressReport, ScanReply, ScanReport, type AgentJob } from '../../api/types.ts';
 import { archiveFileName, archiveKey } from '../../engine/archive-name.ts';
 import { providerForJob, recordJobTarget } from '../agent-uploads.ts';
 import { ApiError, invalid } from '../api-error.ts';
@@ -10,7 +10,7 @@ import type { JobRow } from '../db/jobs.ts';
 import { rejoinNode } from '../node-keys.ts';
 import { onClose, type Closable } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, ok } from './error-responses.ts';
 import { jobParams, leasedJob, nodeIdOf, nodesJob } from './agent-common.ts';
 import { pathMessage } from './schema.ts';
 import { registerAgentUploadRoutes } from './agent-upload.ts';
@@ -51,7 +51,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     summary: 'Join the fleet with a one-time join code; returns the node key once',
     tags: ['agent'],
     messages: { '/code:pattern': NOT_A_JOIN_CODE },
-    schema: { ...joinSchema, response: errorResponses({ 403: 'The join code is unknown, used or expired' }) },
+    schema: { ...joinSchema, response: { ...ok(JoinResponse, 'The node and its key (shown once)'), ...errorResponses({ 403: 'The join code is unknown, used or expired' }) } },
     handler: async ({ body }) => {
       if (tokenKind(body.code) !== 'join') throw invalid(NOT_A_JOIN_CODE);
       const rejoined = await rejoinNode(ctx, body.code); // a code bound to a node: that node, a new key
@@ -74,7 +74,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: `Wait up to the server's poll time for this node's next job`,
     tags: ['agent'],
-    schema: { response: errorResponses({ 429: 'Too many polls open for this node' }) },
+    schema: { response: { ...ok(PollResponse, 'A job for this node, or none when the wait ran out'), ...errorResponses({ 429: 'Too many polls open for this node' }) } },
     handler: async ({ principal, reply }) => {
       const nodeId = nodeIdOf(principal);
       holdSlot(ctx.caps.polls, nodeId, reply, { thing: 'polls', holder: 'a node key', option: '--max-polls-per-node' });
@@ -90,7 +90,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report progress; renews the lease, and the reply says whether to stop',
     tags: ['agent'],
-    schema: { ...progressSchema, response: errorResponses({ 404: 'No such job' }) },
+    schema: { ...progressSchema, response: { ...ok(ProgressReply, 'Whether to stop, and the new lease'), ...errorResponses({ 404: 'No such job' }) } },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       // In memory and on the event streams at once; in the database at a bounded rate (progress-cache.ts).
@@ -98,13 +98,13 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
   });
 
-  defineRoute<FinishRequest, Id, Q, { state: string }>(app, ctx, {
+  defineRoute<FinishRequest, Id, Q, FinishReply>(app, ctx, {
     method: 'POST',
     url: '/api/v1/agent/jobs/:id/finish',
     auth: 'node',
     summary: 'End a job: completed (after /upload/complete for backups), failed or stopped',
     tags: ['agent'],
-    schema: { ...finishSchema, response: errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or a backup has no completed upload' }) },
+    schema: { ...finishSchema, response: { ...ok(FinishReply, 'The job\'s state now'), ...errorResponses({ 404: 'No such job' }, { 409: 'The job is not this agent\'s to run, or a backup has no completed upload' }) } },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await leasedJob(ctx, principal, params.id);
       const ended = await finishJob(ctx, job, nodeId, body);
@@ -120,7 +120,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     summary: 'Report the WordPress sites found on this node (replaces its last scan)',
     tags: ['agent'],
     messages: { '/path:pattern': pathMessage('path') },
-    schema: scanSchema,
+    schema: { ...scanSchema, response: ok(ScanReply, 'The scan, stored') },
     handler: async ({ body, principal }) => {
       const nodeId = nodeIdOf(principal);
       for (const s of body.sites) {

@@ -14,7 +14,7 @@ import type { ServerContext } from '../context.ts';
 import type { DeliveryRow } from '../db/alert-deliveries.ts';
 import type { ChannelRow, EmailConfig, WebhookConfig } from '../db/alerts.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, noContent, ok, success } from './error-responses.ts';
 import { iso, userId, uuidParams } from './schema.ts';
 import { siteFor } from './site-common.ts';
 
@@ -80,7 +80,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, Q, Q, ChannelList>(app, ctx, {
     method: 'GET', url: '/api/v1/alerts/channels', auth: 'user', tags,
     summary: 'Alert channels (any user, to subscribe; settings only for those who may manage them)',
-    schema: { response: { 200: ChannelList, ...errorResponses(401, 403) } },
+    schema: { response: { ...ok(ChannelList, 'The channels (settings only for those who may manage them)'), ...errorResponses(401, 403) } },
     handler: async ({ principal }) => {
       userId(principal);
       const full = authorize(principal as Principal, 'alerts.manage', {}) === 'allow';
@@ -91,7 +91,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<CreateChannelRequest, Q, Q, CreatedChannel>(app, ctx, {
     method: 'POST', url: '/api/v1/alerts/channels', auth: 'user', tags,
     summary: "Add an alert channel (super_admin); a webhook's signing secret is in this answer only",
-    schema: { body: CreateChannelRequest, response: { 201: CreatedChannel, ...errorResponses(400, 401, 403, 404, 409) } },
+    schema: { body: CreateChannelRequest, response: { ...success(201, 'The new channel (a webhook\'s secret shown this once)', CreatedChannel), ...errorResponses(400, 401, 403, 404, 409) } },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'alerts.manage');
       await checkSites(ctx, me, body.site_ids);
@@ -105,7 +105,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, IdP>(app, ctx, {
     method: 'DELETE', url: '/api/v1/alerts/channels/:id', auth: 'user', tags,
     summary: 'Remove an alert channel, its subscriptions and its delivery log (super_admin)',
-    schema: { params: uuidParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: uuidParams('id'), response: { ...noContent('Removed'), ...errorResponses(401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const me = must(principal, 'alerts.manage');
       if (!(await alertsRepo(ctx).removeChannel(params.id))) throw notFound('Alert channel', params.id);
@@ -117,7 +117,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<TestAlertRequest, IdP, Q, Delivery>(app, ctx, {
     method: 'POST', url: '/api/v1/alerts/channels/:id/test', auth: 'user', tags,
     summary: "Send a test alert through the channel now (super_admin); answers with the delivery after its first attempt",
-    schema: { params: uuidParams('id'), body: TestAlertRequest, response: { 200: Delivery, ...errorResponses(400, 401, 403, 404, 409) } },
+    schema: { params: uuidParams('id'), body: TestAlertRequest, response: { ...ok(Delivery, 'The test message\'s delivery'), ...errorResponses(400, 401, 403, 404, 409) } },
     handler: async ({ body, params, principal }) => {
       const me = must(principal, 'alerts.manage');
       const channel = await loadChannel(ctx, params.id);
@@ -136,7 +136,7 @@ function registerChannelRoutes(app: FastifyInstance, ctx: ServerContext): void {
     schema: {
       params: uuidParams('id'),
       querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } },
-      response: { 200: DeliveryList, ...errorResponses(400, 401, 403, 404) },
+      response: { ...ok(DeliveryList, 'The channel\'s deliveries, newest first'), ...errorResponses(400, 401, 403, 404) },
     },
     handler: async ({ params, query, principal }) => {
       must(principal, 'alerts.manage');
@@ -155,14 +155,14 @@ function registerSubscriptionRoutes(app: FastifyInstance, ctx: ServerContext): v
   defineRoute<unknown, Q, Q, SubscriptionList>(app, ctx, {
     method: 'GET', url: '/api/v1/alerts/subscriptions', auth: 'user', tags,
     summary: "The caller's own alert subscriptions",
-    schema: { response: { 200: SubscriptionList, ...errorResponses(401, 403) } },
+    schema: { response: { ...ok(SubscriptionList, 'Your subscriptions'), ...errorResponses(401, 403) } },
     handler: async ({ principal }) => ({ subscriptions: (await alertsRepo(ctx).subscriptionsOf(userId(principal))).map(subscriptionBody) }),
   });
 
   defineRoute<CreateSubscriptionRequest, Q, Q, Subscription>(app, ctx, {
     method: 'POST', url: '/api/v1/alerts/subscriptions', auth: 'user', tags,
     summary: "Mail me alerts through an email channel: for all the sites I may read (site_ids null) or some of them",
-    schema: { body: CreateSubscriptionRequest, response: { 201: Subscription, ...errorResponses(400, 401, 403, 404, 409) } },
+    schema: { body: CreateSubscriptionRequest, response: { ...success(201, 'The new subscription', Subscription), ...errorResponses(400, 401, 403, 404, 409) } },
     handler: async ({ body, principal }) => {
       const me = userId(principal);
       const channel = await loadChannel(ctx, body.channel_id);
@@ -177,7 +177,7 @@ function registerSubscriptionRoutes(app: FastifyInstance, ctx: ServerContext): v
   defineRoute<unknown, IdP>(app, ctx, {
     method: 'DELETE', url: '/api/v1/alerts/subscriptions/:id', auth: 'user', tags,
     summary: 'Remove one of my alert subscriptions (anyone else\'s is 404)',
-    schema: { params: uuidParams('id'), response: errorResponses(401, 403, 404) },
+    schema: { params: uuidParams('id'), response: { ...noContent('Removed'), ...errorResponses(401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const me = userId(principal);
       if (!(await alertsRepo(ctx).unsubscribe(me, params.id))) throw notFound('Alert subscription', params.id);
@@ -195,7 +195,7 @@ function registerSettingRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, Q, Q, AlertSettings>(app, ctx, {
     method: 'GET', url: '/api/v1/alerts/settings', auth: 'user', tags,
     summary: "The fleet's alert thresholds: agent offline after, storage near quota at, reminders every (super_admin)",
-    schema: { response: { 200: AlertSettings, ...errorResponses(401, 403) } },
+    schema: { response: { ...ok(AlertSettings, 'The fleet\'s alert settings'), ...errorResponses(401, 403) } },
     handler: async ({ principal }) => {
       must(principal, 'alerts.manage');
       return settingsBody(await alertsRepo(ctx).settings());
@@ -205,7 +205,7 @@ function registerSettingRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<UpdateAlertSettingsRequest, Q, Q, AlertSettings>(app, ctx, {
     method: 'PATCH', url: '/api/v1/alerts/settings', auth: 'user', tags,
     summary: "Change the fleet's alert thresholds (super_admin)",
-    schema: { body: UpdateAlertSettingsRequest, response: { 200: AlertSettings, ...errorResponses(400, 401, 403) } },
+    schema: { body: UpdateAlertSettingsRequest, response: { ...ok(AlertSettings, 'The settings as stored'), ...errorResponses(400, 401, 403) } },
     handler: async ({ body, principal }) => {
       const me = must(principal, 'alerts.manage');
       const s = await alertsRepo(ctx).updateSettings({ agentOfflineMinutes: body.agent_offline_minutes, quotaPercent: body.quota_percent, reminderHours: body.reminder_hours });
@@ -227,7 +227,7 @@ function registerSettingRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<unknown, IdP, Q, SiteAlerts>(app, ctx, {
     method: 'GET', url: '/api/v1/sites/:id/alerts', auth: 'user', tags,
     summary: "A site's alert settings (freshness window, whether a ping URL is set), its raised alerts and its last pings",
-    schema: { params: uuidParams('id'), response: { 200: SiteAlerts, ...errorResponses(401, 403, 404) } },
+    schema: { params: uuidParams('id'), response: { ...ok(SiteAlerts, 'The site\'s alert settings and state'), ...errorResponses(401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const { site } = await siteFor(ctx, principal, 'site.read', params.id);
       return siteAlerts(site.id);
@@ -237,7 +237,7 @@ function registerSettingRoutes(app: FastifyInstance, ctx: ServerContext): void {
   defineRoute<UpdateSiteAlertsRequest, IdP, Q, SiteAlerts>(app, ctx, {
     method: 'PUT', url: '/api/v1/sites/:id/alerts', auth: 'user', tags,
     summary: "Set a site's freshness window (the dead man's switch; null: the default; site.write) and ping URL (write-only, null removes it; super_admin)",
-    schema: { params: uuidParams('id'), body: UpdateSiteAlertsRequest, response: { 200: SiteAlerts, ...errorResponses(400, 401, 403, 404) } },
+    schema: { params: uuidParams('id'), body: UpdateSiteAlertsRequest, response: { ...ok(SiteAlerts, 'The site\'s alert settings as stored'), ...errorResponses(400, 401, 403, 404) } },
     handler: async ({ body, params, principal }) => {
       const { site, principal: me } = await siteFor(ctx, principal, 'site.write', params.id);
       // The server will POST to a ping URL: like a webhook, that is the super_admin's call (no requests to internal addresses by a node_admin).

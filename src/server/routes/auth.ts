@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Me } from '../../api/admin-types.ts';
-import { LoginBody, LoginEnrollRequest, LoginMfaRequest, type LoginChallenge, type LoginMfaResponse, type LoginRequest, type LoginResult, type MfaEnrollment, type UsernameLoginRequest } from '../../api/types.ts';
+import { Me } from '../../api/admin-types.ts';
+import { LoginBody, LoginEnrollRequest, LoginMfaRequest, LoginMfaResponse, LoginResult, MfaEnrollment, type LoginChallenge, type LoginRequest, type UsernameLoginRequest } from '../../api/types.ts';
 import { verifyPassword } from '../auth/passwords.ts';
 import { refusalMessage, type LimitVerdict, type LoginTicket } from '../auth/rate-limit.ts';
 import { expiryFor, generateToken, hashToken } from '../auth/tokens.ts';
@@ -9,7 +9,7 @@ import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
 import { accessChanged } from '../stream-access.ts';
 import { currentTokenHash, userBody } from './admin-common.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
+import { errorResponses, errorResponsesWithDetail, noContent, ok } from './error-responses.ts';
 import { registerMfaRoutes } from './mfa.ts';
 import { emptyBody, userId } from './schema.ts';
 
@@ -27,23 +27,14 @@ import { emptyBody, userId } from './schema.ts';
 const loginSchema = {
   body: LoginBody,
   response: {
-    200: bodyResponse('The session (token, also as access_token with token_type bearer), or a challenge when a second factor is needed', {
-      token: { type: 'string' },
-      expires_at: { type: 'string' },
-      access_token: { type: 'string', description: "token again, for the original system's clients" },
-      token_type: { type: 'string', enum: ['bearer'] },
-      mfa_required: { type: 'boolean' },
-      mfa_enrollment_required: { type: 'boolean' },
-      challenge: { type: 'string' },
-      challenge_expires_at: { type: 'string' },
-    }),
+    ...ok(LoginResult, 'The session (token, also as access_token with token_type bearer), or a challenge when a second factor is needed'),
     ...errorResponsesWithDetail(400, 401, { 403: 'The account is disabled' }, 429),
   },
 } as const;
 
 const mfaSchema = {
   body: LoginMfaRequest,
-  response: errorResponses(400, 401, 409, 429),
+  response: { ...ok(LoginMfaResponse, 'The session'), ...errorResponses(400, 401, 409, 429) },
 } as const;
 
 /** 429 with Retry-After unless the limiter let the attempt through. */
@@ -133,7 +124,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
     tags: ['auth'],
     schema: {
       body: LoginEnrollRequest,
-      response: errorResponses(400, 401, 409),
+      response: { ...ok(MfaEnrollment, 'The secret to confirm'), ...errorResponses(400, 401, 409) },
     },
     handler: async ({ body }) => {
       const ch = await ctx.mfa.challenge(body.challenge);
@@ -151,6 +142,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ServerContext): vo
     auth: 'user',
     summary: 'The signed-in user, with their role and assignments',
     tags: ['auth'],
+    schema: { response: ok(Me, 'You') },
     handler: async ({ principal }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { BackupListQuery, type Backup, type DownloadResponse } from '../../api/types.ts';
+import { Backup, BackupList, BackupListQuery, DownloadResponse } from '../../api/types.ts';
 import { describe } from '../../errors.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, replied } from '../route.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent } from './error-responses.ts';
+import { errorResponses, errorResponsesWithDetail, noContent, ok } from './error-responses.ts';
 import { registerDownloadRoutes } from './downloads.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
 import { noQuery, userId } from './schema.ts';
@@ -15,13 +15,13 @@ import { noQuery, userId } from './schema.ts';
 export const DOWNLOAD_EXPIRES_SECONDS = 3600;
 
 export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  defineRoute<unknown, IdParams, BackupListQuery, { backups: Backup[] }>(app, ctx, {
+  defineRoute<unknown, IdParams, BackupListQuery, BackupList>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites/:id/backups',
     auth: 'user',
     summary: "A site's completed backups, newest first (before: created_at in epoch ms, to page back)",
     tags: ['backups'],
-    schema: { params: idParams, querystring: BackupListQuery, response: errorResponses({ 404: 'No such site' }) },
+    schema: { params: idParams, querystring: BackupListQuery, response: { ...ok(BackupList, 'The backups'), ...errorResponses({ 404: 'No such site' }) } },
     handler: async ({ params, query, principal }) => {
       const { site } = await siteFor(ctx, principal, 'backup.read', params.id);
       const limit = Math.min(Number(query.limit ?? 100), 1000);
@@ -36,7 +36,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     auth: 'user',
     summary: 'One backup',
     tags: ['backups'],
-    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such backup' }) },
+    schema: { params: idParams, querystring: noQuery, response: { ...ok(Backup, 'The backup'), ...errorResponses({ 404: 'No such backup' }) } },
     handler: async ({ params, principal }) => {
       const { backup } = await backupFor(ctx, principal, 'backup.read', params.id);
       if (backup.status !== 'completed') throw notFound('Backup', params.id);
@@ -53,7 +53,7 @@ export function registerBackupRoutes(app: FastifyInstance, ctx: ServerContext): 
     schema: {
       params: idParams, querystring: noQuery,
       response: {
-        200: bodyResponse('The download link', { url: { type: 'string' }, download_url: { type: 'string', description: "url again, under the original system's name" }, expires_in_seconds: { type: 'integer' } }),
+        ...ok(DownloadResponse, 'The download link'),
         ...errorResponsesWithDetail(400, 401, 403, 404, { 409: 'The backup\'s storage provider is gone' }),
       },
     },

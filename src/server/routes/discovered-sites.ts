@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { AdoptSiteRequest, type DiscoveredSiteList, type Site } from '../../api/types.ts';
+import { AdoptSiteRequest, DiscoveredSiteList, Site } from '../../api/types.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { Principal } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { NodeRow } from '../db/nodes.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { errorResponses, success } from './error-responses.ts';
+import { errorResponses, ok, success } from './error-responses.ts';
 import { idParams, siteBody, type IdParams } from './site-common.ts';
 import { noQuery, userId } from './schema.ts';
 
@@ -29,7 +29,7 @@ export function registerDiscoveredSiteRoutes(app: FastifyInstance, ctx: ServerCo
     auth: 'user',
     summary: `The WordPress sites the node's agent last found, and whether each is a site already`,
     tags: ['nodes'],
-    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such node' }) },
+    schema: { params: idParams, querystring: noQuery, response: { ...ok(DiscoveredSiteList, 'What the last scan found'), ...errorResponses({ 404: 'No such node' }) } },
     handler: async ({ params, principal }) => {
       const { node } = await nodeFor(ctx, principal, 'node.read', params.id);
       const found = await ctx.repos.discoveredSites.listForNode(node.id);
@@ -49,7 +49,7 @@ export function registerDiscoveredSiteRoutes(app: FastifyInstance, ctx: ServerCo
     auth: 'user',
     summary: `Add a site from what the node's agent found (site.write on the node)`,
     tags: ['sites'],
-    schema: { body: AdoptSiteRequest, querystring: noQuery, response: { ...success(201, 'The new site'), ...errorResponses({ 404: 'No such node, or nothing found at that path' }, { 409: 'That path is a site already' }) } },
+    schema: { body: AdoptSiteRequest, querystring: noQuery, response: { ...success(201, 'The new site', Site), ...errorResponses({ 404: 'No such node, or nothing found at that path' }, { 409: 'That path is a site already' }) } },
     handler: async ({ body, principal }) => {
       const { node, principal: p } = await nodeFor(ctx, principal, 'site.write', body.node_id);
       const found = await ctx.repos.discoveredSites.get(node.id, body.path);

@@ -6,7 +6,7 @@ import { ApiError, forbidden, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { DOWNLOAD_PATH } from '../local-download.ts';
 import { defineRoute } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, successAs } from './error-responses.ts';
 
 // GET /api/v1/downloads/<token>: streams an object of a local storage provider to whoever
 // holds a link the server signed (local-download.ts). A token that was altered, expired, or
@@ -31,7 +31,7 @@ export function registerDownloadRoutes(app: FastifyInstance, ctx: ServerContext)
     tags: ['backups'],
     schema: {
       params: DownloadParams,
-      response: { 200: { description: 'The archive (application/octet-stream)' }, ...errorResponses({ 403: 'The link is altered, expired or not valid' }, { 404: 'The backup behind the link no longer exists' }) },
+      response: { ...successAs(200, 'The archive', 'application/octet-stream', { type: 'string', format: 'binary' }), ...errorResponses({ 403: 'The link is altered, expired or not valid' }, { 404: 'The backup behind the link no longer exists' }) },
     },
     handler: async ({ params, reply }) => {
       const claims = ctx.downloads.verify(params['*']);

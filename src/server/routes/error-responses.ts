@@ -1,4 +1,8 @@
-// Statuses for a route's OpenAPI entry: every error has the { error: { code, message } } body.
+import type { TSchema } from '@sinclair/typebox';
+import { ApiErrorBody, ApiErrorBodyWithDetail } from '../../api/types.ts';
+
+// A route's statuses for its OpenAPI entry (and Fastify's schema.response): each success with
+// the schema of its body (src/api), each error with the { error: { code, message } } body.
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Malformed request',
@@ -12,23 +16,6 @@ const DESCRIPTIONS: Record<number, string> = {
   429: 'Too many failed attempts; Retry-After says when to try again',
 };
 
-const ERROR_BODY = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      additionalProperties: true,
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    },
-  },
-} as const;
-
-/** On the routes the original system's scripts call, the message is also a top-level detail (route option errorDetail). */
-const ERROR_BODY_WITH_DETAIL = {
-  type: 'object',
-  properties: { ...ERROR_BODY.properties, detail: { type: 'string', description: 'error.message again, for the original system\'s clients' } },
-} as const;
-
 type Statuses = (number | Record<number, string>)[];
 
 function described(statuses: Statuses): [string, string][] {
@@ -37,25 +24,27 @@ function described(statuses: Statuses): [string, string][] {
 
 /** Statuses with the usual descriptions, or with a route's own: errorResponses(401, 429), errorResponses({ 404: 'No such node' }). */
 export function errorResponses(...statuses: Statuses): Record<number, unknown> {
-  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY }]));
+  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { ...ApiErrorBody, description }]));
 }
 
-/** errorResponses for a route defined with errorDetail: the bodies carry detail too. */
+/** errorResponses for a route defined with errorDetail (the original system's clients read .detail): the bodies carry detail too. */
 export function errorResponsesWithDetail(...statuses: Statuses): Record<number, unknown> {
-  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { description, ...ERROR_BODY_WITH_DETAIL }]));
+  return Object.fromEntries(described(statuses).map(([s, description]) => [s, { ...ApiErrorBodyWithDetail, description }]));
 }
 
-/**
- * A success body for the document: the fields named here, and the rest of the body as the
- * route's type says (additionalProperties, so the serializer drops nothing).
- */
-export function bodyResponse(description: string, properties: Record<string, unknown>): Record<string, unknown> {
-  return { description, type: 'object', additionalProperties: true, properties };
+/** A JSON success body: its schema (from src/api) under its status, with what it means. */
+export function success(status: number, description: string, schema: TSchema): Record<number, unknown> {
+  return { [status]: { ...schema, description } };
 }
 
-/** A success other than 200 (201, 202), with a body as the route's type says. */
-export function success(status: number, description: string): Record<number, unknown> {
-  return { [status]: { description } };
+/** 200 with a JSON body. */
+export function ok(schema: TSchema, description = 'Success'): Record<number, unknown> {
+  return success(200, description, schema);
+}
+
+/** A success whose body is not JSON: its media type and schema (OpenAPI's content). */
+export function successAs(status: number, description: string, mediaType: string, schema: Record<string, unknown>): Record<number, unknown> {
+  return { [status]: { description, content: { [mediaType]: { schema } } } };
 }
 
 /** 204: done, no body. */

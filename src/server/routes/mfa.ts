@@ -1,12 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { MfaCodeRequest, type MfaEnrollment, type MfaRecoveryCodes, type MfaStatusBody } from '../../api/types.ts';
+import { MfaCodeRequest, MfaEnrollment, MfaRecoveryCodes, MfaStatusBody } from '../../api/types.ts';
 import { refusalMessage } from '../auth/rate-limit.ts';
 import { ApiError, conflict, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { idParams, userId } from './admin-common.ts';
-import { errorResponses, noContent } from './error-responses.ts';
+import { errorResponses, noContent, ok } from './error-responses.ts';
 
 // A signed-in user's second factor: status, enroll (secret + otpauth:// URI), confirm with a first
 // code (returns the recovery codes, once), disable with a code; and a super_admin's reset of
@@ -26,7 +26,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Whether your account has a second factor (TOTP), and how many recovery codes are left',
     tags,
-    schema: { response: errorResponses(401, 403) },
+    schema: { response: { ...ok(MfaStatusBody, 'Your second factor'), ...errorResponses(401, 403) } },
     handler: async ({ principal }) => {
       const id = userId(principal);
       const s = await ctx.mfa.status(id);
@@ -41,7 +41,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Start TOTP enrollment: a new secret and its otpauth:// URI (for a QR code); confirm with a code',
     tags,
-    schema: { response: errorResponses(404, 409) },
+    schema: { response: { ...ok(MfaEnrollment, 'The secret to confirm'), ...errorResponses(404, 409) } },
     handler: async ({ principal }) => {
       const id = userId(principal);
       const user = await ctx.repos.users.get(id);
@@ -58,7 +58,7 @@ export function registerMfaRoutes(app: FastifyInstance, ctx: ServerContext): voi
     auth: 'user',
     summary: 'Confirm TOTP enrollment with a code; returns 10 one-time recovery codes, shown only this once',
     tags,
-    schema: { body: MfaCodeRequest, response: errorResponses(400, 401, 403, 409, 422) },
+    schema: { body: MfaCodeRequest, response: { ...ok(MfaRecoveryCodes, 'Turned on; the recovery codes'), ...errorResponses(400, 401, 403, 409, 422) } },
     handler: async ({ body, principal }) => {
       const id = userId(principal);
       const r = await ctx.mfa.confirmEnrollment(id, body.code);

@@ -1,14 +1,14 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Node, RevokeKeyResponse } from '../../api/admin-types.ts';
-import { KEY_ROTATION_HEADER, type RotateKeyResponse } from '../../api/types.ts';
+import { Node, RevokeKeyResponse } from '../../api/admin-types.ts';
+import { KEY_ROTATION_HEADER, RotateKeyResponse } from '../../api/types.ts';
 import { hashToken, parseBearer } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
 import { handOverKey, requestKeyRotation, revokeNodeKey } from '../node-keys.ts';
 import { defineRoute, must, replied } from '../route.ts';
 import { nodeBody } from './admin-nodes.ts';
 import { emptyBody, idParams, userId } from './admin-common.ts';
-import { errorResponses as errors } from './error-responses.ts';
+import { errorResponses as errors, ok, success } from './error-responses.ts';
 import { nodeIdOf } from './agent-common.ts';
 
 // Node key rotation and revocation (see node-keys.ts for the handover). super_admin, or the node's
@@ -18,8 +18,6 @@ import { nodeIdOf } from './agent-common.ts';
 const NodeParams = idParams('id');
 type IdP = Static<typeof NodeParams>;
 type Q = Record<string, string>;
-
-const ANY_OBJECT = { type: 'object', additionalProperties: true } as const;
 
 export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const tags = ['nodes'];
@@ -31,7 +29,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: "Give the node a new key: its agent fetches it on its next poll and the old key stops working once the new one is used (super_admin or the node's node_admin)",
     tags,
-    schema: { params: NodeParams, body: emptyBody, response: { 202: { description: 'Rotation asked for', ...ANY_OBJECT }, ...errors(userErrors) } },
+    schema: { params: NodeParams, body: emptyBody, response: { ...success(202, 'Rotation asked for: the node', Node), ...errors(userErrors) } },
     handler: async ({ params, principal }) => {
       const p = must(principal, 'node.write', { nodeId: params.id });
       return replied(202, nodeBody(await requestKeyRotation(ctx, params.id, { userId: userId(p) })));
@@ -44,7 +42,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     auth: 'user',
     summary: "Revoke the node's key at once (a compromised server): its jobs fail, and it comes back only with a re-join code (super_admin or the node's node_admin)",
     tags,
-    schema: { params: NodeParams, body: emptyBody, response: { 200: { description: 'Key revoked', ...ANY_OBJECT }, ...errors(userErrors) } },
+    schema: { params: NodeParams, body: emptyBody, response: { ...ok(RevokeKeyResponse, 'Key revoked'), ...errors(userErrors) } },
     handler: async ({ params, principal }) => {
       const p = must(principal, 'node.write', { nodeId: params.id });
       const { node, jobsFailed } = await revokeNodeKey(ctx, params.id, { userId: userId(p) });
@@ -60,7 +58,7 @@ export function registerNodeKeyRoutes(app: FastifyInstance, ctx: ServerContext):
     tags: ['agent'],
     schema: {
       body: emptyBody,
-      response: { 200: { description: 'The new key', ...ANY_OBJECT }, ...errors({ 401: 'Unknown or revoked node key', 403: 'Not an agent', 409: 'No rotation asked for' }) },
+      response: { ...ok(RotateKeyResponse, 'The new key'), ...errors({ 401: 'Unknown or revoked node key', 403: 'Not an agent', 409: 'No rotation asked for' }) },
     },
     handler: async ({ principal }) => ({ node_key: await handOverKey(ctx, nodeIdOf(principal)) }),
   });

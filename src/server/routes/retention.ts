@@ -3,7 +3,7 @@ import type { PolicyBody } from '../../api/retention.ts';
 import {
   FleetPolicyBody, FleetPolicyInput, PolicyInput, PruneFleetBody, PruneInput, PruneSiteBody, ReconcileBody, ReconcileInput, SiteRetentionBody,
 } from '../../api/retention.ts';
-import type { Backup } from '../../api/types.ts';
+import { Backup } from '../../api/types.ts';
 import { describe } from '../../errors.ts';
 import { ApiError, invalid, notFound } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
@@ -13,7 +13,7 @@ import { isTimeZone } from '../retention/policy.ts';
 import { pruneFleet, pruneSite, type SitePrune } from '../retention/prune.ts';
 import { reconcile, type ReconcileReport } from '../retention/reconcile.ts';
 import { DEFAULT_TIME_ZONE, effectivePolicy } from '../retention/settings.ts';
-import { bodyResponse, errorResponses } from './error-responses.ts';
+import { errorResponses, ok } from './error-responses.ts';
 import { iso, noQuery, userId } from './schema.ts';
 import { backupBody, backupFor, idParams, siteFor, type IdParams } from './site-common.ts';
 
@@ -136,7 +136,7 @@ function registerPolicyRoutes(app: FastifyInstance, ctx: ServerContext): void {
     defineRoute<unknown, IdParams, Record<string, string>, Backup>(app, ctx, {
       method: pinned ? 'POST' : 'DELETE', url: '/api/v1/backups/backups/:id/pin', auth: 'user', tags,
       summary: pinned ? 'Pin a backup: retention never deletes it' : 'Unpin a backup: retention applies to it again',
-      schema: { params: idParams, querystring: noQuery, response: { 200: bodyResponse('The backup', { pinned: { type: 'boolean' } }), ...errorResponses(401, 403, 404) } },
+      schema: { params: idParams, querystring: noQuery, response: { ...ok(Backup, 'The backup'), ...errorResponses(401, 403, 404) } },
       handler: async ({ params, principal }) => {
         const { backup, principal: p } = await backupFor(ctx, principal, 'retention.write', params.id);
         const row = await ctx.repos.retention.setPinned(backup.id, pinned);

@@ -5,7 +5,7 @@ import type { ServerContext } from '../context.ts';
 import { defineRoute, must } from '../route.ts';
 import { specOf } from '../schedule-spec.ts';
 import { fleetBody, setFleetSchedule, setSiteSchedule, siteScheduleBody } from '../services/schedules.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, ok } from './error-responses.ts';
 import { idParams, siteFor, type IdParams } from './site-common.ts';
 import { noQuery, userId } from './schema.ts';
 
@@ -23,7 +23,7 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: ServerContext)
     auth: 'user',
     summary: 'The fleet default schedule sites inherit, and the spreading window (super_admin, node_admin)',
     tags,
-    schema: { querystring: noQuery, response: { 200: FleetSchedule, ...errorResponses(401, 403) } },
+    schema: { querystring: noQuery, response: { ...ok(FleetSchedule, 'The fleet\'s default schedule'), ...errorResponses(401, 403) } },
     handler: async ({ principal }) => {
       must(principal, 'schedule.default.read');
       return fleetBody(await ctx.repos.schedules.fleet());
@@ -36,7 +36,7 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: ServerContext)
     auth: 'user',
     summary: 'Set the fleet default (cron with timezone, a preset, or disabled: true for none) and/or window_minutes (super_admin)',
     tags,
-    schema: { body: FleetScheduleRequest, querystring: noQuery, response: { 200: FleetSchedule, ...errorResponses(400, 401, 403) } },
+    schema: { body: FleetScheduleRequest, querystring: noQuery, response: { ...ok(FleetSchedule, 'The default schedule as stored'), ...errorResponses(400, 401, 403) } },
     handler: async ({ body, principal }) => {
       const p = must(principal, 'schedule.default.write');
       const { window_minutes: windowMinutes, ...request } = body;
@@ -55,7 +55,7 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: ServerContext)
     auth: 'user',
     summary: "A site's schedule: inherit, custom or disabled, what applies, its spreading offset and next run",
     tags,
-    schema: { params: idParams, querystring: noQuery, response: { 200: SiteSchedule, ...errorResponses(400, 401, 403, 404) } },
+    schema: { params: idParams, querystring: noQuery, response: { ...ok(SiteSchedule, 'The site\'s schedule'), ...errorResponses(400, 401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const { site } = await siteFor(ctx, principal, 'site.read', params.id);
       return siteScheduleBody(site.id, await ctx.repos.schedules.get(site.id), await ctx.repos.schedules.fleet());
@@ -68,7 +68,7 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: ServerContext)
     auth: 'user',
     summary: "Give a site its own schedule (cron with timezone, or a preset), or disabled: true for none (site.schedule: super_admin, the node's node_admin, the site's site_admin)",
     tags,
-    schema: { params: idParams, body: ScheduleRequest, querystring: noQuery, response: { 200: SiteSchedule, ...errorResponses(400, 401, 403, 404) } },
+    schema: { params: idParams, body: ScheduleRequest, querystring: noQuery, response: { ...ok(SiteSchedule, 'The site\'s schedule'), ...errorResponses(400, 401, 403, 404) } },
     handler: async ({ params, body, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.schedule', params.id);
       const spec = specOf(body);
@@ -84,7 +84,7 @@ export function registerScheduleRoutes(app: FastifyInstance, ctx: ServerContext)
     auth: 'user',
     summary: 'Clear a site\'s own schedule: it inherits the fleet default again (site.schedule)',
     tags,
-    schema: { params: idParams, querystring: noQuery, response: { 200: SiteSchedule, ...errorResponses(400, 401, 403, 404) } },
+    schema: { params: idParams, querystring: noQuery, response: { ...ok(SiteSchedule, 'The site\'s schedule'), ...errorResponses(400, 401, 403, 404) } },
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.schedule', params.id);
       const row = await setSiteSchedule(ctx, site.id, 'inherit', null);

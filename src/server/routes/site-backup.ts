@@ -1,13 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { BackupStatusResponse, QuotaCheck, QuotaCheckBody, ResetBackupResponse, StartBackupResponse, StopBackupResponse } from '../../api/types.ts';
-import { BACKUP_STATUSES, STAGES } from '../../api/formats.ts';
+import { BackupStatusResponse, QuotaCheckBody, ResetBackupResponse, StartBackupResponse, StopBackupResponse, type QuotaCheck } from '../../api/types.ts';
 import { ApiError, conflict } from '../api-error.ts';
 import type { ServerContext } from '../context.ts';
 import type { SiteRow } from '../db/sites.ts';
 import { defineRoute, replied } from '../route.ts';
 import { abortJobUpload } from '../agent-uploads.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail, success } from './error-responses.ts';
+import { errorResponses, errorResponsesWithDetail, ok, success } from './error-responses.ts';
 import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 import { emptyBody, noQuery, userId, uuidParams } from './schema.ts';
 
@@ -20,14 +19,6 @@ import { emptyBody, noQuery, userId, uuidParams } from './schema.ts';
 // Start, status and reset also answer the original system's scripts (start_backup.sh,
 // monitor_backup.sh, check_status.sh, reset_backup.sh): success, message and cleanup beside
 // wpbackup's own fields, and errors with a top-level detail.
-
-const STATUS_FIELDS = {
-  status: { type: 'string', enum: BACKUP_STATUSES },
-  progress: { type: 'integer', minimum: 0, maximum: 100 },
-  stage: { type: 'string', enum: STAGES, nullable: true },
-  stage_detail: { type: 'string', nullable: true },
-  error: { type: 'string', nullable: true },
-} as const;
 
 const siteIdParams = uuidParams('site_id');
 
@@ -81,7 +72,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     schema: {
       params: idParams, body: emptyBody, querystring: noQuery,
       response: {
-        202: bodyResponse('The backup job, queued', { job_id: { type: 'string' }, state: { type: 'string' }, success: { type: 'boolean', enum: [true], description: "For the original system's start_backup.sh" } }),
+        ...success(202, 'The backup job, queued', StartBackupResponse),
         ...errorResponsesWithDetail(400, 401, 403, 404, { 409: 'A backup is already queued or running' }, { 422: 'The backup would exceed the site or node quota (code quota_exceeded)' }),
       },
     },
@@ -110,7 +101,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     schema: {
       params: idParams, querystring: noQuery,
       response: {
-        200: bodyResponse('The backup status', { ...STATUS_FIELDS, message: { type: 'string', nullable: true, description: "stage_detail again, for the original system's monitor_backup.sh" } }),
+        ...ok(BackupStatusResponse, 'The backup status'),
         ...errorResponsesWithDetail(400, 401, 403, 404),
       },
     },
@@ -128,7 +119,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: 'Stop the running backup: a queued job is cancelled at once (200), a running one is asked to stop through its agent (202)',
     tags: ['backup'],
-    schema: { params: idParams, body: emptyBody, querystring: noQuery, response: { 200: { description: 'Stopped at once (it was only queued)' }, ...success(202, 'Stop asked for; the agent stops at its next report'), ...errorResponses({ 404: 'No such site' }, { 409: 'No backup queued or running' }) } },
+    schema: { params: idParams, body: emptyBody, querystring: noQuery, response: { ...ok(StopBackupResponse, 'Stopped at once (it was only queued)'), ...success(202, 'Stop asked for; the agent stops at its next report', StopBackupResponse), ...errorResponses({ 404: 'No such site' }, { 409: 'No backup queued or running' }) } },
     handler: async ({ params, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.stop', params.id);
       const result = await ctx.repos.jobs.requestCancel(site.id);
@@ -150,16 +141,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     schema: {
       params: siteIdParams, body: emptyBody, querystring: noQuery,
       response: {
-        200: bodyResponse('The site is idle again; the clean-up job is queued for its agent', {
-          reset_job_id: { type: 'string' },
-          success: { type: 'boolean', enum: [true], description: "For the original system's reset_backup.sh" },
-          message: { type: 'string' },
-          cleanup: {
-            type: 'object',
-            description: "The original system's clean-up report: the agent removes temp dirs after this reply (pending), so the counts are 0",
-            properties: { dirs_removed: { type: 'integer' }, space_freed_mb: { type: 'number' }, pending: { type: 'boolean' } },
-          },
-        }),
+        ...ok(ResetBackupResponse, 'The site is idle again; the clean-up job is queued for its agent'),
         ...errorResponsesWithDetail(400, 401, 403, 404),
       },
     },
@@ -195,7 +177,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
     auth: 'user',
     summary: 'Whether the next backup fits the site and node quotas (can_proceed), with the estimate and usage behind it',
     tags: ['backup'],
-    schema: { params: idParams, querystring: noQuery, response: errorResponses({ 404: 'No such site' }) },
+    schema: { params: idParams, querystring: noQuery, response: { ...ok(QuotaCheckBody, 'The quota check'), ...errorResponses({ 404: 'No such site' }) } },
     handler: async ({ params, principal }) => quotaCheck(ctx, (await siteFor(ctx, principal, 'site.read', params.id)).site),
   });
 }

@@ -3,7 +3,7 @@ import type { BackupStatusBody } from '../../api/types.ts';
 import type { ServerContext } from '../context.ts';
 import { onClose } from '../on-close.ts';
 import { defineRoute } from '../route.ts';
-import { errorResponses } from './error-responses.ts';
+import { errorResponses, successAs } from './error-responses.ts';
 import { guardStream } from '../stream-access.ts';
 import { holdSlot } from '../stream-caps.ts';
 import { noQuery, userId } from './schema.ts';
@@ -22,6 +22,11 @@ import { idParams, siteFor, statusBody, type IdParams } from './site-common.ts';
 /** How often a stream re-reads its site, and sends a keepalive comment; tests shorten them. */
 export const sseTiming = { pollMs: 1_000, keepaliveMs: 15_000 };
 
+const EVENT_STREAM = {
+  type: 'string',
+  description: 'Server-Sent Events: `status` (data: the backup status, as GET /api/v1/sites/{id}/backup/status without message), `deleted` and `access_ended` (data: {"site_id"}), then the stream ends; `: keepalive` comments between',
+} as const;
+
 export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const events = ctx.events;
   app.addHook('preClose', (done) => {
@@ -35,7 +40,7 @@ export function registerSiteEventRoutes(app: FastifyInstance, ctx: ServerContext
     auth: 'user',
     summary: 'Live backup status as Server-Sent Events (text/event-stream): `status` events with the status body, keepalive comments every 15 s',
     tags: ['backup'],
-    schema: { params: idParams, querystring: noQuery, response: { 200: { description: 'text/event-stream' }, ...errorResponses({ 404: 'No such site' }, { 429: 'Too many open event streams (Retry-After)' }) } },
+    schema: { params: idParams, querystring: noQuery, response: { ...successAs(200, 'The event stream', 'text/event-stream', EVENT_STREAM), ...errorResponses({ 404: 'No such site' }, { 429: 'Too many open event streams (Retry-After)' }) } },
     handler: async ({ params, principal, raw, reply }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.read', params.id);
       // Per-process caps (stream-caps.ts): one user cannot hold every socket and timer of the server.

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { CreateSiteRequest, PatchSiteRequest, SiteListQuery, type Site } from '../../api/types.ts';
+import { CreateSiteRequest, PatchSiteRequest, Site, SiteList, SiteListQuery } from '../../api/types.ts';
 import { conflict, invalid, notFound } from '../api-error.ts';
 import { siteFilter } from '../auth/roles.ts';
 import type { ServerContext } from '../context.ts';
 import type { SitePatch, SiteRow } from '../db/sites.ts';
 import { defineRoute, must, replied } from '../route.ts';
-import { bodyResponse, errorResponses, errorResponsesWithDetail, noContent, success } from './error-responses.ts';
+import { errorResponses, errorResponsesWithDetail, noContent, ok, success } from './error-responses.ts';
 import { registerDiscoveredSiteRoutes } from './discovered-sites.ts';
 import { registerSiteBackupRoutes } from './site-backup.ts';
 import { registerSiteEventRoutes } from './site-events.ts';
@@ -39,7 +39,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     summary: 'Add a WordPress site on a node (site.write on the node)',
     tags: ['sites'],
     messages: { '/wp_path:pattern': pathMessage('wp_path') },
-    schema: { body: CreateSiteRequest, querystring: noQuery, response: { ...success(201, 'The new site'), ...errorResponses({ 404: 'No such node' }) } },
+    schema: { body: CreateSiteRequest, querystring: noQuery, response: { ...success(201, 'The new site', Site), ...errorResponses({ 404: 'No such node' }) } },
     handler: async ({ body, principal }) => {
       const node = await ctx.repos.nodes.get(body.node_id);
       if (!node) {
@@ -56,13 +56,13 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     },
   });
 
-  defineRoute<unknown, Record<string, string>, SiteListQuery, { sites: Site[] }>(app, ctx, {
+  defineRoute<unknown, Record<string, string>, SiteListQuery, SiteList>(app, ctx, {
     method: 'GET',
     url: '/api/v1/sites',
     auth: 'user',
     summary: 'List the sites the caller may see, by name (optionally of one node)',
     tags: ['sites'],
-    schema: { querystring: SiteListQuery },
+    schema: { querystring: SiteListQuery, response: ok(SiteList, 'The sites') },
     // No single resource to check: siteFilter (the role matrix's site.read) narrows the list.
     // An envelope like every other list, so paging details can join it later.
     handler: async ({ query, principal }) => ({ sites: await withNextRuns(ctx, await listVisible(ctx, principal, query)) }),
@@ -77,7 +77,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     schema: {
       params: idParams, querystring: noQuery,
       response: {
-        200: bodyResponse('The site', { id: { type: 'string' }, name: { type: 'string' }, wp_path: { type: 'string' }, next_run_at: { type: ['string', 'null'], description: 'The next scheduled backup' } }),
+        ...ok(Site, 'The site (name and wp_path are what the original system\'s clients read)'),
         ...errorResponsesWithDetail(400, 401, 403, 404),
       },
     },
@@ -95,7 +95,7 @@ export function registerSiteRoutes(app: FastifyInstance, ctx: ServerContext): vo
     summary: 'Edit a site: name, wp_path, excludes, quota_bytes',
     tags: ['sites'],
     messages: { '/wp_path:pattern': pathMessage('wp_path') },
-    schema: { params: idParams, body: PatchSiteRequest, querystring: noQuery, response: errorResponses({ 404: 'No such site' }) },
+    schema: { params: idParams, body: PatchSiteRequest, querystring: noQuery, response: { ...ok(Site, 'The site as changed'), ...errorResponses({ 404: 'No such site' }) } },
     handler: async ({ params, body, principal }) => {
       const { site, principal: p } = await siteFor(ctx, principal, 'site.write', params.id);
       checkWpPath(body.wp_path);

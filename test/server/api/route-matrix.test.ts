@@ -8,6 +8,7 @@ import { ACTION_NAMES, MATRIX, type Action, type Subject } from '../../../src/se
 import { alertsRepo } from '../../../src/server/alerts/dispatch.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
+import { answerChecker, call as send, type Answer } from '../../helpers/openapi.ts';
 import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer, type TwoNodeFleet } from '../../helpers/server.ts';
 
 // ONE permission matrix over every route the app registers. The routes come from the OpenAPI
@@ -16,6 +17,8 @@ import { DIALECTS, startTestServer, twoNodeFleet, TEST_PASSWORD, type TestServer
 // resource (own: node A / site A / their backups and jobs; foreign: node B's) is derived from
 // MATRIX, plus a few documented overrides (e.g. a foreign token is 404, not 403).
 // State-changing calls act on throwaway rows made per case, so the matrix stays valid.
+// Every answer, allowed or refused, must also be as the document says: its status, media type
+// and body (closed: no property the document does not list; helpers/openapi.ts).
 
 type Caller = 'super' | 'node_admin' | 'site_admin' | 'node' | 'none' | 'malformed';
 const CALLERS: Caller[] = ['super', 'node_admin', 'site_admin', 'node', 'none', 'malformed'];
@@ -447,23 +450,11 @@ for (const dialect of DIALECTS) {
       'POST /api/v1/agent/jobs/{id}/upload/abort': { auth: 'node', action: 'agent.report', make: async (_c, s) => ({ method: 'POST', path: `/api/v1/agent/jobs/${jobOf(s)}/upload/abort` }) },
     };
 
-    /** One request; an event stream is read up to its headers, then dropped. */
-    async function call(req: Req, token: string | null): Promise<{ status: number; body: unknown }> {
+    async function call(req: Req, token: string | null): Promise<Answer> {
       const headers: Record<string, string> = {};
       if (token) headers.authorization = `Bearer ${token}`;
       if (req.body !== undefined) headers['content-type'] = 'application/json';
-      const ac = new AbortController();
-      const res = await fetch(t.url + req.path, { method: req.method, headers, body: req.body === undefined ? undefined : JSON.stringify(req.body), signal: ac.signal });
-      if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-        ac.abort();
-        return { status: res.status, body: undefined };
-      }
-      const text = await res.text();
-      try {
-        return { status: res.status, body: text ? JSON.parse(text) : undefined };
-      } catch {
-        return { status: res.status, body: text };
-      }
+      return send(t.url + req.path, { method: req.method, headers, body: req.body === undefined ? undefined : JSON.stringify(req.body) });
     }
 
     it('has an entry for every route in the OpenAPI document, and every action is used by a route', async () => {
@@ -481,6 +472,7 @@ for (const dialect of DIALECTS) {
     it('answers every route, for every caller, on own and foreign resources, as roles.ts says', async (tc) => {
       const doc = await t.api('GET', '/api/openapi.json');
       const routes = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+      const checkAnswer = answerChecker(doc.body);
       const wrong: string[] = [];
       let cases = 0;
       const statuses = new Map<number, number>();
@@ -493,6 +485,8 @@ for (const dialect of DIALECTS) {
             const res = await call(req, req.token === undefined ? tokenOf(c) : req.token);
             cases++;
             statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+            const off = checkAnswer(req.method, route.slice(route.indexOf(' ') + 1), res);
+            if (off) wrong.push(`${route} as ${c} (${s}): ${off}`);
             const got = classify(res.status);
             const want = expected(spec, c, s);
             if (got !== want) wrong.push(`${route} as ${c} (${s}): ${res.status}, expected ${want}: ${JSON.stringify(res.body).slice(0, 200)}`);
