@@ -31,8 +31,8 @@ export interface TestServer {
 
 export const TEST_PASSWORD = 'correct horse battery staple 42';
 
-/** Server settings a test may change (timings, caps, margins, proxies, MFA, the clock). */
-export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now' | 'logger' | 'metricsListen'>;
+/** Server settings a test may change (timings, caps, margins, proxies, MFA, the clock, routes of its own). */
+export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now' | 'logger' | 'metricsListen' | 'extraRoutes'>;
 
 export async function startTestServer(dialect: Dialect, opts: TestServerOptions = {}): Promise<TestServer> {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
