@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Socket } from 'node:net';
 
 // Node's server.close() ends the connections idle at that moment and waits for the others, and
-// two kinds of connection held a close up for a minute or more, until the client let go or the
-// keep-alive timeout (Fastify's 72 s) ran out; systemd, whose stop timeout is shorter, then
-// killed the server:
+// two kinds of connection held a close up until the client let go or the keep-alive timeout
+// (Fastify's 72 s) ran out: a stop took over a minute, most of the unit's 90 s before SIGKILL
+// (TimeoutStopSec, service/units.ts), and a client that never lets go took it all:
 // - a request in flight at the close (a long poll the close answers, a download) finished
 //   later, and its connection stayed open as keep-alive;
 // - a connection that had sent no request yet (clients open them ahead: browsers, undici's
