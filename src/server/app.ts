@@ -5,6 +5,7 @@ import { toolVersion } from '../engine/manifest.ts';
 import { createLogger } from '../log.ts';
 import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
+import { endConnectionsOnClose } from './close-connections.ts';
 import { answerMethodNotAllowed } from './method-not-allowed.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
@@ -68,6 +69,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     logController: new LogController({ disableRequestLogging: opts.logRequests !== true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  endConnectionsOnClose(app);
   answerMethodNotAllowed(app);
   await app.register(swagger, {
     openapi: {

@@ -31,8 +31,17 @@ export interface TestServer {
 
 export const TEST_PASSWORD = 'correct horse battery staple 42';
 
-/** Server settings a test may change (timings, caps, margins, proxies, MFA, the clock). */
-export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now' | 'logger' | 'metricsListen'>;
+/**
+ * Cheap scrypt parameters for the helper's users. A hash carries its parameters and sign-in
+ * verifies with them (passwords.ts), so each login of a test user costs about a millisecond
+ * instead of OWASP's 0.2 s of CPU (seconds on a loaded 2-core machine, hundreds of logins).
+ * test/server/auth/passwords.test.ts covers the real parameters; an unknown email still costs
+ * a full hash, and users made through the API get the real parameters.
+ */
+const TEST_HASH_PARAMS = { N: 1024, r: 8, p: 1, saltBytes: 16, keyBytes: 32 };
+
+/** Server settings a test may change (timings, caps, margins, proxies, MFA, the clock, routes of its own). */
+export type TestServerOptions = Pick<StartOptions, 'leaseMs' | 'pollWaitMs' | 'pollRecheckMs' | 'limits' | 'queuedJobTimeoutMs' | 'uploadMarginBytes' | 'trustProxy' | 'requireMfa' | 'loginLimits' | 'now' | 'logger' | 'metricsListen' | 'extraRoutes'>;
 
 export async function startTestServer(dialect: Dialect, opts: TestServerOptions = {}): Promise<TestServer> {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
@@ -56,7 +65,7 @@ export async function startTestServer(dialect: Dialect, opts: TestServerOptions 
     }
     return { status: res.status, body, headers: res.headers };
   };
-  const hash = await hashPassword(TEST_PASSWORD);
+  const hash = await hashPassword(TEST_PASSWORD, TEST_HASH_PARAMS);
   let n = 0;
   const userWithRole: TestServer['userWithRole'] = async (role, email = `${role}-${++n}@example.com`) => {
     const user = await server.ctx.repos.users.create({ email, passwordHash: hash, role });

@@ -16,12 +16,31 @@ interface Run {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): { done: Promise<Run>; pid: number } {
+interface Running {
+  done: Promise<Run>;
+  pid: number;
+  /** Resolves once stdout matches re; rejects if the command ends first. */
+  printed(re: RegExp): Promise<void>;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Running {
   const child = spawn(cmd, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Run = { code: null, stdout: '', stderr: '' };
   child.stdout.on('data', (b: Buffer) => (out.stdout += b));
   child.stderr.on('data', (b: Buffer) => (out.stderr += b));
-  return { pid: child.pid as number, done: new Promise((resolve) => child.on('close', (code) => resolve({ ...out, code }))) };
+  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ ...out, code })));
+  const printed = (re: RegExp): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!re.test(out.stdout)) return;
+        child.stdout.off('data', check);
+        resolve();
+      };
+      child.stdout.on('data', check);
+      check();
+      void done.then((r) => reject(new Error(`${cmd} ended (${r.code}) before printing ${re}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)));
+    });
+  return { pid: child.pid as number, done, printed };
 }
 
 /** Every command line on the machine right now. */
@@ -57,10 +76,11 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { ti
   const newSite = async (name: string): Promise<string> => (await t.server.ctx.repos.sites.create({ nodeId, name, wpPath: `/var/www/${name}` })).id;
 
   /**
-   * Plays the agent over the real agent routes: poll, one progress report per stage. The
-   * ending goes through the repository (a real agent ends a backup after uploading one).
+   * Plays the agent over the real agent routes: poll, one progress report per stage, each once
+   * the watcher has shown the one before (seen). The ending goes through the repository (a real
+   * agent ends a backup after uploading one).
    */
-  async function playAgent(outcome: 'done' | 'failed'): Promise<void> {
+  async function playAgent(outcome: 'done' | 'failed', seen: (stage: string) => Promise<void>): Promise<void> {
     const poll = await t.api('POST', '/api/v1/agent/poll', { token: nodeKey, body: {} });
     assert.equal(poll.status, 200, JSON.stringify(poll.body));
     const job = poll.body.job as { job_id: string; site: { id: string } } | null;
@@ -68,7 +88,7 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { ti
     for (const [i, stage] of STAGES.entries()) {
       const report = { status: 'running', progress: 20 * (i + 1), stage, stage_detail: `in ${stage}`, error: null };
       assert.equal((await t.api('POST', `/api/v1/agent/jobs/${job.job_id}/progress`, { token: nodeKey, body: report })).status, 200);
-      await new Promise((r) => setTimeout(r, 300));
+      await seen(stage);
     }
     await t.server.ctx.repos.jobs.finish(job.job_id, nodeId, outcome === 'done' ? { state: 'done' } : { state: 'failed', error: 'mysqldump: disk full' });
     t.server.ctx.events.publish(job.site.id);
@@ -97,7 +117,7 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { ti
       const site = await newSite(`monitor-${outcome}.example.com`);
       assert.equal((await run(join(REPO, 'scripts/start_backup.sh'), [site], env).done).code, 0);
       const monitor = run(join(REPO, 'scripts/monitor_backup.sh'), [site], env);
-      await playAgent(outcome);
+      await playAgent(outcome, (stage) => monitor.printed(new RegExp(`running ${stage}: in ${stage}`)));
       const r = await monitor.done;
       for (const stage of STAGES) assert.match(r.stdout, new RegExp(`running ${stage}: in ${stage}`));
       if (outcome === 'done') {
@@ -113,7 +133,7 @@ describe('start_backup.sh, monitor_backup.sh, wpbackup backup start/watch', { ti
   it('wpbackup backup start --watch follows the backup by SSE to the end', async () => {
     const site = await newSite('cli-watch.example.com');
     const cli = run(process.execPath, [MAIN, 'backup', 'start', 'cli-watch.example.com', '--watch', '--json'], env);
-    await playAgent('done');
+    await playAgent('done', (stage) => cli.printed(new RegExp(`"stage":"${stage}"`)));
     const r = await cli.done;
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import type { Dialect } from '../../../src/server/db/db.ts';
 import { DOWNLOAD_PATH } from '../../../src/server/local-download.ts';
 import { startServer, type RunningServer } from '../../../src/server/start.ts';
-import { DIALECTS } from '../../helpers/server.ts';
+import { DIALECTS, startTestServer, twoNodeFleet } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { postgresTarget, sqliteTarget, type Target } from '../db/targets.ts';
@@ -55,8 +58,77 @@ async function openHandles(target: Target): Promise<number> {
 const closedAll = (target: Target): Promise<boolean> =>
   waitFor(`every connection to the ${target.dialect} database to close`, async () => (await openHandles(target)) === 0, { ms: 5_000 });
 
+/** A request through a keep-alive agent: its response once the headers are in, and the socket it went on. */
+function send(agent: Agent, url: string, o: { method?: string; token?: string; body?: string } = {}): Promise<{ res: IncomingMessage; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const req = request(url, { agent, method: o.method ?? 'GET', headers });
+    req.on('error', reject);
+    req.on('response', (res) => resolve({ res, socket: req.socket as Socket }));
+    req.end(o.body);
+  });
+}
+
+async function text(res: IncomingMessage): Promise<string> {
+  let s = '';
+  for await (const chunk of res) s += String(chunk);
+  return s;
+}
+
 for (const dialect of DIALECTS) {
   describe(`Server start and shutdown (${dialect})`, () => {
+    it('closing ends every connection: a long poll it answers, an event stream, a download under way, one with no request yet', async () => {
+      const download = new PassThrough();
+      const t = await startTestServer(dialect, {
+        pollWaitMs: 600_000,
+        pollRecheckMs: 600_000,
+        extraRoutes: [
+          (app) =>
+            app.get('/test/download', async (_req, reply) => {
+              download.write('first part ');
+              return reply.send(download);
+            }),
+        ],
+      });
+      // An idle kept-alive connection lasts keepAliveTimeout: ten minutes here, so within waitFor's
+      // bound only the close can end these. (Before, close() waited Fastify's 72 s for each.)
+      t.server.app.server.keepAliveTimeout = 600_000;
+      const agent = new Agent({ keepAlive: true });
+      let early: Socket | undefined;
+      try {
+        const f = await twoNodeFleet(t);
+        const poll = send(agent, `${t.url}/api/v1/agent/poll`, { method: 'POST', token: f.keyA, body: '{}' });
+        await waitFor('the poll to wait', async () => t.server.ctx.jobNotifier.waiting(f.nodeA) === 1 && t.server.ctx.caps.polls.held(f.nodeA) === 1);
+        const stream = await send(agent, `${t.url}/api/v1/sites/${f.siteA}/backup/events`, { token: f.siteAdmin.token });
+        assert.equal(stream.res.statusCode, 200);
+        const streamEnded = text(stream.res).catch(() => 'aborted');
+        const loading = await send(agent, `${t.url}/test/download`);
+        assert.equal(loading.res.statusCode, 200);
+        // Clients open connections ahead of their requests (browsers, fetch's pool).
+        const accepted = once(t.server.app.server, 'connection');
+        early = connect(Number(new URL(t.url).port), '127.0.0.1').on('error', () => {});
+        await accepted;
+
+        const closing = t.server.app.close();
+        const polled = await poll;
+        assert.equal(polled.res.statusCode, 200);
+        assert.equal(polled.res.headers.connection, 'close', 'the poll the close answered says its connection ends');
+        assert.deepEqual(JSON.parse(await text(polled.res)), { job: null, job_limit: 1 });
+        // A response under way when the close began finishes, then its connection ends.
+        download.end('last part');
+        assert.equal(await text(loading.res), 'first part last part');
+        assert.match(await streamEnded, /event: status/, 'the client saw the event stream end');
+        const connections = (): Promise<number> => new Promise((resolve, reject) => t.server.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+        await waitFor('the server to end every connection', async () => (await connections()) === 0, { context: () => `client sockets open: ${[polled.socket, stream.socket, loading.socket, early].filter((sk) => !sk?.destroyed).length}` });
+        await closing;
+      } finally {
+        agent.destroy();
+        early?.destroy();
+        await t.close();
+      }
+    });
+
     it('closing the server closes the storage clients, the job notifier and the database', async () => {
       const target = await makeTarget(dialect);
       try {

@@ -77,14 +77,14 @@ for (const dialect of DIALECTS) {
       await waitFor('the new poll to wait', async () => t.server.ctx.jobNotifier.waiting(f.nodeA) === 1);
       third.close();
       otherNode.close();
-      await waitFor('every poll slot to come back', async () => caps().polls.held() === 0);
+      await waitFor('every poll slot to come back, and no poll to wait', async () => caps().polls.held() === 0 && t.server.ctx.jobNotifier.waiting() === 0);
     });
 
     it('releases every slot when the server closes, and waiting polls answer at once', async () => {
       const s = await open(events(f.siteA), 'GET', f.siteAdmin.token);
       assert.equal(s.status, 200);
       const answer = fetch(`${t.url}/api/v1/agent/poll`, { method: 'POST', headers: { authorization: `Bearer ${f.keyA}`, 'content-type': 'application/json' }, body: '{}' });
-      await waitFor('the poll to wait', async () => t.server.ctx.jobNotifier.waiting(f.nodeA) === 1);
+      await waitFor('the poll to wait', async () => caps().polls.held(f.nodeA) === 1 && t.server.ctx.jobNotifier.waiting(f.nodeA) === 1);
       const closing = t.server.app.close();
       // pollWaitMs and the re-check are 10 minutes: only the close can answer it.
       const res = await answer;
