@@ -10,6 +10,7 @@ import { parseMetrics, sample } from '../../helpers/prometheus.ts';
 import { makeBucket, removeBucket } from '../../helpers/s3.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
 import { services } from '../../helpers/services.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 // GET /metrics after a real backup's lifecycle through the agent API (join, start, poll,
 // progress through the stages, a multipart upload to MinIO, finish): the text parses strictly,
@@ -89,7 +90,8 @@ for (const dialect of DIALECTS) {
       m = await scrape();
       assert.equal(sample(m, 'wpbackup_queue_depth'), 0);
       assert.equal(sample(m, 'wpbackup_jobs_running'), 1);
-      assert.equal(sample(m, 'wpbackup_agents_online'), 1, 'the poll was heard');
+      // "Last seen" is written beside the request, not before its answer (route.ts principalOf).
+      await waitFor('the poll to be heard (agents_online 1)', async () => sample(await scrape(), 'wpbackup_agents_online') === 1);
 
       for (const stage of ['backup_db', 'backup_files', 'create_bundle', 'upload_remote']) {
         for (const progress of [10, 20]) {
