@@ -39,12 +39,13 @@ export interface DueRun extends SiteScheduleRow {
 const BARE = 'site_id, mode, cron, timezone, preset, next_run_at, last_run_at';
 const COLUMNS = 'ss.site_id, ss.mode, ss.cron, ss.timezone, ss.preset, ss.next_run_at, ss.last_run_at';
 
-function specOf(r: Raw): CronSpec | null {
+/** The cron, timezone and preset columns of a row as a spec (null: none). */
+export function cronSpecOf(r: Raw): CronSpec | null {
   return r.cron === null || r.cron === undefined ? null : { cron: str(r.cron), timezone: str(r.timezone ?? 'UTC'), preset: strOrNull(r.preset) };
 }
 
 function toRow(r: Raw): SiteScheduleRow {
-  return { siteId: str(r.site_id), mode: r.mode as ScheduleMode, spec: specOf(r), nextRunAt: numOrNull(r.next_run_at), lastRunAt: numOrNull(r.last_run_at) };
+  return { siteId: str(r.site_id), mode: r.mode as ScheduleMode, spec: cronSpecOf(r), nextRunAt: numOrNull(r.next_run_at), lastRunAt: numOrNull(r.last_run_at) };
 }
 
 export class SchedulesRepo {
@@ -56,7 +57,7 @@ export class SchedulesRepo {
 
   async fleet(): Promise<FleetScheduleRow> {
     const r = await this.#ctx.db.get<Raw>('SELECT cron, timezone, preset, window_minutes, updated_at FROM fleet_schedule WHERE id = 1');
-    return r ? { spec: specOf(r), windowMinutes: num(r.window_minutes), updatedAt: numOrNull(r.updated_at) } : { spec: null, windowMinutes: 30, updatedAt: null };
+    return r ? { spec: cronSpecOf(r), windowMinutes: num(r.window_minutes), updatedAt: numOrNull(r.updated_at) } : { spec: null, windowMinutes: 30, updatedAt: null };
   }
 
   /** spec undefined: keep the schedule; windowMinutes undefined: keep the window. */
