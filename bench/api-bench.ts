@@ -10,7 +10,7 @@
 // the load. SQLite: one server process (SQLite is one server's database). PostgreSQL: a second
 // server process on the same database runs its passes too, as a second server would. The
 // passes' cost comes from each server's wpbackup_pass_duration_seconds (pass-metrics.ts).
-// --scheduler off: no fleet schedule and no second server. --rate, --seconds, --nodes and
+// --scheduler off: no fleet schedule and no second server. --db sqlite|postgres, --rate, --seconds, --nodes and
 // --sites change the shape; BENCH_PROFILE_DIR=dir writes the servers' CPU profiles
 // (node --cpu-prof) there.
 import autocannon from 'autocannon';
@@ -28,10 +28,11 @@ import { openContext } from '../src/server/context.ts';
 import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
 import { passCosts, scrapePasses, type PassCost, type PassHistogram } from './pass-metrics.ts';
 
-const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, db: { type: 'string', default: 'both' } } });
+/** --db sqlite|postgres: one database only (profiling). */
+const DIALECTS: Dialect[] = values.db === 'both' ? ['sqlite', 'postgres'] : [values.db as Dialect];
 const NODES = Number(values.nodes);
 const SITES = Number(values.sites);
 const RATE = Number(values.rate);
@@ -90,7 +91,7 @@ async function stopServer(s: ServerProcess): Promise<void> {
   if (s.proc.exitCode !== null) return;
   const ended = new Promise((resolve) => s.proc.once('exit', resolve));
   s.proc.kill('SIGTERM');
-  const timer = setTimeout(() => s.proc.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => s.proc.kill('SIGKILL'), process.env.BENCH_PROFILE_DIR ? 120_000 : 15_000);
   await ended;
   clearTimeout(timer);
 }
