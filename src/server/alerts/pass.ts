@@ -1,7 +1,8 @@
 import type { ServerContext } from '../context.ts';
+import type { SiteFreshness } from '../db/alerts.ts';
 import type { CronSpec } from '../db/schedules.ts';
 import { effectiveSpec } from '../services/schedules.ts';
-import { startPeriodic } from '../periodic.ts';
+import { startPeriodic, yieldToRequests } from '../periodic.ts';
 import type { AlertEvent } from './events.ts';
 import { nodeEvent, reminderOf, siteEvent } from './events.ts';
 import { alertsIdle, alertsRepo, attempt, deliveriesRepo, dispatch } from './dispatch.ts';
@@ -39,11 +40,12 @@ async function checkFreshness(ctx: ServerContext, now: number): Promise<number> 
   const d = deliveriesRepo(ctx);
   const raised = new Set((await d.active('backup.stale')).map((a) => a.subject));
   let n = 0;
-  // One read of every site with its schedule, and each distinct schedule's window computed
-  // once: a pass over 10,000 sites is a few queries, not two per site.
+  // Sites with their schedules read a page at a time (SQLite runs each page on the server's
+  // thread: requests get their turn between pages), each distinct schedule's window computed
+  // once: a pass over 10,000 sites is a dozen queries, not two per site.
   const fleet = await ctx.repos.schedules.fleet();
   const windowOf = memoWindows(ctx.now());
-  for (const r of await alertsRepo(ctx).freshness()) {
+  for await (const r of freshnessPages(ctx)) {
     const subject = siteSubject(r.siteId);
     const window = r.freshnessMs ?? windowOf(effectiveSpec(r.schedule, fleet));
     const last = r.lastOk ?? r.createdAt;
@@ -62,6 +64,19 @@ async function checkFreshness(ctx: ServerContext, now: number): Promise<number> 
     }
   }
   return n;
+}
+
+const FRESHNESS_PAGE = 1000;
+
+async function* freshnessPages(ctx: ServerContext): AsyncGenerator<SiteFreshness> {
+  let after: string | null = null;
+  for (;;) {
+    const page = await alertsRepo(ctx).freshness(after, FRESHNESS_PAGE);
+    yield* page;
+    if (page.length < FRESHNESS_PAGE) return;
+    after = page[page.length - 1]?.siteId ?? null;
+    await yieldToRequests();
+  }
 }
 
 /** defaultWindowMs by schedule, each computed once. */

@@ -67,6 +67,18 @@ export interface SiteAlertSettings {
   hasPingUrl: boolean;
 }
 
+/** A site as the dead man's switch sees it (AlertsRepo.freshness). */
+export interface SiteFreshness {
+  siteId: string;
+  name: string;
+  createdAt: number;
+  /** The site's own window; null: the default (from its schedule). */
+  freshnessMs: number | null;
+  /** undefined: no schedule row yet (it inherits). */
+  schedule: Pick<SiteScheduleRow, 'mode' | 'spec'> | undefined;
+  lastOk: number | null;
+}
+
 const CHANNEL_COLUMNS = 'id, name, type, config, secret_enc IS NOT NULL AS has_secret, site_ids, on_success, created_at';
 const SUB_COLUMNS = 'id, user_id, channel_id, site_ids, on_success, created_at';
 
@@ -191,14 +203,17 @@ export class AlertsRepo {
   }
 
   /**
-   * Every site with its freshness window (null: the default), its schedule row (undefined:
-   * none yet; the default window follows from it) and its last completed backup, in one query.
+   * Sites by id after `after` (null: from the first), at most limit: each with its freshness
+   * window (null: the default), its schedule row (undefined: none yet; the default window
+   * follows from it) and its last completed backup, in one query a page.
    */
-  async freshness(): Promise<{ siteId: string; name: string; createdAt: number; freshnessMs: number | null; schedule: Pick<SiteScheduleRow, 'mode' | 'spec'> | undefined; lastOk: number | null }[]> {
+  async freshness(after: string | null, limit: number): Promise<SiteFreshness[]> {
     const rows = await this.#ctx.db.query<Raw>(
       `SELECT s.id, s.name, s.created_at, st.freshness_ms, ss.mode, ss.cron, ss.timezone, ss.preset,
          (SELECT MAX(b.created_at) FROM backups b WHERE b.site_id = s.id AND b.status = 'completed') AS last_ok
-       FROM sites s LEFT JOIN alert_site_settings st ON st.site_id = s.id LEFT JOIN site_schedules ss ON ss.site_id = s.id`,
+       FROM sites s LEFT JOIN alert_site_settings st ON st.site_id = s.id LEFT JOIN site_schedules ss ON ss.site_id = s.id
+       WHERE s.id > ? ORDER BY s.id LIMIT ?`,
+      [after ?? '', limit],
     );
     return rows.map((r) => ({
       siteId: str(r.id), name: str(r.name), createdAt: num(r.created_at), freshnessMs: numOrNull(r.freshness_ms),
