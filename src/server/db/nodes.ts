@@ -37,8 +37,10 @@ export interface NodePatch {
 }
 
 const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, job_limit, created_at';
-/** COLUMNS of nodes aliased n. */
-const NODE_COLUMNS_N = 'n.id, n.hostname, n.status, n.last_seen, n.quota_bytes, n.node_key_hash IS NOT NULL AS has_key, n.key_rotation_at, n.job_limit, n.created_at';
+/** A node by its key hash (current or pending) with the job a request names (findByKeyHashWithJob). */
+const WITH_JOB = `SELECT n.id, n.hostname, n.status, n.last_seen, n.quota_bytes, n.node_key_hash IS NOT NULL AS has_key, n.key_rotation_at, n.job_limit, n.created_at,
+    n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}
+  FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
 
 function toNode(r: Raw): NodeRow {
   return {
@@ -99,11 +101,7 @@ export class NodesRepo {
    * report's authentication and its job read in one round trip (route.ts, prefetchJob).
    */
   async findByKeyHashWithJob(keyHash: string, jobId: string): Promise<{ node: NodeRow; job: JobRow | undefined } | undefined> {
-    const row = await this.#ctx.db.get<Raw>(
-      `SELECT ${NODE_COLUMNS_N}, n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')} FROM nodes n LEFT JOIN jobs j ON j.id = ?
-       WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`,
-      [jobId, keyHash, keyHash],
-    );
+    const row = await this.#ctx.db.get<Raw>(WITH_JOB, [jobId, keyHash, keyHash]);
     if (!row) return undefined;
     if (row.pending_key_hash !== keyHash) {
       const job = unprefixed(row, 'j_');

@@ -42,6 +42,11 @@ function toToken(r: Raw): TokenRow {
   };
 }
 
+const WITH_SITE = `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at,
+    ${prefixed(SITE_COLUMNS, 's', 's_')}
+  FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN sites s ON s.id = ?
+  WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`;
+
 /** A row of tokens joined with its user, as authenticate() returns it. */
 function authenticated(row: Raw): { token: TokenRow; user: UserRow } {
   const token = toToken(row);
@@ -82,13 +87,7 @@ export class TokensRepo {
    * authentication and its site in one round trip (route.ts, prefetchSite).
    */
   async authenticateWithSite(tokenHash: string, siteId: string): Promise<{ token: TokenRow; user: UserRow; site: SiteRow | undefined } | undefined> {
-    const row = await this.#ctx.db.get<Raw>(
-      `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at,
-         ${prefixed(SITE_COLUMNS, 's', 's_')}
-       FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN sites s ON s.id = ?
-       WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`,
-      [siteId, tokenHash, this.#ctx.now()],
-    );
+    const row = await this.#ctx.db.get<Raw>(WITH_SITE, [siteId, tokenHash, this.#ctx.now()]);
     if (!row) return undefined;
     const site = unprefixed(row, 's_');
     return { ...authenticated(row), site: site && toSite(site) };
