@@ -4,8 +4,15 @@
 // reaches the database about once per 2 s and is held in memory in between: progress-cache.ts).
 // Once on SQLite, once on PostgreSQL.
 // Floors (issue 3, raised by issue 9): p99 under 50 ms at 2,000 requests/s on both databases.
-// --rate, --seconds, --nodes and --sites change the shape; BENCH_PROFILE_DIR=dir writes the
-// server's CPU profiles (node --cpu-prof) there.
+// The servers run as in production, background passes included (reaper, scheduler, alerts,
+// deletion retries, each on its own timer; issue 10): the fleet gets a "daily" default at the
+// current minute with the 30-minute spreading window, so the scheduler queues runs throughout
+// the load. SQLite: one server process (SQLite is one server's database). PostgreSQL: a second
+// server process on the same database runs its passes too, as a second server would. The
+// passes' cost comes from each server's wpbackup_pass_duration_seconds (pass-metrics.ts).
+// --scheduler off: no fleet schedule and no second server. --db sqlite|postgres, --rate, --seconds, --nodes and
+// --sites change the shape; BENCH_PROFILE_DIR=dir writes the servers' CPU profiles
+// (node --cpu-prof) there.
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,16 +26,18 @@ import { createRepos } from '../src/server/db/repos.ts';
 import type { ServerContext } from '../src/server/context.ts';
 import { openContext } from '../src/server/context.ts';
 import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
+import { passCosts, scrapePasses, type PassCost, type PassHistogram } from './pass-metrics.ts';
 
-const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, 'tick-speed': { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, db: { type: 'string', default: 'both' } } });
+/** --db sqlite|postgres: one database only (profiling). */
+const DIALECTS: Dialect[] = values.db === 'both' ? ['sqlite', 'postgres'] : [values.db as Dialect];
 const NODES = Number(values.nodes);
 const SITES = Number(values.sites);
 const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
-/** --scheduler off: no scheduler passes during the load (scheduler-ticker.ts). */
+/** --scheduler off: no fleet schedule (the passes find nothing due) and no second server. */
 const SCHEDULER = values.scheduler !== 'off';
 
 interface Fleet {
@@ -54,18 +63,37 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startServerProcess(dataDir: string, databaseUrl: string | undefined): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
+interface ServerProcess {
+  url: string;
+  /** The token-less /metrics address (--metrics-listen). */
+  metricsUrl: string;
+  proc: ChildProcess;
+}
+
+/** `wpbackup server` as users run it, passes and all. */
+async function startServerProcess(dataDir: string, databaseUrl: string | undefined): Promise<ServerProcess> {
+  const [port, metricsPort] = [await freePort(), await freePort()];
   const env = { ...process.env, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
   const prof = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', ...prof, MAIN, 'server', '--port', String(port), '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const args = ['--max-semi-space-size=2', ...prof, MAIN, 'server', '--port', String(port), '--data-dir', dataDir, '--metrics-listen', `127.0.0.1:${metricsPort}`];
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { url, proc };
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { url, metricsUrl: `http://127.0.0.1:${metricsPort}`, proc };
     await new Promise((r) => setTimeout(r, 100));
   }
   proc.kill();
   throw new Error('the server did not start');
+}
+
+/** Ends the server and waits for it (SIGTERM: a CPU profile is written on the way out). */
+async function stopServer(s: ServerProcess): Promise<void> {
+  if (s.proc.exitCode !== null) return;
+  const ended = new Promise((resolve) => s.proc.once('exit', resolve));
+  s.proc.kill('SIGTERM');
+  const timer = setTimeout(() => s.proc.kill('SIGKILL'), process.env.BENCH_PROFILE_DIR ? 120_000 : 15_000);
+  await ended;
+  clearTimeout(timer);
 }
 
 /** Nodes with keys, sites spread over them, and one claimed job per node (its agent reports progress). */
@@ -91,22 +119,39 @@ async function fill(t: Bench): Promise<Fleet> {
 }
 
 /**
- * Scheduler passes on the whole fleet while the load runs, from a second server process
- * (bench/scheduler-ticker.ts); stop() ends it and returns its cost per pass.
+ * The fleet default "daily at <this minute> UTC", through the API as an admin sets it: with the
+ * 30-minute window each site's run falls at its own offset after this minute, so about
+ * sites / 1,800 runs come due every second of the load. Returns how long the request took.
  */
-async function startTicker(dataDir: string, databaseUrl: string | undefined): Promise<{ stop(): Promise<string> }> {
-  const env = { ...process.env, BENCH_DATA_DIR: dataDir, BENCH_TICK_SPEED: String(values['tick-speed']), ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
-  const proc = spawn(process.execPath, [join(import.meta.dirname, 'scheduler-ticker.ts')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
-  const ended = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  while (!out.includes('ready\n')) {
-    if (proc.exitCode !== null) throw new Error('the scheduler ticker did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { stop: async () => { proc.kill('SIGTERM'); await ended; return out.split('\n').find((l) => l.startsWith('{')) ?? '{}'; } };
+async function scheduleFleet(t: Bench): Promise<number> {
+  const now = new Date();
+  const at = `${String(now.getUTCHours()).padStart(2, '0')}:${String(now.getUTCMinutes()).padStart(2, '0')}`;
+  const started = performance.now();
+  const res = await fetch(`${t.url}/api/v1/schedules/default`, {
+    method: 'PUT', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ preset: 'daily', at, timezone: 'UTC', window_minutes: 30 }),
+  });
+  if (!res.ok) throw new Error(`setting the fleet schedule failed: ${res.status} ${await res.text()}`);
+  return performance.now() - started;
 }
-const ticks: { dialect: Dialect; summary: string }[] = [];
+
+interface PassReport {
+  dialect: Dialect;
+  /** 'api': the server under load; 'second': the other server on the same PostgreSQL. */
+  server: 'api' | 'second';
+  costs: PassCost[];
+}
+
+interface ScheduleReport {
+  dialect: Dialect;
+  /** PUT /api/v1/schedules/default on the whole fleet (next runs of every site), ms. */
+  fleetChangeMs: number;
+  /** Scheduled backups queued while the load ran. */
+  enqueued: number;
+}
+
+const passes: PassReport[] = [];
+const schedules: ScheduleReport[] = [];
 
 interface Row {
   dialect: Dialect;
@@ -147,19 +192,23 @@ const rows: Row[] = [];
 for (const dialect of DIALECTS) {
   const target = dialect === 'sqlite' ? await sqliteTarget() : await postgresTarget();
   const ctx = await openContext({ dataDir: target.options.dataDir, databaseUrl: target.options.databaseUrl, publicUrl: 'http://127.0.0.1' });
-  let proc: ChildProcess | undefined;
-  let ticker: Awaited<ReturnType<typeof startTicker>> | undefined;
+  const servers: ServerProcess[] = [];
   try {
     const started = performance.now();
     const admin = await ctx.repos.users.create({ email: 'bench@example.com', passwordHash: 'unused', role: 'super_admin' });
     const token = generateToken('api');
     await ctx.repos.tokens.create({ userId: admin.id, tokenHash: hashToken(token), kind: 'api', name: 'bench', expiresAt: null });
     const server = await startServerProcess(target.options.dataDir, target.options.databaseUrl);
-    proc = server.proc;
+    servers.push(server);
+    // A second server shares only PostgreSQL; SQLite is one server's.
+    if (SCHEDULER && dialect === 'postgres') servers.push(await startServerProcess(target.options.dataDir, target.options.databaseUrl));
     const t: Bench = { url: server.url, pid: server.proc.pid, token, ctx };
     const fleet = await fill(t);
-    console.log(`[bench:api] ${dialect}: ${fleet.siteIds.length} sites on ${NODES} nodes, ${fleet.agents.length} agents with a job, ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    ticker = SCHEDULER ? await startTicker(target.options.dataDir, target.options.databaseUrl) : undefined;
+    console.log(`[bench:api] ${dialect}: ${fleet.siteIds.length} sites on ${NODES} nodes, ${fleet.agents.length} agents with a job, ${servers.length} server process(es), ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const fleetChangeMs = SCHEDULER ? await scheduleFleet(t) : 0;
+    const queued = async (): Promise<number> => Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`))?.n ?? 0);
+    const queuedBefore = await queued();
+    const before: PassHistogram[] = await Promise.all(servers.map((s) => scrapePasses(s.metricsUrl)));
     const status = await load(t, 'GET /api/v1/sites/{id}/backup/status', (req) => ({ ...req, method: 'GET', path: `/api/v1/sites/${pick(fleet.siteIds)}/backup/status`, headers: { authorization: `Bearer ${t.token}` } }));
     rows.push({ dialect, ...status });
     let pct = 0;
@@ -170,11 +219,11 @@ for (const dialect of DIALECTS) {
       return { ...req, method: 'POST', path: `/api/v1/agent/jobs/${a.jobId}/progress`, headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body };
     });
     rows.push({ dialect, ...progress });
-    if (ticker) ticks.push({ dialect, summary: await ticker.stop() });
-    ticker = undefined;
+    const after = await Promise.all(servers.map((s) => scrapePasses(s.metricsUrl)));
+    servers.forEach((_, i) => passes.push({ dialect, server: i === 0 ? 'api' : 'second', costs: passCosts(before[i] ?? {}, after[i] ?? {}) }));
+    if (SCHEDULER) schedules.push({ dialect, fleetChangeMs: Math.round(fleetChangeMs), enqueued: (await queued()) - queuedBefore });
   } finally {
-    await ticker?.stop();
-    proc?.kill();
+    for (const s of servers) await stopServer(s);
     await ctx.close();
     await target.cleanup();
   }
@@ -187,8 +236,12 @@ for (const r of rows) {
   const cpu = String(r.cpuUsPerReq ?? '-').padStart(17);
   console.log([r.dialect.padEnd(8), r.endpoint.padEnd(40), r.rps.toFixed(0).padStart(5), String(r.p50).padStart(6), String(r.p99).padStart(6), String(r.max).padStart(6), String(r.non2xx).padStart(7), String(r.errors).padStart(6), cpu, r.p99 < 50 && r.non2xx === 0 && r.errors === 0 ? 'yes' : 'NO'].join('  '));
 }
-for (const t of ticks) console.log(`scheduler pass on ${SITES} sites during the load (${t.dialect}): ${t.summary}`);
+for (const s of schedules) console.log(`${s.dialect}: fleet schedule set on ${SITES} sites in ${s.fleetChangeMs} ms (PUT /api/v1/schedules/default); ${s.enqueued} scheduled backups queued during the load`);
+for (const p of passes) {
+  const costs = p.costs.filter((c) => c.passes > 0).map((c) => `${c.pass} ${c.passes}x mean ${c.mean_ms} ms, max <= ${c.max_ms_at_most ?? '?'} ms`);
+  console.log(`${p.dialect} ${p.server === 'api' ? 'server under load' : 'second server'}: background passes during the load: ${costs.join('; ') || 'none'}`);
+}
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, seconds: SECONDS, rows, scheduler: ticks.map((t) => ({ dialect: t.dialect, ...(JSON.parse(t.summary) as object) })) }, null, 2) + '\n');
+writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, seconds: SECONDS, scheduler: SCHEDULER, rows, schedules, passes }, null, 2) + '\n');
 process.exit(0);

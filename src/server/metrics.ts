@@ -34,6 +34,7 @@ export interface MetricsOptions {
 /** The end state of a job as the spec's status word. */
 const STATUS_OF: Record<string, string> = { done: 'completed', failed: 'failed', cancelled: 'stopped' };
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800];
+const PASS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 interface Snapshot {
   sites: Map<string, number>;
@@ -54,6 +55,7 @@ export class ServerMetrics {
   private readonly uploadedBytes: Counter;
   private readonly stageSeconds: Histogram<'stage'>;
   private readonly backupSeconds: Histogram<'status'>;
+  private readonly passSeconds: Histogram<'pass'>;
   private readonly src: MetricsSource;
   private scraping: Promise<Snapshot> | undefined;
   /** The bearer token GET /metrics takes on the API's address. */
@@ -69,6 +71,7 @@ export class ServerMetrics {
     this.stageSeconds = new Histogram({ name: 'wpbackup_backup_stage_duration_seconds', help: 'How long each stage of a backup took, as its agent measured it (stages that ended)', labelNames: ['stage'], buckets: DURATION_BUCKETS, registers });
     for (const stage of STAGES) this.stageSeconds.zero({ stage });
     this.backupSeconds = new Histogram({ name: 'wpbackup_backup_duration_seconds', help: 'Backups from queued to ended, by status', labelNames: ['status'], buckets: DURATION_BUCKETS, registers });
+    this.passSeconds = new Histogram({ name: 'wpbackup_pass_duration_seconds', help: 'Background passes of this server (reaper, scheduler, alerts, deletion_retry): how long each took', labelNames: ['pass'], buckets: PASS_BUCKETS, registers });
     this.alertsSent = new Counter({ name: 'wpbackup_alerts_sent_total', help: 'Alerts sent by this server, by channel and event', labelNames: ['channel', 'event'], registers });
     this.fleetGauges(registers);
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
@@ -108,6 +111,11 @@ export class ServerMetrics {
       const s = seconds?.[stage];
       if (s !== undefined && Number.isFinite(s) && s >= 0) this.stageSeconds.observe({ stage }, s);
     }
+  }
+
+  /** A background pass (periodic.ts) ended, well or not, after ms. */
+  passRan(pass: string, ms: number): void {
+    this.passSeconds.observe({ pass }, ms / 1000);
   }
 
   /** The same as alertsSent.inc({ channel, event }). */

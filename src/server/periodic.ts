@@ -17,6 +17,8 @@ export interface PeriodicOptions {
   immediately?: boolean;
   /** Runs after the timer stopped, before stop() waits for the pass in progress. */
   onStop?: () => void;
+  /** Told how long each pass took (ms), failed ones too: the server's pass metrics. */
+  onPass?: (ms: number) => void;
 }
 
 export function startPeriodic<R>(pass: () => Promise<R>, o: PeriodicOptions): Periodic<R> {
@@ -24,8 +26,10 @@ export function startPeriodic<R>(pass: () => Promise<R>, o: PeriodicOptions): Pe
   let stopped = false;
   const runOnce = async (): Promise<R> => {
     while (running) await running.catch(() => undefined);
+    const started = performance.now();
     running = pass().finally(() => {
       running = undefined;
+      o.onPass?.(performance.now() - started);
     });
     return running;
   };
@@ -46,3 +50,15 @@ export function startPeriodic<R>(pass: () => Promise<R>, o: PeriodicOptions): Pe
     },
   };
 }
+
+/**
+ * Lets waiting requests run. On SQLite every statement runs synchronously, so a pass that
+ * awaits statement after statement never gives the event loop back until it ends; passes
+ * over the fleet call this every few rows.
+ */
+export function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Rows a pass handles between two yieldToRequests(). */
+export const ROWS_PER_TURN = 25;

@@ -60,7 +60,7 @@ async function auditExpiry(ctx: ServerContext, log: NonNullable<ReaperOptions['l
 /** Starts the timer (unref'd: it never keeps the process alive). Call stop() before closing the database. */
 export function startReaper(ctx: ServerContext, opts: ReaperOptions = {}): Reaper {
   const log = opts.log ?? logTo(ctx);
-  return startPeriodic(() => reapExpiredJobs(ctx, log, (opts.now ?? ctx.now)()), { intervalMs: opts.intervalMs ?? 5_000, onError: (err) => log('Reaper pass failed', err) });
+  return startPeriodic(() => reapExpiredJobs(ctx, log, (opts.now ?? ctx.now)()), { intervalMs: opts.intervalMs ?? 5_000, onError: (err) => log('Reaper pass failed', err), onPass: (ms) => ctx.metrics.passRan('reaper', ms) });
 }
 
 function logTo(ctx: ServerContext): NonNullable<ReaperOptions['log']> {

@@ -1,5 +1,5 @@
 import type { ServerContext } from './context.ts';
-import { startPeriodic } from './periodic.ts';
+import { ROWS_PER_TURN, startPeriodic, yieldToRequests } from './periodic.ts';
 import { isConflict } from './db/errors.ts';
 import type { DueRun } from './db/schedules.ts';
 import { nextRunOf } from './services/schedules.ts';
@@ -39,13 +39,19 @@ export async function scheduleOnce(ctx: ServerContext, now: number, log: Schedul
   const result: TickResult = { enqueued: [], skipped: [], lost: 0, filled: 0 };
   const fleet = await ctx.repos.schedules.fleet();
   await ctx.repos.schedules.ensureRows();
+  let handled = 0;
+  const turn = async (): Promise<void> => {
+    if (++handled % ROWS_PER_TURN === 0) await yieldToRequests();
+  };
   for (const row of await ctx.repos.schedules.pending(fleet.spec !== null, 10 * BATCH)) {
     const at = nextRunOf(row.siteId, row, fleet, now);
     if (at !== null && (await ctx.repos.schedules.fillNext(row.siteId, row.mode, at))) result.filled++;
+    await turn();
   }
   for (let b = 0; b < MAX_BATCHES; b++) {
     const due = await ctx.repos.schedules.due(now, BATCH);
     for (const run of due) {
+      await turn();
       try {
         await runDue(ctx, run, fleet, now, result);
       } catch (err) {
@@ -91,5 +97,5 @@ export interface Scheduler {
 /** A first pass at once (runs missed while down), then every intervalMs; unref'd. Stop it before closing the database. */
 export function startScheduler(ctx: ServerContext, opts: SchedulerOptions = {}): Scheduler {
   const log = opts.log ?? ((message: string, err?: unknown) => ctx.log.error({ err }, `scheduler: ${message}`));
-  return startPeriodic(() => scheduleOnce(ctx, ctx.now(), log), { intervalMs: opts.intervalMs ?? 15_000, immediately: true, onError: (err) => log('Scheduler pass failed', err) });
+  return startPeriodic(() => scheduleOnce(ctx, ctx.now(), log), { intervalMs: opts.intervalMs ?? 15_000, immediately: true, onError: (err) => log('Scheduler pass failed', err), onPass: (ms) => ctx.metrics.passRan('scheduler', ms) });
 }

@@ -2,6 +2,7 @@ import { longestGapMs } from '../schedule-spec.ts';
 import { effectiveSpec } from '../services/schedules.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
+import type { CronSpec } from '../db/schedules.ts';
 import type { SiteRow } from '../db/sites.ts';
 import { alertsRepo, deliveriesRepo, dispatch, ping, track } from './dispatch.ts';
 import { nodeEvent, siteEvent, type AlertEvent, type AlertKind } from './events.ts';
@@ -24,8 +25,12 @@ export const nodeSubject = (nodeId: string): string => `node:${nodeId}`;
  */
 export async function defaultFreshnessMs(ctx: ServerContext, siteId: string): Promise<number | null> {
   const [row, fleet] = await Promise.all([ctx.repos.schedules.get(siteId), ctx.repos.schedules.fleet()]);
-  const spec = effectiveSpec(row, fleet);
-  const gap = spec ? longestGapMs(spec, ctx.now()) : null;
+  return defaultWindowMs(effectiveSpec(row, fleet), ctx.now());
+}
+
+/** The default window under the schedule that applies (null: none), from `now`. */
+export function defaultWindowMs(spec: Pick<CronSpec, 'cron' | 'timezone'> | null, now: number): number | null {
+  const gap = spec ? longestGapMs(spec, now) : null;
   return gap === null ? null : 2 * gap;
 }
 

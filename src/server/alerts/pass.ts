@@ -1,9 +1,12 @@
 import type { ServerContext } from '../context.ts';
-import { startPeriodic } from '../periodic.ts';
+import type { SiteFreshness } from '../db/alerts.ts';
+import type { CronSpec } from '../db/schedules.ts';
+import { effectiveSpec } from '../services/schedules.ts';
+import { startPeriodic, yieldToRequests } from '../periodic.ts';
 import type { AlertEvent } from './events.ts';
 import { nodeEvent, reminderOf, siteEvent } from './events.ts';
 import { alertsIdle, alertsRepo, attempt, deliveriesRepo, dispatch } from './dispatch.ts';
-import { defaultFreshnessMs, nodeSubject, notifyPruneFailed, onJobEnded, raiseAndTell, siteSubject } from './conditions.ts';
+import { defaultWindowMs, nodeSubject, notifyPruneFailed, onJobEnded, raiseAndTell, siteSubject } from './conditions.ts';
 
 // The time-based half of alerting, like reaper.ts: a pure pass (alertsOnce, which tests call
 // with their own clock) and a timer that runs it. Each pass raises the dead man's switch of
@@ -37,9 +40,14 @@ async function checkFreshness(ctx: ServerContext, now: number): Promise<number> 
   const d = deliveriesRepo(ctx);
   const raised = new Set((await d.active('backup.stale')).map((a) => a.subject));
   let n = 0;
-  for (const r of await alertsRepo(ctx).freshness()) {
+  // Sites with their schedules read a page at a time (SQLite runs each page on the server's
+  // thread: requests get their turn between pages), each distinct schedule's window computed
+  // once: a pass over 10,000 sites is a dozen queries, not two per site.
+  const fleet = await ctx.repos.schedules.fleet();
+  const windowOf = memoWindows(ctx.now());
+  for await (const r of freshnessPages(ctx)) {
     const subject = siteSubject(r.siteId);
-    const window = r.freshnessMs ?? (await defaultFreshnessMs(ctx, r.siteId));
+    const window = r.freshnessMs ?? windowOf(effectiveSpec(r.schedule, fleet));
     const last = r.lastOk ?? r.createdAt;
     const stale = window !== null && now - last > window;
     if (stale && !raised.has(subject)) {
@@ -56,6 +64,31 @@ async function checkFreshness(ctx: ServerContext, now: number): Promise<number> 
     }
   }
   return n;
+}
+
+const FRESHNESS_PAGE = 1000;
+
+async function* freshnessPages(ctx: ServerContext): AsyncGenerator<SiteFreshness> {
+  let after: string | null = null;
+  for (;;) {
+    const page = await alertsRepo(ctx).freshness(after, FRESHNESS_PAGE);
+    yield* page;
+    if (page.length < FRESHNESS_PAGE) return;
+    after = page[page.length - 1]?.siteId ?? null;
+    await yieldToRequests();
+  }
+}
+
+/** defaultWindowMs by schedule, each computed once. */
+function memoWindows(now: number): (spec: CronSpec | null) => number | null {
+  const windows = new Map<string, number | null>();
+  return (spec) => {
+    if (spec === null) return null;
+    const key = `${spec.cron}\n${spec.timezone}`;
+    let w = windows.get(key);
+    if (w === undefined) windows.set(key, (w = defaultWindowMs(spec, now)));
+    return w;
+  };
 }
 
 async function checkAgents(ctx: ServerContext, now: number): Promise<number> {
@@ -123,7 +156,7 @@ export function startAlerts(ctx: ServerContext, opts: AlertsOptions = {}): Alert
     unsubscribeJobs();
     unsubscribePrunes();
   };
-  const loop = startPeriodic(() => alertsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Alerts pass failed', err), onStop: unsubscribe });
+  const loop = startPeriodic(() => alertsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Alerts pass failed', err), onStop: unsubscribe, onPass: (ms) => ctx.metrics.passRan('alerts', ms) });
   return {
     runOnce: loop.runOnce,
     stop: async () => {

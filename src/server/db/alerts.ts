@@ -2,6 +2,7 @@ import { bool, json, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { SecretBox } from './secrets.ts';
 import type { Role } from './users.ts';
+import { cronSpecOf, type ScheduleMode, type SiteScheduleRow } from './schedules.ts';
 
 // Alert channels, users' subscriptions, per-site alert settings and the fleet's thresholds
 // (migration 8). Secrets (an SMTP password, a webhook's signing secret, a site's ping URL) are
@@ -64,6 +65,18 @@ export interface AlertSettings {
 export interface SiteAlertSettings {
   freshnessMs: number | null;
   hasPingUrl: boolean;
+}
+
+/** A site as the dead man's switch sees it (AlertsRepo.freshness). */
+export interface SiteFreshness {
+  siteId: string;
+  name: string;
+  createdAt: number;
+  /** The site's own window; null: the default (from its schedule). */
+  freshnessMs: number | null;
+  /** undefined: no schedule row yet (it inherits). */
+  schedule: Pick<SiteScheduleRow, 'mode' | 'spec'> | undefined;
+  lastOk: number | null;
 }
 
 const CHANNEL_COLUMNS = 'id, name, type, config, secret_enc IS NOT NULL AS has_secret, site_ids, on_success, created_at';
@@ -189,13 +202,22 @@ export class AlertsRepo {
     return blob === null ? null : this.#box.decrypt(blob, pingContext(siteId));
   }
 
-  /** Every site with its freshness window (null: the default) and its last completed backup. */
-  async freshness(): Promise<{ siteId: string; name: string; createdAt: number; freshnessMs: number | null; lastOk: number | null }[]> {
+  /**
+   * Sites by id after `after` (null: from the first), at most limit: each with its freshness
+   * window (null: the default), its schedule row (undefined: none yet; the default window
+   * follows from it) and its last completed backup, in one query a page.
+   */
+  async freshness(after: string | null, limit: number): Promise<SiteFreshness[]> {
     const rows = await this.#ctx.db.query<Raw>(
-      `SELECT s.id, s.name, s.created_at, st.freshness_ms,
+      `SELECT s.id, s.name, s.created_at, st.freshness_ms, ss.mode, ss.cron, ss.timezone, ss.preset,
          (SELECT MAX(b.created_at) FROM backups b WHERE b.site_id = s.id AND b.status = 'completed') AS last_ok
-       FROM sites s LEFT JOIN alert_site_settings st ON st.site_id = s.id`,
+       FROM sites s LEFT JOIN alert_site_settings st ON st.site_id = s.id LEFT JOIN site_schedules ss ON ss.site_id = s.id
+       WHERE s.id > ? ORDER BY s.id LIMIT ?`,
+      [after ?? '', limit],
     );
-    return rows.map((r) => ({ siteId: str(r.id), name: str(r.name), createdAt: num(r.created_at), freshnessMs: numOrNull(r.freshness_ms), lastOk: numOrNull(r.last_ok) }));
+    return rows.map((r) => ({
+      siteId: str(r.id), name: str(r.name), createdAt: num(r.created_at), freshnessMs: numOrNull(r.freshness_ms),
+      schedule: r.mode === null || r.mode === undefined ? undefined : { mode: r.mode as ScheduleMode, spec: cronSpecOf(r) }, lastOk: numOrNull(r.last_ok),
+    }));
   }
 }

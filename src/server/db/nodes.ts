@@ -1,5 +1,7 @@
 import { assignments, newId, num, numOrNull, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
+import { prefixed, unprefixed } from './joined.ts';
+import { JOB_COLUMNS, toJob, type JobRow } from './job-rows.ts';
 
 // Web servers running an agent. A node joins as pending or active; the hash of its node key
 // is how its requests are recognised (the key itself is shown once and never stored).
@@ -35,6 +37,10 @@ export interface NodePatch {
 }
 
 const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, job_limit, created_at';
+/** A node by its key hash (current or pending) with the job a request names (findByKeyHashWithJob). */
+const WITH_JOB = `SELECT n.id, n.hostname, n.status, n.last_seen, n.quota_bytes, n.node_key_hash IS NOT NULL AS has_key, n.key_rotation_at, n.job_limit, n.created_at,
+    n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}
+  FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
 
 function toNode(r: Raw): NodeRow {
   return {
@@ -88,6 +94,23 @@ export class NodesRepo {
     // Another request with the same new key may have promoted it first: look it up as the current key.
     const current = promoted ?? (await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE node_key_hash = ?`, [keyHash]));
     return current && toNode(current);
+  }
+
+  /**
+   * findByKeyHash and the job jobId (undefined: no such job) in one query: the progress
+   * report's authentication and its job read in one round trip (route.ts, prefetchJob).
+   */
+  async findByKeyHashWithJob(keyHash: string, jobId: string): Promise<{ node: NodeRow; job: JobRow | undefined } | undefined> {
+    const row = await this.#ctx.db.get<Raw>(WITH_JOB, [jobId, keyHash, keyHash]);
+    if (!row) return undefined;
+    if (row.pending_key_hash !== keyHash) {
+      const job = unprefixed(row, 'j_');
+      return { node: toNode(row), job: job && toJob(job) };
+    }
+    // A pending key's first use promotes it (rare): the two steps of findByKeyHash, then the job.
+    const node = await this.findByKeyHash(keyHash);
+    const job = node && (await this.#ctx.db.get<Raw>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`, [jobId]));
+    return node && { node, job: job ? toJob(job) : undefined };
   }
 
   /** Asks the node's agent to fetch a new key (on its next poll); false when the node has no key to rotate. */

@@ -26,6 +26,7 @@ const types = {
 
 interface Runner {
   query(text: string, values?: unknown[]): Promise<QueryResult>;
+  query(config: { text: string; values: unknown[]; name?: string }): Promise<QueryResult>;
 }
 
 export interface PostgresOptions {
@@ -155,9 +156,24 @@ class PostgresTx implements Queryable {
   }
 }
 
+/**
+ * Statements run as named prepared statements: each connection parses and plans one once,
+ * then only binds and executes it (the same for every request on the hot paths). Statements
+ * without parameters keep the simple protocol, as before (they may hold several). Our SQL is
+ * a fixed set of texts; past NAMED_MAX distinct ones (a leak, not a workload) they run unnamed.
+ */
+const NAMED_MAX = 1000;
+const names = new Map<string, string>();
+
+function nameOf(sql: string): string | undefined {
+  let name = names.get(sql);
+  if (name === undefined && names.size < NAMED_MAX) names.set(sql, (name = `wpb_${names.size + 1}`));
+  return name;
+}
+
 async function run(on: Runner, sql: string, params: readonly Param[]): Promise<QueryResult> {
   try {
-    return await on.query(toDollarParams(sql), toDriverParams(params));
+    return await on.query({ text: toDollarParams(sql), values: toDriverParams(params), name: params.length > 0 ? nameOf(sql) : undefined });
   } catch (err) {
     throw pgError(err, sql);
   }

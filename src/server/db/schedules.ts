@@ -36,15 +36,17 @@ export interface DueRun extends SiteScheduleRow {
   nodeStatus: string;
 }
 
+const SET_NEXT_ROWS = 500;
 const BARE = 'site_id, mode, cron, timezone, preset, next_run_at, last_run_at';
 const COLUMNS = 'ss.site_id, ss.mode, ss.cron, ss.timezone, ss.preset, ss.next_run_at, ss.last_run_at';
 
-function specOf(r: Raw): CronSpec | null {
+/** The cron, timezone and preset columns of a row as a spec (null: none). */
+export function cronSpecOf(r: Raw): CronSpec | null {
   return r.cron === null || r.cron === undefined ? null : { cron: str(r.cron), timezone: str(r.timezone ?? 'UTC'), preset: strOrNull(r.preset) };
 }
 
 function toRow(r: Raw): SiteScheduleRow {
-  return { siteId: str(r.site_id), mode: r.mode as ScheduleMode, spec: specOf(r), nextRunAt: numOrNull(r.next_run_at), lastRunAt: numOrNull(r.last_run_at) };
+  return { siteId: str(r.site_id), mode: r.mode as ScheduleMode, spec: cronSpecOf(r), nextRunAt: numOrNull(r.next_run_at), lastRunAt: numOrNull(r.last_run_at) };
 }
 
 export class SchedulesRepo {
@@ -56,7 +58,7 @@ export class SchedulesRepo {
 
   async fleet(): Promise<FleetScheduleRow> {
     const r = await this.#ctx.db.get<Raw>('SELECT cron, timezone, preset, window_minutes, updated_at FROM fleet_schedule WHERE id = 1');
-    return r ? { spec: specOf(r), windowMinutes: num(r.window_minutes), updatedAt: numOrNull(r.updated_at) } : { spec: null, windowMinutes: 30, updatedAt: null };
+    return r ? { spec: cronSpecOf(r), windowMinutes: num(r.window_minutes), updatedAt: numOrNull(r.updated_at) } : { spec: null, windowMinutes: 30, updatedAt: null };
   }
 
   /** spec undefined: keep the schedule; windowMinutes undefined: keep the window. */
@@ -118,7 +120,15 @@ export class SchedulesRepo {
 
   /** Sets next runs of rows still in the mode they were computed for; call inside a transaction. */
   async setNext(next: readonly { siteId: string; mode: ScheduleMode; at: number | null }[]): Promise<void> {
-    for (const n of next) await this.#ctx.db.exec('UPDATE site_schedules SET next_run_at = ? WHERE site_id = ? AND mode = ?', [n.at, n.siteId, n.mode]);
+    // SET_NEXT_ROWS rows a statement: a fleet of 10,000 sites is 20 round trips, not 10,000.
+    for (let i = 0; i < next.length; i += SET_NEXT_ROWS) {
+      const chunk = next.slice(i, i + SET_NEXT_ROWS);
+      await this.#ctx.db.exec(
+        `WITH v (site_id, mode, at) AS (VALUES ${chunk.map(() => '(?, ?, CAST(? AS BIGINT))').join(', ')})
+         UPDATE site_schedules SET next_run_at = v.at FROM v WHERE site_schedules.site_id = v.site_id AND site_schedules.mode = v.mode`,
+        chunk.flatMap((n) => [n.siteId, n.mode, n.at]),
+      );
+    }
   }
 
   /** Runs due at now, earliest first, with the site's node. */

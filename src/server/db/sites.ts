@@ -66,7 +66,7 @@ export interface SiteFilter {
 }
 
 const STATE_COLUMNS = 'status, progress, stage, stage_detail, error, started_at, finished_at, current_job_id, last_backup_id';
-const COLUMNS = `id, node_id, name, wp_path, db_name, excludes, quota_bytes, size_bytes, schedule_cron, retention_count, created_at, updated_at, ${STATE_COLUMNS}`;
+export const SITE_COLUMNS = `id, node_id, name, wp_path, db_name, excludes, quota_bytes, size_bytes, schedule_cron, retention_count, created_at, updated_at, ${STATE_COLUMNS}`;
 
 function toState(r: Raw): BackupState {
   return {
@@ -82,7 +82,7 @@ function toState(r: Raw): BackupState {
   };
 }
 
-function toSite(r: Raw): SiteRow {
+export function toSite(r: Raw): SiteRow {
   return {
     id: str(r.id),
     nodeId: str(r.node_id),
@@ -116,14 +116,14 @@ export class SitesRepo {
     const now = this.#ctx.now();
     const row = await this.#ctx.db.get<Raw>(
       `INSERT INTO sites (id, node_id, name, wp_path, db_name, excludes, quota_bytes, size_bytes, schedule_cron, retention_count, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${COLUMNS}`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${SITE_COLUMNS}`,
       [newId(), s.nodeId, s.name, s.wpPath, s.dbName, JSON.stringify(s.excludes ?? []), s.quotaBytes, s.sizeBytes, s.scheduleCron, s.retentionCount, now, now],
     );
     return toSite(row as Raw);
   }
 
   async get(id: string): Promise<SiteRow | undefined> {
-    const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM sites WHERE id = ?`, [id]);
+    const row = await this.#ctx.db.get<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id = ?`, [id]);
     return row && toSite(row);
   }
 
@@ -139,7 +139,7 @@ export class SitesRepo {
       params.push(f.visibleTo, f.visibleTo);
     }
     if (f.limit !== undefined) params.push(f.limit, f.offset ?? 0);
-    const sql = `SELECT ${COLUMNS} FROM sites ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name, id ${f.limit !== undefined ? 'LIMIT ? OFFSET ?' : ''}`;
+    const sql = `SELECT ${SITE_COLUMNS} FROM sites ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY name, id ${f.limit !== undefined ? 'LIMIT ? OFFSET ?' : ''}`;
     return (await this.#ctx.db.query<Raw>(sql, params)).map(toSite);
   }
 
@@ -149,7 +149,7 @@ export class SitesRepo {
       name: 'name', wpPath: 'wp_path', dbName: 'db_name', excludes: 'excludes', quotaBytes: 'quota_bytes', sizeBytes: 'size_bytes',
       scheduleCron: 'schedule_cron', retentionCount: 'retention_count', updatedAt: 'updated_at',
     });
-    const row = await this.#ctx.db.get<Raw>(`UPDATE sites SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]);
+    const row = await this.#ctx.db.get<Raw>(`UPDATE sites SET ${set.sql} WHERE id = ? RETURNING ${SITE_COLUMNS}`, [...set.params, id]);
     return row && toSite(row);
   }
 

@@ -1,6 +1,8 @@
 import { bool, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Role, UserRow } from './users.ts';
+import { prefixed, unprefixed } from './joined.ts';
+import { SITE_COLUMNS, toSite, type SiteRow } from './sites.ts';
 
 // Bearer tokens: login sessions and long-lived API tokens. Only a hash of each is stored;
 // a request is authenticated by hashing its token and looking the hash up (tokens_token_hash).
@@ -40,6 +42,17 @@ function toToken(r: Raw): TokenRow {
   };
 }
 
+const WITH_SITE = `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at,
+    ${prefixed(SITE_COLUMNS, 's', 's_')}
+  FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN sites s ON s.id = ?
+  WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`;
+
+/** A row of tokens joined with its user, as authenticate() returns it. */
+function authenticated(row: Raw): { token: TokenRow; user: UserRow } {
+  const token = toToken(row);
+  return { token, user: { id: token.userId, email: str(row.email), role: row.role as Role, disabled: bool(row.disabled), createdAt: num(row.user_created_at) } };
+}
+
 export class TokensRepo {
   readonly #ctx: RepoContext;
 
@@ -66,9 +79,18 @@ export class TokensRepo {
        FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`,
       [tokenHash, this.#ctx.now()],
     );
+    return row && authenticated(row);
+  }
+
+  /**
+   * authenticate() and the site siteId (undefined: no such site) in one query: a status read's
+   * authentication and its site in one round trip (route.ts, prefetchSite).
+   */
+  async authenticateWithSite(tokenHash: string, siteId: string): Promise<{ token: TokenRow; user: UserRow; site: SiteRow | undefined } | undefined> {
+    const row = await this.#ctx.db.get<Raw>(WITH_SITE, [siteId, tokenHash, this.#ctx.now()]);
     if (!row) return undefined;
-    const token = toToken(row);
-    return { token, user: { id: token.userId, email: str(row.email), role: row.role as Role, disabled: bool(row.disabled), createdAt: num(row.user_created_at) } };
+    const site = unprefixed(row, 's_');
+    return { ...authenticated(row), site: site && toSite(site) };
   }
 
   /** Records use, at most once per minGapMs, so authenticated reads do not all become writes. */

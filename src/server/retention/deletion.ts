@@ -84,5 +84,5 @@ export interface DeletionRetrier {
 /** Starts the retry timer (unref'd). Call stop() before closing the database. */
 export function startDeletionRetrier(ctx: ServerContext, opts: { intervalMs?: number; log?: (message: string, err?: unknown) => void } = {}): DeletionRetrier {
   const log = opts.log ?? ((m: string, e?: unknown) => ctx.log.error({ err: e }, `retention: ${m}`));
-  return startPeriodic(() => retryDeletionsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Deletion retry pass failed', err) });
+  return startPeriodic(() => retryDeletionsOnce(ctx, ctx.now()), { intervalMs: opts.intervalMs ?? 30_000, onError: (err) => log('Deletion retry pass failed', err), onPass: (ms) => ctx.metrics.passRan('deletion_retry', ms) });
 }

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { ApiError, notFound } from '../api-error.ts';
 import type { Principal } from '../auth/roles.ts';
+import { prefetchedJobs } from '../auth/prefetched.ts';
 import type { ServerContext } from '../context.ts';
 import type { JobRow } from '../db/jobs.ts';
 import { must } from '../route.ts';
@@ -20,7 +21,9 @@ export function nodeIdOf(principal: Principal | undefined): string {
 /** The job, if it is this node's; 404 when there is none, 403 when another node's. */
 export async function nodesJob(ctx: ServerContext, principal: Principal | undefined, id: string): Promise<{ job: JobRow; nodeId: string }> {
   const nodeId = nodeIdOf(principal);
-  const job = await ctx.repos.jobs.get(id);
+  // Read with the node key when the route prefetches it (route.ts), else now.
+  const pre = prefetchedJobs.get(principal, id);
+  const job = pre ? pre.row : await ctx.repos.jobs.get(id);
   if (!job) throw notFound('Job', id);
   must(principal, 'agent.report', { nodeId: job.nodeId });
   if (job.claimedBy !== null && job.claimedBy !== nodeId) throw new ApiError(403, 'forbidden', `Job ${id} is held by another node`);

@@ -90,6 +90,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     auth: 'node',
     summary: 'Report progress; renews the lease, and the reply says whether to stop',
     tags: ['agent'],
+    prefetch: 'job',
     schema: { ...progressSchema, response: { ...ok(ProgressReply, 'Whether to stop, and the new lease'), ...errorResponses({ 404: 'No such job' }) } },
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);

@@ -106,6 +106,7 @@ export function registerSiteBackupRoutes(app: FastifyInstance, ctx: ServerContex
       },
     },
     errorDetail: true,
+    prefetch: 'site',
     handler: async ({ params, principal }) => {
       const { site } = await siteFor(ctx, principal, 'site.read', params.id);
       const body = statusBody(site.id, ctx.progress.overlay(site));

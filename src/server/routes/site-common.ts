@@ -3,6 +3,7 @@ import type { BackupStatus, Stage } from '../../api/formats.ts';
 import type { Backup, BackupStatusBody, Site } from '../../api/types.ts';
 import { notFound } from '../api-error.ts';
 import type { Action, Principal } from '../auth/roles.ts';
+import { prefetchedSites } from '../auth/prefetched.ts';
 import type { ServerContext } from '../context.ts';
 import type { BackupRow } from '../db/backups.ts';
 import type { BackupState, SiteRow } from '../db/sites.ts';
@@ -66,7 +67,9 @@ export function backupBody(b: BackupRow): Backup {
  * so ids cannot be probed.
  */
 export async function siteFor(ctx: ServerContext, principal: Principal | undefined, action: Action, id: string): Promise<{ site: SiteRow; principal: Principal }> {
-  const site = await ctx.repos.sites.get(id);
+  // Read with the token when the route prefetches it (route.ts), else now.
+  const pre = prefetchedSites.get(principal, id);
+  const site = pre ? pre.row : await ctx.repos.sites.get(id);
   if (!site) {
     must(principal, action, {});
     throw notFound('Site', id);

@@ -3,6 +3,7 @@ import type { ServerContext } from '../context.ts';
 import type { CronSpec, FleetScheduleRow, ScheduleMode, SiteScheduleRow } from '../db/schedules.ts';
 import { nextRunAfter, spreadOffsetMs } from '../schedule-spec.ts';
 import { iso } from '../routes/schema.ts';
+import { yieldToRequests } from '../periodic.ts';
 
 // Schedules as the routes and the scheduler use them: which schedule applies to a site
 // (its own, the fleet default, or none), its next run, and the changes that move next runs.
@@ -35,13 +36,46 @@ export async function setSiteSchedule(ctx: ServerContext, siteId: string, mode: 
  */
 export async function setFleetSchedule(ctx: ServerContext, change: { spec?: CronSpec | null; windowMinutes?: number }): Promise<FleetScheduleRow> {
   await ctx.repos.schedules.ensureRows();
+  const modes: ScheduleMode[] = change.windowMinutes !== undefined ? ['inherit', 'custom'] : ['inherit'];
+  // Computing next runs is most of the work (croner, some 40 µs a site): done before the
+  // transaction, giving the event loop back every few hundred sites, so the transaction only
+  // writes. On SQLite it holds the write lock, and the server's thread, for that long only.
+  const current = await ctx.repos.schedules.fleet();
+  const planned: FleetScheduleRow = { ...current, spec: change.spec !== undefined ? change.spec : current.spec, windowMinutes: change.windowMinutes ?? current.windowMinutes };
+  const early = await precompute(await ctx.repos.schedules.list(modes), planned, ctx.now());
   return ctx.repos.transaction(async (r) => {
     const fleet = await r.schedules.setFleet(change);
     const now = ctx.now();
-    const rows = await r.schedules.list(change.windowMinutes !== undefined ? ['inherit', 'custom'] : ['inherit']);
-    await r.schedules.setNext(rows.map((row) => ({ siteId: row.siteId, mode: row.mode, at: nextRunOf(row.siteId, row, fleet, now) })));
+    const sameFleet = sameSchedule(fleet, planned);
+    const rows = await r.schedules.list(modes);
+    // What changed meanwhile is computed again: the fleet (another change), a site's own
+    // schedule, and a run that fell between then and now (the next run must be after now).
+    await r.schedules.setNext(rows.map((row) => {
+      const e = early.get(row.siteId);
+      const valid = sameFleet && e !== undefined && e.mode === row.mode && sameSpec(e.spec, row.spec) && (e.at === null || e.at > now);
+      return { siteId: row.siteId, mode: row.mode, at: valid ? e.at : nextRunOf(row.siteId, row, fleet, now) };
+    }));
     return fleet;
   });
+}
+
+type Early = Map<string, { mode: ScheduleMode; spec: CronSpec | null; at: number | null }>;
+
+async function precompute(rows: readonly SiteScheduleRow[], fleet: FleetScheduleRow, now: number): Promise<Early> {
+  const out: Early = new Map();
+  for (const [i, row] of rows.entries()) {
+    out.set(row.siteId, { mode: row.mode, spec: row.spec, at: nextRunOf(row.siteId, row, fleet, now) });
+    if (i % 250 === 249) await yieldToRequests();
+  }
+  return out;
+}
+
+function sameSpec(a: CronSpec | null, b: CronSpec | null): boolean {
+  return a === b || (a !== null && b !== null && a.cron === b.cron && a.timezone === b.timezone);
+}
+
+function sameSchedule(a: FleetScheduleRow, b: FleetScheduleRow): boolean {
+  return a.windowMinutes === b.windowMinutes && sameSpec(a.spec, b.spec);
 }
 
 export function fleetBody(f: FleetScheduleRow): FleetSchedule {

@@ -62,6 +62,36 @@ export function accessCases(ctx: SuiteContext): void {
       assert.equal(await nodes.requestKeyRotation(empty.id), false, 'a node without a key has nothing to rotate');
     });
 
+    it('a node key and the job its request names read in one query: as findByKeyHash and jobs.get give them, pending keys promoted too', async () => {
+      const { nodes, jobs } = ctx.repos;
+      const key = unique('key');
+      const node = await nodes.create({ hostname: unique('web'), status: 'active', nodeKeyHash: key });
+      const site = await makeSite(ctx.repos, node.id);
+      const job = await jobs.enqueueBackup(site.id);
+      assert.deepEqual(await nodes.findByKeyHashWithJob(key, job.id), { node: await nodes.findByKeyHash(key), job: await jobs.get(job.id) });
+      assert.deepEqual(await nodes.findByKeyHashWithJob(key, 'no-such-job'), { node: await nodes.findByKeyHash(key), job: undefined });
+      assert.equal(await nodes.findByKeyHashWithJob(unique('other'), job.id), undefined, 'an unknown key finds nothing, whatever the job');
+      await nodes.requestKeyRotation(node.id);
+      const next = unique('next');
+      await nodes.issuePendingKey(node.id, next);
+      const promoted = await nodes.findByKeyHashWithJob(next, job.id);
+      assert.equal(promoted?.node.id, node.id);
+      assert.equal(promoted?.node.keyRotationAt, null, 'the pending key became the key');
+      assert.deepEqual(promoted?.job, await jobs.get(job.id));
+      assert.equal(await nodes.findByKeyHashWithJob(key, job.id), undefined, 'the old key stopped working');
+    });
+
+    it('a token and the site its request names read in one query: as authenticate and sites.get give them', async () => {
+      const { users, tokens, sites } = ctx.repos;
+      const u = await users.create({ email: `${unique('reader')}@x.test`, passwordHash: 'h', role: 'site_admin' });
+      const hash = unique('tok');
+      await tokens.create({ userId: u.id, tokenHash: hash, kind: 'api' });
+      const site = await makeSite(ctx.repos);
+      assert.deepEqual(await tokens.authenticateWithSite(hash, site.id), { ...(await tokens.authenticate(hash)), site: await sites.get(site.id) });
+      assert.deepEqual(await tokens.authenticateWithSite(hash, 'no-such-site'), { ...(await tokens.authenticate(hash)), site: undefined });
+      assert.equal(await tokens.authenticateWithSite(unique('other'), site.id), undefined);
+    });
+
     it('revoking a node key clears it and ends the leases of the node’s jobs (a running one fails)', async () => {
       const { nodes, jobs } = ctx.repos;
       const node = await nodes.create({ hostname: unique('web'), status: 'active', nodeKeyHash: unique('key') });
