@@ -14,6 +14,12 @@ import { Throttle } from '../throttle.ts';
 // The upload runs while the bundle is made; what is left after the last byte is
 // compressed (final parts, completing, checking the stored size) is upload_remote.
 
+/**
+ * Two threads, 1 MiB jobs: -T0 keeps two 8 MiB jobs in and out per core (54 MB on 2 cores, and
+ * more, with more CPU taken, on a big production server); 1 MiB jobs cost 0.3% of ratio and 13 MB.
+ */
+const ZSTD_THREADS = ['-T2', '-B1M'];
+
 export interface BundleOptions {
   storage: Storage;
   key: string;
@@ -50,7 +56,7 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     cleanups.push(() => fifo.reader.destroy());
     let zstd: Child;
     try {
-      zstd = startChild('zstd', ['-T0', '-q', '-c', `-${o.zstdLevel}`], { signal: group.signal, nice: o.nice, stdio: ['pipe', fifo.writeFd, 'pipe'] });
+      zstd = startChild('zstd', [...ZSTD_THREADS, '-q', '-c', `-${o.zstdLevel}`], { signal: group.signal, nice: o.nice, stdio: ['pipe', fifo.writeFd, 'pipe'] });
     } finally {
       fifo.closeWriter();
     }
