@@ -8,7 +8,7 @@ import { PipeGroup } from '../pipe-group.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
 
-// The bundle pipe: tar (files read in place) -> zstd -T0 -> a streamed upload, all at once,
+// The bundle pipe: tar (files read in place) -> zstd -> a streamed upload, all at once,
 // as one PipeGroup. Already-compressed media, with `storeMedia`, goes first as a stored
 // zstd frame that never passes through zstd (see stored-frame.ts).
 // The upload runs while the bundle is made; what is left after the last byte is
