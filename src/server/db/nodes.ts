@@ -36,10 +36,11 @@ export interface NodePatch {
   jobLimit?: number;
 }
 
-const COLUMNS = 'id, hostname, status, last_seen, quota_bytes, node_key_hash IS NOT NULL AS has_key, key_rotation_at, job_limit, created_at';
+/** A node's columns, qualified by `t.` when given a table alias (joined reads). */
+const columns = (t = ''): string => `${t}id, ${t}hostname, ${t}status, ${t}last_seen, ${t}quota_bytes, ${t}node_key_hash IS NOT NULL AS has_key, ${t}key_rotation_at, ${t}job_limit, ${t}created_at`;
+const COLUMNS = columns();
 /** A node by its key hash (current or pending) with the job a request names (findByKeyHashWithJob). */
-const WITH_JOB = `SELECT n.id, n.hostname, n.status, n.last_seen, n.quota_bytes, n.node_key_hash IS NOT NULL AS has_key, n.key_rotation_at, n.job_limit, n.created_at,
-    n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}
+const WITH_JOB = `SELECT ${columns('n.')}, n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}
   FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
 
 function toNode(r: Raw): NodeRow {

@@ -42,10 +42,12 @@ function toToken(r: Raw): TokenRow {
   };
 }
 
-const WITH_SITE = `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at,
-    ${prefixed(SITE_COLUMNS, 's', 's_')}
-  FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN sites s ON s.id = ?
-  WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`;
+/** A token row with its user's columns, and the rule that makes a token good: one place for both reads. */
+const AUTH_COLUMNS = 't.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at';
+const AUTH_WHERE = 't.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0';
+const AUTHENTICATE = `SELECT ${AUTH_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE ${AUTH_WHERE}`;
+const WITH_SITE = `SELECT ${AUTH_COLUMNS}, ${prefixed(SITE_COLUMNS, 's', 's_')}
+  FROM tokens t JOIN users u ON u.id = t.user_id LEFT JOIN sites s ON s.id = ? WHERE ${AUTH_WHERE}`;
 
 /** A row of tokens joined with its user, as authenticate() returns it. */
 function authenticated(row: Raw): { token: TokenRow; user: UserRow } {
@@ -74,11 +76,7 @@ export class TokensRepo {
    * by every server on the database. A disabled user's tokens are also deleted; the check is the backstop.
    */
   async authenticate(tokenHash: string): Promise<{ token: TokenRow; user: UserRow } | undefined> {
-    const row = await this.#ctx.db.get<Raw>(
-      `SELECT t.id, t.user_id, t.kind, t.name, t.expires_at, t.created_at, t.last_used_at, u.email, u.role, u.disabled, u.created_at AS user_created_at
-       FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.disabled = 0`,
-      [tokenHash, this.#ctx.now()],
-    );
+    const row = await this.#ctx.db.get<Raw>(AUTHENTICATE, [tokenHash, this.#ctx.now()]);
     return row && authenticated(row);
   }
 
