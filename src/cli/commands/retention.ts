@@ -5,7 +5,7 @@ import { badInput } from '../../errors.ts';
 import { apiClient } from '../api-client.ts';
 import type { Command, CommandContext, OptionsConfig } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
-import { runSiteOrFleet } from '../site-or-fleet.ts';
+import { siteOrFleetCommand } from '../site-or-fleet.ts';
 import { str } from '../values.ts';
 import { siteId } from './backup-remote.ts';
 
@@ -57,26 +57,21 @@ function showSite(b: SiteRetentionBody): string {
   return `${lines.join('\n')}\n`;
 }
 
-const TEXT = { siteText: showSite, fleetText };
+const text = { siteText: showSite, fleetText };
 
-export const retentionShow: Command = {
+export const retentionShow = siteOrFleetCommand({
   path: ['retention', 'show'],
   summary: 'Show the fleet retention policy, or the one that applies to a site',
   usage: 'retention show [--site SITE] [--json]',
   help: API_HELP,
-  options: { site: { type: 'string' }, json: { type: 'boolean' } },
-  allowPositionals: false,
-  async run(v, _pos, ctx) {
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
-      site: (api, id) => api.json<SiteRetentionBody>('GET', `/api/v1/sites/${id}/retention`),
-      fleet: (api) => api.json<FleetPolicyBody>('GET', '/api/v1/retention'),
-    });
-    return EXIT.ok;
-  },
-};
+  text,
+  calls: () => ({
+    site: (api, id) => api.json<SiteRetentionBody>('GET', `/api/v1/sites/${id}/retention`),
+    fleet: (api) => api.json<FleetPolicyBody>('GET', '/api/v1/retention'),
+  }),
+});
 
-export const retentionSet: Command = {
+export const retentionSet = siteOrFleetCommand({
   path: ['retention', 'set'],
   summary: 'Set the fleet retention policy, or a site\'s own',
   usage: 'retention set [--site SITE] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--time-zone TZ] [--json]',
@@ -84,37 +79,30 @@ export const retentionSet: Command = {
 Without --site, sets the fleet default that sites without their own follow, and --time-zone (IANA
 name, default UTC) the buckets use. With --site, the site's own policy, which replaces the fleet
 default for that site. ${API_HELP}`,
-  options: { ...RULE_OPTIONS, site: { type: 'string' }, 'time-zone': { type: 'string' }, json: { type: 'boolean' } },
-  allowPositionals: false,
-  async run(v, _pos, ctx) {
+  options: { ...RULE_OPTIONS, 'time-zone': { type: 'string' } },
+  text,
+  calls(v) {
     const policy = policyOf(v);
-    const tz = str(v['time-zone']);
-    if (str(v.site) !== undefined && tz !== undefined) throw badInput('--time-zone is the fleet\'s, not a site\'s', 'Set it without --site');
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
+    const tz = str(v['time-zone'] as string | undefined);
+    if (str(v.site as string | undefined) !== undefined && tz !== undefined) throw badInput('--time-zone is the fleet\'s, not a site\'s', 'Set it without --site');
+    return {
       site: (api, id) => api.json<SiteRetentionBody>('PUT', `/api/v1/sites/${id}/retention`, policy),
       fleet: (api) => api.json<FleetPolicyBody>('PUT', '/api/v1/retention', { ...policy, ...(tz === undefined ? {} : { time_zone: tz }) }),
-    });
-    return EXIT.ok;
+    };
   },
-};
+});
 
-export const retentionClear: Command = {
+export const retentionClear = siteOrFleetCommand({
   path: ['retention', 'clear'],
   summary: 'Remove a site\'s own policy (it follows the fleet default), or the fleet\'s (keep everything)',
   usage: 'retention clear [--site SITE] [--json]',
   help: API_HELP,
-  options: { site: { type: 'string' }, json: { type: 'boolean' } },
-  allowPositionals: false,
-  async run(v, _pos, ctx) {
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
-      site: (api, id) => api.json<SiteRetentionBody>('DELETE', `/api/v1/sites/${id}/retention`),
-      fleet: (api) => api.json<FleetPolicyBody>('PUT', '/api/v1/retention', {}),
-    });
-    return EXIT.ok;
-  },
-};
+  text,
+  calls: () => ({
+    site: (api, id) => api.json<SiteRetentionBody>('DELETE', `/api/v1/sites/${id}/retention`),
+    fleet: (api) => api.json<FleetPolicyBody>('PUT', '/api/v1/retention', {}),
+  }),
+});
 
 function pinCommand(pin: boolean): Command {
   const verb = pin ? 'pin' : 'unpin';

@@ -1,9 +1,7 @@
 import type { FleetSchedule, FleetScheduleRequest, ScheduleRequest, ScheduleSpec, SiteSchedule } from '../../api/schedule-types.ts';
 import { WEEKDAYS } from '../../api/weekdays.ts';
 import { badInput } from '../../errors.ts';
-import type { Command, OptionsConfig } from '../command.ts';
-import { EXIT } from '../exit-codes.ts';
-import { runSiteOrFleet } from '../site-or-fleet.ts';
+import { siteOrFleetCommand } from '../site-or-fleet.ts';
 import { str } from '../values.ts';
 
 // wpbackup schedules show|set|clear [--site SITE]: the fleet default, or one site's schedule,
@@ -11,7 +9,6 @@ import { str } from '../values.ts';
 // zones and says which field is wrong and how to fix it (exit 2).
 
 const ENV_HELP = 'Uses WPBACKUP_URL and WPBACKUP_TOKEN. Exit codes: 0 done, 1 failed, 2 bad input or refused.';
-const SITE = { site: { type: 'string' }, json: { type: 'boolean' } } satisfies OptionsConfig;
 
 function specText(s: ScheduleSpec | null): string {
   return s ? `${s.preset ?? s.cron} (${s.cron}, ${s.timezone})` : 'none';
@@ -28,7 +25,7 @@ function fleetText(b: FleetSchedule): string {
   return `Fleet default: ${specText(b.schedule)}\n  window: ${b.window_minutes} min (each site runs at a fixed offset within it)\n`;
 }
 
-const TEXT = { siteText, fleetText };
+const text = { siteText, fleetText };
 
 /** The request the flags describe; exactly one of --cron, --hourly, --daily, --weekly, --disable. */
 export function requestOf(v: Record<string, unknown>, pos: string[]): ScheduleRequest {
@@ -46,26 +43,21 @@ export function requestOf(v: Record<string, unknown>, pos: string[]): ScheduleRe
   return { preset: 'weekly', day: day as ScheduleRequest['day'], at, ...timezone };
 }
 
-export const schedulesShow: Command = {
+export const schedulesShow = siteOrFleetCommand({
   path: ['schedules', 'show'],
   summary: "Show the fleet's default schedule, or a site's (--site)",
   usage: 'schedules show [--site SITE] [--json]',
   help: `SITE is a site id or name: its mode (inherit, custom, disabled), the schedule that applies, its
 spreading offset and next run. Without --site: the fleet default and the spreading window.
 ${ENV_HELP}`,
-  options: SITE,
-  allowPositionals: false,
-  async run(v, _pos, ctx) {
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
-      site: (api, id) => api.json<SiteSchedule>('GET', `/api/v1/sites/${id}/schedule`),
-      fleet: (api) => api.json<FleetSchedule>('GET', '/api/v1/schedules/default'),
-    });
-    return EXIT.ok;
-  },
-};
+  text,
+  calls: () => ({
+    site: (api, id) => api.json<SiteSchedule>('GET', `/api/v1/sites/${id}/schedule`),
+    fleet: (api) => api.json<FleetSchedule>('GET', '/api/v1/schedules/default'),
+  }),
+});
 
-export const schedulesSet: Command = {
+export const schedulesSet = siteOrFleetCommand({
   path: ['schedules', 'set'],
   summary: "Set the fleet's default schedule, or a site's own (--site)",
   usage: 'schedules set [--site SITE] (--cron EXPR | --hourly | --daily HH:MM | --weekly DAY HH:MM | --disable) [--tz ZONE] [--window MINUTES] [--json]',
@@ -80,43 +72,37 @@ export const schedulesSet: Command = {
 Each site runs at its slot plus an offset from its id, so many sites on "daily at 03:00" do not
 all start at 03:00:00. A site without its own schedule inherits the fleet default.
 ${ENV_HELP}`,
-  options: { ...SITE, cron: { type: 'string' }, hourly: { type: 'boolean' }, daily: { type: 'string' }, weekly: { type: 'string' }, disable: { type: 'boolean' }, tz: { type: 'string' }, window: { type: 'string' } },
+  options: { cron: { type: 'string' }, hourly: { type: 'boolean' }, daily: { type: 'string' }, weekly: { type: 'string' }, disable: { type: 'boolean' }, tz: { type: 'string' }, window: { type: 'string' } },
   allowPositionals: true,
-  async run(v, pos, ctx) {
-    const site = str(v.site);
-    const window = str(v.window);
+  text,
+  calls(v, pos) {
+    const site = str(v.site as string | undefined);
+    const window = str(v.window as string | undefined);
     if (site !== undefined && window !== undefined) throw badInput('--window is a fleet setting', 'Drop --site to change the window for every site');
     if (pos.length > (v.weekly !== undefined ? 1 : 0)) throw badInput(`Unexpected argument ${pos.join(' ')}`, 'Quote a cron expression: --cron "0 3 * * *"');
     const onlyWindow = window !== undefined && ['cron', 'hourly', 'daily', 'weekly', 'disable'].every((k) => v[k] === undefined);
     const request = onlyWindow ? {} : requestOf(v, pos);
     const fleet: FleetScheduleRequest = { ...request, ...(window === undefined ? {} : { window_minutes: minutes(window) }) };
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
+    return {
       site: (api, id) => api.json<SiteSchedule>('PUT', `/api/v1/sites/${id}/schedule`, request),
       fleet: (api) => api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', fleet),
-    });
-    return EXIT.ok;
+    };
   },
-};
+});
 
-export const schedulesClear: Command = {
+export const schedulesClear = siteOrFleetCommand({
   path: ['schedules', 'clear'],
   summary: "Make a site inherit the fleet default again (--site), or remove the fleet default",
   usage: 'schedules clear [--site SITE] [--json]',
   help: `With --site: the site's own schedule (or disable) is dropped and it inherits the fleet default.
 Without: the fleet has no default, so sites that inherit are not backed up on a schedule.
 ${ENV_HELP}`,
-  options: SITE,
-  allowPositionals: false,
-  async run(v, _pos, ctx) {
-    await runSiteOrFleet(v, ctx, {
-      ...TEXT,
-      site: (api, id) => api.json<SiteSchedule>('DELETE', `/api/v1/sites/${id}/schedule`),
-      fleet: (api) => api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', { disabled: true }),
-    });
-    return EXIT.ok;
-  },
-};
+  text,
+  calls: () => ({
+    site: (api, id) => api.json<SiteSchedule>('DELETE', `/api/v1/sites/${id}/schedule`),
+    fleet: (api) => api.json<FleetSchedule>('PUT', '/api/v1/schedules/default', { disabled: true }),
+  }),
+});
 
 function minutes(text: string): number {
   const n = Number(text);
