@@ -50,8 +50,14 @@ export interface Measurement {
   cpuS: number;
   /** The largest single process's peak RSS in the tree (GNU time and /proc samples agree within a sample). */
   peakProcRssKiB: number;
-  /** The largest sum of VmRSS over the tree at one sample. */
+  /** The largest sum of VmRSS over the tree at one sample: pages shared between processes (the Node binary) count once per process. */
   peakTreeRssKiB: number;
+  /**
+   * The largest sum of Pss (proportional set size, /proc/PID/smaps_rollup) over the tree at one sample: what the tree
+   * holds in memory, each shared page split between the processes that map it, so two Node processes count the Node
+   * binary's pages once. The memory target is judged on this.
+   */
+  peakTreePssKiB: number;
   procs: ProcPeak[];
   steps: StepResult[];
   /** Peak of (allocated bytes under the watched dirs - their size at the start). */
@@ -135,11 +141,20 @@ function descendants(root: number, parents: Map<number, number>): number[] {
   return out;
 }
 
-function statusOf(pid: number): { name: string; hwm: number; rss: number; cpuS: number } | undefined {
+function statusOf(pid: number): { name: string; hwm: number; rss: number; pss: number; cpuS: number } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const field = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-    return { name: /^Name:\s+(.*)$/m.exec(text)?.[1] ?? '?', hwm: field('VmHWM'), rss: field('VmRSS'), cpuS: processCpuSeconds(pid) ?? 0 };
+    const field = (k: string, t = text): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t)?.[1] ?? 0);
+    const rss = field('VmRSS');
+    // A process gone between the two reads counts its RSS: never less than what it held.
+    const pss = ((): number => {
+      try {
+        return field('Pss', readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      } catch {
+        return rss;
+      }
+    })();
+    return { name: /^Name:\s+(.*)$/m.exec(text)?.[1] ?? '?', hwm: field('VmHWM'), rss, pss, cpuS: processCpuSeconds(pid) ?? 0 };
   } catch {
     return undefined;
   }
@@ -162,6 +177,7 @@ class Sampler {
   private roots: { timePid: number; step: string }[] = [];
   readonly procs = new Map<string, ProcPeak>();
   peakTreeRss = 0;
+  peakTreePss = 0;
   peakDisk = 0;
   peakFs = 0;
   samples = 0;
@@ -196,12 +212,14 @@ class Sampler {
     if (this.roots.length) {
       const parents = processTable();
       let treeRss = 0;
+      let treePss = 0;
       for (const { timePid, step } of this.roots) {
         for (const pid of descendants(timePid, parents)) {
           if (pid === timePid) continue; // GNU time itself: about 2 MB, not the contender's
           const s = statusOf(pid);
           if (!s) continue;
           treeRss += s.rss;
+          treePss += s.pss;
           const key = `${pid}:${s.name}`;
           const main = parents.get(pid) === timePid;
           const prev = this.procs.get(key);
@@ -213,6 +231,7 @@ class Sampler {
         }
       }
       this.peakTreeRss = Math.max(this.peakTreeRss, treeRss);
+      this.peakTreePss = Math.max(this.peakTreePss, treePss);
     }
     const disk = this.o.watchDirs.reduce((s, d) => s + allocatedBytes(d), 0) - this.baseDisk;
     this.peakDisk = Math.max(this.peakDisk, disk);
@@ -275,7 +294,7 @@ export async function measure(steps: Step[], o: MeasureOptions): Promise<Measure
   const procs = [...sampler.procs.values()].sort((a, b) => b.peakRssKiB - a.peakRssKiB);
   const peakProcRssKiB = Math.max(0, ...results.map((r) => r.maxRssKiB), ...procs.map((p) => p.peakRssKiB));
   return {
-    wallS, userS, sysS, cpuS: userS + sysS, peakProcRssKiB, peakTreeRssKiB: sampler.peakTreeRss, procs, steps: results,
+    wallS, userS, sysS, cpuS: userS + sysS, peakProcRssKiB, peakTreeRssKiB: sampler.peakTreeRss, peakTreePssKiB: sampler.peakTreePss, procs, steps: results,
     peakExtraDiskBytes: Math.max(0, sampler.peakDisk), peakFsGrowthBytes: Math.max(0, sampler.peakFs),
     machineCpuS: cpu1.busy - cpu0.busy, stealS: cpu1.steal - cpu0.steal, samples: sampler.samples,
   };
