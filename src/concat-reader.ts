@@ -43,3 +43,29 @@ export class ConcatReader extends Readable implements ReadInto {
     cb(err);
   }
 }
+
+/** A part made of chunks as an async iterable yields them (the archive's tail: frame-tail.ts). */
+export class ChunkReader implements Part {
+  private readonly chunks: AsyncIterator<Buffer>;
+  private held: Buffer = Buffer.alloc(0);
+
+  constructor(chunks: AsyncIterable<Buffer>) {
+    this.chunks = chunks[Symbol.asyncIterator]();
+  }
+
+  async readInto(buf: Buffer, offset: number, length: number): Promise<number> {
+    while (this.held.length === 0) {
+      const next = await this.chunks.next();
+      if (next.done) return 0;
+      this.held = next.value;
+    }
+    const n = this.held.copy(buf, offset, 0, Math.min(length, this.held.length));
+    this.held = this.held.subarray(n);
+    return n;
+  }
+
+  destroy(): void {
+    // Ends the iterable's work (an open file closed by its finally).
+    this.chunks.return?.(undefined).catch(() => {});
+  }
+}

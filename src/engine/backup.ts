@@ -1,6 +1,5 @@
 import { describe, kindOf, throwIfStopped, WpbError } from '../errors.ts';
 import type { PendingUpload, Storage } from '../storage/storage.ts';
-import { join } from 'node:path';
 import { archiveFileName, archiveKey } from './archive-name.ts';
 import { DEFAULT_EXCLUDES } from './excludes.ts';
 import { MANIFEST_FORMAT, toolVersion, wpContentSummary, type Manifest } from './manifest.ts';
@@ -13,6 +12,7 @@ import { defaultSiteName, loadSite, type SiteInfo } from './site.ts';
 import { siteUrls } from './site-url.ts';
 import { dumpDatabase, estimateDbBytes, type DumpResult } from './stages/backup-db.ts';
 import { bundleAndUpload } from './stages/create-bundle.ts';
+import type { TailMember } from './frame-tail.ts';
 import type { TarSource, TarStats } from './tar-stream.ts';
 import { ProgressTracker } from './tracker.ts';
 
@@ -166,7 +166,7 @@ async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: Orpha
     tracker.detail(`${lead}; uploaded ${formatBytes(bytes.stored)}`, force);
   };
   tracker.detail(`Dumping database ${site.db.name} while wp-content streams`, true);
-  const dump = dumpDatabase(runDir.path, client, site.db, { signal, nice: o.nice, onBytes: (n) => ((bytes.dumped = n), show()) });
+  const dump = dumpDatabase(runDir.path, client, site.db, { signal, nice: o.nice, zstdLevel: o.zstdLevel ?? 3, onBytes: (n) => ((bytes.dumped = n), show()) });
   // Observed at once so a failure is never unhandled; the bundle awaits it before database.sql.
   dump.catch(() => {});
   const dumped = dump.then((d) => {
@@ -181,11 +181,10 @@ async function stagesAs(ctx: Ctx, site: SiteInfo, runDir: RunDir, orphans: Orpha
   dumped.catch(() => dumpFailed.abort());
   const b: BundleInput = { dump: dumped, patterns, urls, runDir, orphans, siteName, siteUuid, fileName, key, now };
   const onTarBytes = (n: number): void => ((bytes.tarred += n), show());
-  const dbSource: TarSource = { kind: 'file', name: 'database.sql', path: join(runDir.path, 'database.sql'), ready: dumped };
   const sources: SourcesFor = (sig, storedFd) => {
     const job = { sitePath: site.path, wpContent: site.wpContent, patterns, storeMedia: storedFd !== undefined, configFiles: configFiles(o, site), runAs: owner };
     const r = startReader(job, { signal: sig, nice: o.nice, storedFd, onBytes: onTarBytes, onTotals: (t) => Object.assign(totals, t) });
-    return { sources: [r.tree, dbSource, r.config], running: r.done };
+    return { sources: [r.tree, r.config], running: r.done };
   };
   const hooks: BundleHooks = {
     signal: signal ? AbortSignal.any([signal, dumpFailed.signal]) : dumpFailed.signal,
@@ -242,18 +241,21 @@ interface BundleHooks {
 async function bundle(ctx: Ctx, site: SiteInfo, b: BundleInput, h: BundleHooks): Promise<Result> {
   const { o, tracker } = ctx;
   let manifest: Manifest | undefined;
-  const makeManifest = async (stats: TarStats): Promise<Buffer> => {
-    manifest = buildManifest({ ...b, site, dump: await b.dump, stats, configFiles: configFiles(o, site).map((c) => c.name), nodeUuid: o.nodeUuid });
-    return Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+  // The dump, compressed as it was made, and the manifest, which describes everything before it.
+  const tail = async (stats: TarStats): Promise<TailMember[]> => {
+    const dump = await b.dump;
+    manifest = buildManifest({ ...b, site, dump, stats, configFiles: configFiles(o, site).map((c) => c.name), nodeUuid: o.nodeUuid });
+    return [
+      { kind: 'compressed', name: 'database.sql', path: dump.path, size: dump.bytes, mode: 0o600 },
+      { kind: 'generated', name: 'manifest.json', data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') },
+    ];
   };
   const { put } = await bundleAndUpload({
     storage: o.storage,
     key: b.key,
     workDir: b.runDir.path,
-    sources: (signal, storedFd) => {
-      const made = h.sources(signal, storedFd);
-      return { ...made, sources: [...made.sources, { kind: 'generated', name: 'manifest.json', data: makeManifest }] };
-    },
+    sources: h.sources,
+    tail,
     zstdLevel: o.zstdLevel ?? 3,
     storeMedia: !o.compressAll,
     nice: o.nice,

@@ -21,6 +21,18 @@ export function rawBlockHeader(size: number, last: boolean): Buffer {
   return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
 }
 
+/** One frame of raw blocks holding `data` (a frame of one empty block when there is none). */
+export function rawFrame(data: Buffer): Buffer {
+  const parts: Buffer[] = [FRAME_HEADER];
+  for (let at = 0; ; ) {
+    const n = Math.min(STORED_BLOCK_MAX, data.length - at);
+    const last = at + n === data.length;
+    parts.push(rawBlockHeader(n, last), data.subarray(at, at + n));
+    at += n;
+    if (last) return Buffer.concat(parts);
+  }
+}
+
 /**
  * A SyncSink whose output is one zstd frame of raw blocks, a block per buffer. Nothing at all
  * comes out of a sink that got no bytes; end() closes the frame.

@@ -127,11 +127,16 @@ async function openedEntry(c: Ctx, opened: Opened, name: string, stats: TarStats
   }
 }
 
-async function generatedEntry(c: Ctx, name: string, data: Buffer): Promise<void> {
+/** The header of a file wpbackup makes itself: owned by whoever runs it, dated now. */
+export function ownFileHeader(name: string, size: number, mode: number): Buffer {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const mtimeNs = BigInt(Date.now()) * 1_000_000n;
-  await c.w.write(entryHeader({ name, type: 'file', size: data.length, mode: 0o644, uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs }));
+  return entryHeader({ name, type: 'file', size, mode, uid, gid, uname: userName(uid), gname: groupName(gid), mtimeNs });
+}
+
+async function generatedEntry(c: Ctx, name: string, data: Buffer): Promise<void> {
+  await c.w.write(ownFileHeader(name, data.length, 0o644));
   await c.w.write(Buffer.concat([data, padding(data.length)]));
 }
 

@@ -15,12 +15,15 @@ import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from '
 // the final name; the temp name is the "upload id" a successor can clean up.
 // Writing takes the S3 path's design (multipart.ts): the body is read straight into a few
 // reused part buffers and hashed there, and each part is written at its offset while the
-// next one fills. No stream stages, no buffer per chunk, one fsync at the end.
+// next one fills. No stream stages, no buffer per chunk; what is written goes to disk as the
+// write goes on (a datasync every WRITEBACK_EVERY bytes), and one fsync at the end.
 
 /** Parts written at once: one writing while the next fills is enough for a local disk. */
 const WRITE_CONCURRENCY = 2;
 /** The write unit: big enough for few thread-pool round trips, small enough to keep RSS low (3 in use). */
 const DEFAULT_PART_SIZE = 2 * 1024 * 1024;
+/** Bytes written between two writebacks (LocalFile.startWriteback). */
+const WRITEBACK_EVERY = 32 * 1024 * 1024;
 
 /** Signs a URL for key; the server passes one so local objects get http URLs. */
 export type LocalSigner = (key: string, expiresInSeconds: number) => string | Promise<string>;
@@ -192,6 +195,10 @@ class LocalFile {
   private readonly cleanDirs: () => Promise<void>;
   private written = 0;
   private closed = false;
+  /** Of `written`, when the last writeback started; the one in flight, and the first error one met. */
+  private writebackAt = 0;
+  private writeback: Promise<void> | undefined;
+  private writebackError: unknown;
 
   private constructor(path: string, name: string, handle: FileHandle, partSize: number, cleanDirs: () => Promise<void>) {
     this.path = path;
@@ -234,10 +241,28 @@ class LocalFile {
       done += bytesWritten;
     }
     this.written += buf.length;
+    this.startWriteback();
+  }
+
+  /**
+   * Sends what was written so far to disk while the rest is written (one datasync in flight).
+   * Left to the kernel, a multi-GB archive stays dirty in the page cache until the final
+   * fsync, which then writes all of it while the backup waits and the server's other writes
+   * queue behind it.
+   */
+  private startWriteback(): void {
+    if (this.writeback || this.written - this.writebackAt < WRITEBACK_EVERY) return;
+    this.writebackAt = this.written;
+    this.writeback = this.handle
+      .datasync()
+      .catch((err: unknown) => void (this.writebackError ??= err))
+      .finally(() => (this.writeback = undefined));
   }
 
   /** One fsync, the size on disk checked, then the rename, made durable. */
   private async commit(): Promise<void> {
+    await this.writeback;
+    if (this.writebackError) throw this.writebackError;
     await this.handle.sync();
     const stored = (await this.handle.stat()).size;
     await this.close();
@@ -249,6 +274,7 @@ class LocalFile {
   private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writeback;
     await this.handle.close();
   }
 

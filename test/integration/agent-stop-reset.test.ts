@@ -104,7 +104,7 @@ describe('agent stop and reset in every stage', () => {
         if (stage === 'backup_db') {
           // The dump has started writing.
           const [run] = tempDirs();
-          const dump = run && join(agentDir(), 'tmp', run, 'database.sql');
+          const dump = run && join(agentDir(), 'tmp', run, 'database.sql.zst');
           return !!dump && existsSync(dump) && statSync(dump).size > 0;
         }
         // The multipart upload exists (parts go up as soon as it does).

@@ -87,7 +87,7 @@ describe('a backup as the site owner', () => {
     // The reader's entries, framed by the parent's, make the archive the spec describes.
     const raw = execFileSync('zstd', ['-q', '-d', '-c', join(work, 'kill', resultOf(next).key as string)], { maxBuffer: 1 << 30 });
     const names = execFileSync('tar', ['-tf', '-'], { input: raw, encoding: 'utf8', maxBuffer: 1 << 30 }).trim().split('\n');
-    assert.deepEqual(names.filter((n) => !n.startsWith('wp-content')), ['database.sql', 'wp-config.php', '.htaccess', 'manifest.json']);
+    assert.deepEqual(names.filter((n) => !n.startsWith('wp-content')), ['wp-config.php', '.htaccess', 'database.sql', 'manifest.json']);
     assert.ok(names.indexOf('database.sql') > names.findLastIndex((n) => n.startsWith('wp-content')), 'wp-content comes first');
     execFileSync('tar', ['-d', '-f', '-', '-C', site.dir, 'wp-content'], { input: raw, maxBuffer: 1 << 30 });
   });

@@ -7,11 +7,15 @@ import { startChild } from '../child.ts';
 import { DefinerFilter } from '../definer-filter.ts';
 import { classifyDbError, clientSpawn, findProgram, queryAs, sqlString, type ClientRun, type DbTarget } from '../mysql.ts';
 
-// Stage backup_db: a consistent dump (one transaction, rows streamed) into the run's temp
-// dir, the only thing wpbackup ever writes to disk on the web server.
+// Stage backup_db: a consistent dump (one transaction, rows streamed), compressed by zstd as
+// it comes, into the run's temp dir: the only thing wpbackup ever writes to disk on the web
+// server, at a fraction of the dump's size. The bundle appends its frames to the archive as
+// they are (frame-tail.ts), so the dump is compressed while wp-content is still being read.
 
 export interface DumpResult {
+  /** The compressed dump (zstd frames). */
   path: string;
+  /** Of the dump itself, as it will be extracted. */
   bytes: number;
   sha256: string;
   tool: string;
@@ -42,20 +46,32 @@ function diskFull(err: unknown, dir: string): WpbError | undefined {
   return badInput(`The temp dir ${dir} ran out of space while writing the database dump`, 'Free space there, or point --temp-dir (WPBACKUP_TEMP_DIR) at a disk with room for the dump', err);
 }
 
-/** Dumps into dir/database.sql, the dump program run as `run` says (its output written here). */
-export async function dumpDatabase(dir: string, run: ClientRun, db: DbTarget, opts: { signal?: AbortSignal; nice?: number; onBytes?: (total: number) => void }): Promise<DumpResult> {
+export interface DumpOptions {
+  signal?: AbortSignal;
+  nice?: number;
+  /** zstd's level for the compressed dump. */
+  zstdLevel: number;
+  onBytes?: (total: number) => void;
+}
+
+/** Dumps into dir/database.sql.zst, the dump program run as `run` says (its output compressed and written here). */
+export async function dumpDatabase(dir: string, run: ClientRun, db: DbTarget, opts: DumpOptions): Promise<DumpResult> {
   const dump = await findProgram('dump');
-  const path = join(dir, 'database.sql');
+  const path = join(dir, 'database.sql.zst');
   const { defaultsArg, spawn } = clientSpawn(run, ['ignore', 'pipe', 'pipe']);
   // '--' ends the options, so a database named like '-e' cannot be read as one.
   const child = startChild(dump, [defaultsArg, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, ...spawn });
+  // One thread: the dump comes at tens of MB/s, and wp-content's zstd needs the other cores.
+  const zstd = startChild('zstd', ['-q', '-c', '-T1', `-${opts.zstdLevel}`], { signal: opts.signal, nice: opts.nice });
   const count = new HashTap(opts.onBytes);
   const out = child.proc.stdout;
-  if (!out) throw new Error('mysqldump has no stdout');
+  const [zIn, zOut] = [zstd.proc.stdin, zstd.proc.stdout];
+  if (!out || !zIn || !zOut) throw new Error('mysqldump or zstd has no pipes');
   try {
-    await Promise.all([pipeline(out, new DefinerFilter(), count, createWriteStream(path, { mode: 0o600 })), child.done]);
+    await Promise.all([pipeline(out, new DefinerFilter(), count, zIn), pipeline(zOut, createWriteStream(path, { mode: 0o600 })), child.done, zstd.done]);
   } catch (err) {
     child.kill();
+    zstd.kill();
     if (opts.signal?.aborted) throw err;
     throw diskFull(err, dir) ?? (err instanceof WpbError && err.kind !== 'failed' ? err : classifyDbError(child.stderrTail(), db, err));
   }

@@ -1,9 +1,11 @@
-import { WpbError } from '../../errors.ts';
+import { stopped, WpbError } from '../../errors.ts';
 import type { PendingUpload, PutResult, Storage } from '../../storage/storage.ts';
 import { join } from 'node:path';
-import { ConcatReader } from '../../concat-reader.ts';
+import type { Readable } from 'node:stream';
+import { ChunkReader, ConcatReader, type Part } from '../../concat-reader.ts';
 import { openFifo } from '../../fd-readable.ts';
 import { startChild, type Child } from '../child.ts';
+import { tailFrames, type TailMember } from '../frame-tail.ts';
 import { PipeGroup } from '../pipe-group.ts';
 import { writeTar, type TarSource, type TarStats } from '../tar-stream.ts';
 import { Throttle } from '../throttle.ts';
@@ -31,6 +33,11 @@ export interface BundleOptions {
    * With storeMedia it gets the descriptor the stored frame is to be written to, and owns it.
    */
   sources: TarSource[] | ((signal: AbortSignal, storedFd?: number) => { sources: TarSource[]; running: Promise<unknown> });
+  /**
+   * The archive's last members, appended as frames of their own after zstd's (frame-tail.ts),
+   * given what went into zstd; without it, zstd's frame ends the archive.
+   */
+  tail?: (stats: TarStats) => Promise<TailMember[]>;
   zstdLevel: number;
   /** Store the sources' `stored` entries (already-compressed media) as they are rather than compress them. */
   storeMedia?: boolean;
@@ -62,9 +69,17 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     }
     const stdin = zstd.proc.stdin;
     if (!stdin) throw new Error('zstd has no stdin');
-    // The archive is the stored frame (when there is one), then what zstd writes.
+    // The archive is the stored frame (when there is one), what zstd writes, then the tail.
     const storedFifo = o.storeMedia ? await openFifo(join(o.workDir, 'stored.out')) : undefined;
-    const archive = storedFifo ? new ConcatReader([storedFifo.reader, fifo.reader]) : fifo.reader;
+    // Set once zstd's input exists; the tail is only read after zstd's frame ends.
+    const later: { members?: Promise<TailMember[]> } = {};
+    const tailOut = Promise.withResolvers<void>();
+    const tail = o.tail && new ChunkReader(tailOf(o, () => later.members as Promise<TailMember[]>, tailOut.resolve));
+    // A pipe that stops before the tail is read never resolves it: `bundled` must settle all the same.
+    group.signal.addEventListener('abort', () => tailOut.reject(stopped()), { once: true });
+    if (!o.tail) tailOut.resolve();
+    const parts: Part[] = [...(storedFifo ? [storedFifo.reader] : []), fifo.reader, ...(tail ? [tail] : [])];
+    const archive = parts.length > 1 ? new ConcatReader(parts) : fifo.reader;
     cleanups.push(() => archive.destroy());
     let made: { sources: TarSource[]; running?: Promise<unknown> };
     try {
@@ -74,14 +89,17 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
       storedFifo?.closeWriter();
     }
     const { sources, running } = made;
-    const tar = writeTar(sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone });
+    const tar = writeTar(sources, stdin, { signal: group.signal, onBytes: o.onTarBytes, onSourceDone: o.onSourceDone, endOfArchive: !o.tail });
+    // Awaited by the tail when the upload reaches it, and by `bundled` (the dump is in them).
+    const members = (later.members = o.tail ? tar.then(o.tail) : Promise.resolve([]));
+    // Bundled once the last byte of the archive is made: zstd's, then the tail's, handed to the upload.
     const bundled = group.watch(
-      Promise.all([tar, zstd.done, running]).then(([stats]) => {
-        o.onBundled?.(stats);
-        return stats;
+      Promise.all([tar, zstd.done, running, members, tailOut.promise]).then(([made]) => {
+        o.onBundled?.(made);
+        return made;
       }),
     );
-    const body = o.limitBytesPerSec ? archive.pipe(new Throttle(o.limitBytesPerSec)) : archive;
+    const body = o.limitBytesPerSec ? throttled(archive, o.limitBytesPerSec) : archive;
     const put = group.watch(o.storage.put(o.key, body, { signal: group.signal, sizeHint: o.sizeHint, onProgress: o.onStoredBytes, onUploadStarted: o.onUploadStarted }));
     const [b, p] = await Promise.allSettled([bundled, put]);
     const putResult = p.status === 'fulfilled' ? p.value : undefined;
@@ -96,4 +114,25 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     group.close();
     for (const c of cleanups) c();
   }
+}
+
+/** The tail's frames, once its members are known; they count as tarred as each goes out. */
+async function* tailOf(o: BundleOptions, members: () => Promise<TailMember[]>, out: () => void): AsyncGenerator<Buffer> {
+  yield* tailFrames(await members(), (m) => {
+    o.onTarBytes?.(m.kind === 'compressed' ? m.size : m.data.length);
+    o.onSourceDone?.(m.name);
+  });
+  out();
+}
+
+/**
+ * The archive through a Throttle. pipe() does not pass errors on, so the archive's go to the
+ * body, where the upload's reads see them; one that fails before the upload reads is
+ * reported by the part that failed, never as an unhandled 'error' event.
+ */
+function throttled(archive: Readable, bytesPerSec: number): Readable {
+  const body = new Throttle(bytesPerSec);
+  archive.on('error', (err) => body.destroy(err));
+  body.on('error', () => {});
+  return archive.pipe(body);
 }
