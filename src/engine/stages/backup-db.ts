@@ -61,8 +61,9 @@ export async function dumpDatabase(dir: string, run: ClientRun, db: DbTarget, op
   const { defaultsArg, spawn } = clientSpawn(run, ['ignore', 'pipe', 'pipe']);
   // '--' ends the options, so a database named like '-e' cannot be read as one.
   const child = startChild(dump, [defaultsArg, ...DUMP_FLAGS, '--', db.name], { signal: opts.signal, nice: opts.nice, ...spawn });
-  // One thread: the dump comes at tens of MB/s, and wp-content's zstd needs the other cores.
-  const zstd = startChild('zstd', ['-q', '-c', '-T1', `-${opts.zstdLevel}`], { signal: opts.signal, nice: opts.nice });
+  // No worker threads: the dump comes at tens of MB/s, wp-content's zstd needs the other cores,
+  // and a worker's jobs would take 40 MB (-T1) where this takes 7.
+  const zstd = startChild('zstd', ['-q', '-c', '--single-thread', `-${opts.zstdLevel}`], { signal: opts.signal, nice: opts.nice });
   const count = new HashTap(opts.onBytes);
   const out = child.proc.stdout;
   const [zIn, zOut] = [zstd.proc.stdin, zstd.proc.stdout];
