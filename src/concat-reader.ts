@@ -44,7 +44,10 @@ export class ConcatReader extends Readable implements ReadInto {
   }
 }
 
-/** A part made of chunks as an async iterable yields them (the archive's tail: frame-tail.ts). */
+/**
+ * A part made of chunks as an async iterable yields them (the archive's tail: frame-tail.ts).
+ * The next chunk is asked for only once the last is used up, so a source may reuse its buffer.
+ */
 export class ChunkReader implements Part {
   private readonly chunks: AsyncIterator<Buffer>;
   private held: Buffer = Buffer.alloc(0);

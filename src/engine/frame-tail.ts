@@ -17,7 +17,11 @@ export type TailMember =
 
 const CHUNK = 1 << 20;
 
-/** The frames of `members` and of the end of the archive; `onMember` is told as each one is out. */
+/**
+ * The frames of `members` and of the end of the archive; `onMember` is told as each one is out.
+ * A chunk is only valid until the next one is asked for (a compressed file's are read into one
+ * reused buffer), which is how ChunkReader (concat-reader.ts) takes them.
+ */
 export async function* tailFrames(members: TailMember[], onMember?: (m: TailMember) => void): AsyncGenerator<Buffer> {
   let raw: Buffer[] = [];
   for (const m of members) {
@@ -38,9 +42,9 @@ export async function* tailFrames(members: TailMember[], onMember?: (m: TailMemb
 
 async function* fileChunks(path: string): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
+  const buf = Buffer.allocUnsafe(CHUNK);
   try {
     for (;;) {
-      const buf = Buffer.allocUnsafe(CHUNK);
       const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
       if (bytesRead === 0) return;
       yield buf.subarray(0, bytesRead);
