@@ -62,7 +62,7 @@ describe('the archive tail: members as frames of their own', () => {
 
   it('reads through a ConcatReader into buffers of any size, the file in several chunks of one reused buffer', async () => {
     const data = randomBytes(3 << 20);
-    writeFileSync(join(dir, 'data.zst'), execFileSync('zstd', ['-q', '-c'], { input: data }));
+    writeFileSync(join(dir, 'data.zst'), execFileSync('zstd', ['-q', '-c'], { input: data, maxBuffer: 8 << 20 }));
     const tailOf = (): ChunkReader => new ChunkReader(tailFrames([{ kind: 'compressed', name: 'x', path: join(dir, 'data.zst'), size: data.length, mode: 0o600 }]));
     const whole = await collect(tailFrames([{ kind: 'compressed', name: 'x', path: join(dir, 'data.zst'), size: data.length, mode: 0o600 }]));
     const reader = new ConcatReader([tailOf()]);
