@@ -105,6 +105,16 @@ export class FdReadable extends Readable implements ReadInto {
   }
 }
 
+/** Makes a FIFO (mode 0600) at path. */
+export function makeFifo(path: string): void {
+  try {
+    execFileSync('mkfifo', ['-m', '600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badInput('mkfifo is not installed (not found on PATH)', 'Install it (apt-get install coreutils) or put it on PATH', err);
+    throw failure(`Cannot make the FIFO ${path}: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`, err);
+  }
+}
+
 /**
  * Makes a FIFO at path and opens both ends: the read end non-blocking (so it opens at once
  * and is read on the event loop), then the write end. The write end is write-only on
@@ -113,12 +123,7 @@ export class FdReadable extends Readable implements ReadInto {
  * it, so the reader sees end-of-stream when the child exits.
  */
 export async function openFifo(path: string): Promise<{ reader: FdReadable; writeFd: number; closeWriter(): void }> {
-  try {
-    execFileSync('mkfifo', ['-m', '600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badInput('mkfifo is not installed (not found on PATH)', 'Install it (apt-get install coreutils) or put it on PATH', err);
-    throw failure(`Cannot make the FIFO ${path}: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`, err);
-  }
+  makeFifo(path);
   const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   let writeFd: number;
   try {

@@ -1,15 +1,17 @@
-import { lstat, readlink, unlink } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { lstat, readlink, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashTap } from '../hash-tap.ts';
-import { startChild } from './child.ts';
+import { startFeed, stdinFifo } from './archive-feed.ts';
+import { startChild, type Child } from './child.ts';
 import { PipeGroup } from './pipe-group.ts';
 import { CHILD_DIR } from './restore-staging.ts';
 import { TarGuard } from './tar-guard.ts';
 
-// archive stream -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one
-// pipe. TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
+// archive -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one pipe
+// (a local archive is read, hashed and fed to zstd by a thread of its own: archive-feed.ts). TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
 // owner it writes itself into the headers of wp-content's members, which tar then sets as it
 // extracts (no chown pass over the tree afterwards). After extraction, each
 // symlink is followed through the tree as extracted, since a chain of links that each look
@@ -24,6 +26,7 @@ export interface ExtractResult {
   databaseSha256?: string;
 }
 
+const ZSTD_ARGS = ['-d', '-q', '-c'];
 const TAR_ARGS = ['--extract', '--file=-', '--preserve-permissions', '--delay-directory-restore'];
 /** Owners as numbers, never looked up by the (empty) names TarGuard writes. */
 const OWNER_ARGS = { none: ['--no-same-owner'], guard: ['--same-owner', '--numeric-owner'] };
@@ -42,16 +45,24 @@ export interface ExtractOptions {
   owner?: { uid: number; gid: number };
 }
 
-export async function extractArchive(source: Readable, into: ExtractDir, opts: ExtractOptions): Promise<ExtractResult> {
+/** Takes `source` over: a stream is consumed or destroyed, a file closed. */
+export async function extractArchive(source: Readable | FileHandle, into: ExtractDir, opts: ExtractOptions): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
-  const tap = new HashTap(opts.onBytes);
   const guard = new TarGuard({ owner: opts.owner });
   const dir = into.ref;
+  let archive: { sha256: string; bytes: number } | undefined;
   try {
-    const zstd = startChild('zstd', ['-d', '-q', '-c'], { signal: group.signal });
     const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
+    let feeding: Fed;
+    try {
+      feeding = source instanceof Readable ? feedStream(source, group, opts) : await feedFile(source, group, opts);
+    } catch (err) {
+      tar.kill();
+      throw err;
+    }
+    const { zstd, fed } = feeding;
     const parts = [
-      pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }),
+      fed.then((r) => void (archive = r)),
       pipeline(zstd.proc.stdout!, guard, tar.proc.stdin!, { signal: group.signal }),
       zstd.done,
       tar.done,
@@ -60,6 +71,8 @@ export async function extractArchive(source: Readable, into: ExtractDir, opts: E
     group.throwIfFailed();
   } finally {
     group.close();
+    if (source instanceof Readable) source.destroy();
+    else await source.close();
   }
   const warnings = [...guard.report.warnings];
   for (const link of guard.report.symlinks) {
@@ -68,7 +81,44 @@ export async function extractArchive(source: Readable, into: ExtractDir, opts: E
     await unlink(join(dir, link)).catch(() => {});
     warnings.push(`${link} leads ${why} through other links; it was not restored`);
   }
-  return { sha256: tap.sha256(), bytes: tap.bytes, warnings, databaseSha256: guard.report.databaseSha256 };
+  const { sha256, bytes } = archive as { sha256: string; bytes: number };
+  return { sha256, bytes, warnings, databaseSha256: guard.report.databaseSha256 };
+}
+
+interface Fed {
+  zstd: Child;
+  /** The archive's sha256 and size, once all of it went into zstd. */
+  fed: Promise<{ sha256: string; bytes: number }>;
+}
+
+/** A download: hashed on the main thread on its way into zstd's stdin. */
+function feedStream(source: Readable, group: PipeGroup, opts: ExtractOptions): Fed {
+  const zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal });
+  const tap = new HashTap(opts.onBytes);
+  const fed = pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }).then(() => ({ sha256: tap.sha256(), bytes: tap.bytes }));
+  return { zstd, fed };
+}
+
+/** A local file: read, hashed and written into zstd's stdin by a thread of its own (archive-feed.ts). */
+async function feedFile(file: FileHandle, group: PipeGroup, opts: ExtractOptions): Promise<Fed> {
+  const fifo = await stdinFifo();
+  let zstd: Child;
+  try {
+    zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal, stdio: [fifo.readFd, 'pipe', 'pipe'] });
+  } catch (err) {
+    closeSync(fifo.writeFd);
+    throw err;
+  } finally {
+    // zstd holds the read end now: once it is gone, the writer gets EPIPE instead of waiting.
+    closeSync(fifo.readFd);
+  }
+  const feed = startFeed(file.fd, fifo.writeFd, opts.onBytes);
+  // A write that failed because zstd died says less than zstd's own error: that one first.
+  const fed = feed.done.catch(async (err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await zstd.done;
+    throw err;
+  });
+  return { zstd, fed };
 }
 
 /**
