@@ -52,16 +52,16 @@ function feedMain(): void {
 }
 
 /**
- * A FIFO for a child's stdin: `readFd` (blocking, for the child) and `writeFd` (blocking, for
- * the feeding thread). Its name is gone before this returns, so no one else can open it.
+ * A FIFO between a child and a thread, both ends blocking (zstd and tar use plain blocking
+ * reads and writes, and so do the threads). Its name is gone before this returns, so no one
+ * else can open it.
  */
-export async function stdinFifo(): Promise<{ readFd: number; writeFd: number }> {
+export async function fifoPair(): Promise<{ readFd: number; writeFd: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'wpbackup-feed-'));
   const path = join(dir, 'fifo');
   try {
     makeFifo(path);
-    // A non-blocking read end first, so the blocking opens after it return at once; the child
-    // gets a blocking one (zstd reads stdin with plain blocking reads).
+    // A non-blocking read end first, so the blocking opens after it return at once.
     const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const writeFd = openSync(path, constants.O_WRONLY);

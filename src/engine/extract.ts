@@ -4,14 +4,17 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashTap } from '../hash-tap.ts';
-import { startFeed, stdinFifo } from './archive-feed.ts';
+import { fifoPair, startFeed } from './archive-feed.ts';
 import { startChild, type Child } from './child.ts';
 import { PipeGroup } from './pipe-group.ts';
 import { CHILD_DIR } from './restore-staging.ts';
-import { TarGuard } from './tar-guard.ts';
+import { startGuardThread, type GuardThread } from './guard-thread.ts';
+import type { TarGuardReport } from './tar-guard.ts';
 
-// archive -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one pipe
-// (a local archive is read, hashed and fed to zstd by a thread of its own: archive-feed.ts). TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
+// archive -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one pipe:
+// a local archive is read, hashed and fed to zstd by a thread of its own (archive-feed.ts), and
+// TarGuard runs on another between zstd and tar (extract-worker.ts), both with blocking calls
+// on FIFOs, so the main thread only waits. TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
 // owner it writes itself into the headers of wp-content's members, which tar then sets as it
 // extracts (no chown pass over the tree afterwards). After extraction, each
 // symlink is followed through the tree as extracted, since a chain of links that each look
@@ -48,22 +51,40 @@ export interface ExtractOptions {
 /** Takes `source` over: a stream is consumed or destroyed, a file closed. */
 export async function extractArchive(source: Readable | FileHandle, into: ExtractDir, opts: ExtractOptions): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
-  const guard = new TarGuard({ owner: opts.owner });
   const dir = into.ref;
+  const fds = new Set<number>();
   let archive: { sha256: string; bytes: number } | undefined;
+  let report: TarGuardReport | undefined;
   try {
-    const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: ['pipe', 'ignore', 'pipe', into.fd] });
+    // zstd -> FIFO -> the guard thread -> FIFO -> tar, each end given to one side only.
+    const unzipped = await fifoPair();
+    const guarded = await fifoPair();
+    for (const fd of [unzipped.readFd, unzipped.writeFd, guarded.readFd, guarded.writeFd]) fds.add(fd);
+    const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: [guarded.readFd, 'ignore', 'pipe', into.fd] });
     let feeding: Fed;
     try {
-      feeding = source instanceof Readable ? feedStream(source, group, opts) : await feedFile(source, group, opts);
+      feeding = source instanceof Readable ? feedStream(source, unzipped.writeFd, group, opts) : await feedFile(source, unzipped.writeFd, group, opts);
     } catch (err) {
       tar.kill();
       throw err;
     }
     const { zstd, fed } = feeding;
+    // The children hold their ends now: a side that goes away is seen by the other at once.
+    for (const fd of [unzipped.writeFd, guarded.readFd]) closeFd(fds, fd);
+    // The thread owns the other two ends from here on, even if it fails to start.
+    fds.delete(unzipped.readFd);
+    fds.delete(guarded.writeFd);
+    let guard: GuardThread;
+    try {
+      guard = startGuardThread(unzipped.readFd, guarded.writeFd, { owner: opts.owner });
+    } catch (err) {
+      zstd.kill();
+      tar.kill();
+      throw err;
+    }
     const parts = [
       fed.then((r) => void (archive = r)),
-      pipeline(zstd.proc.stdout!, guard, tar.proc.stdin!, { signal: group.signal }),
+      afterPipe(guard.done, tar).then((r) => void (report = r)),
       zstd.done,
       tar.done,
     ];
@@ -71,18 +92,31 @@ export async function extractArchive(source: Readable | FileHandle, into: Extrac
     group.throwIfFailed();
   } finally {
     group.close();
+    for (const fd of fds) closeFd(fds, fd);
     if (source instanceof Readable) source.destroy();
     else await source.close();
   }
-  const warnings = [...guard.report.warnings];
-  for (const link of guard.report.symlinks) {
+  const { warnings, symlinks, databaseSha256 } = report as TarGuardReport;
+  for (const link of symlinks) {
     const why = await linkEscapes(dir, link);
     if (!why) continue;
     await unlink(join(dir, link)).catch(() => {});
     warnings.push(`${link} leads ${why} through other links; it was not restored`);
   }
   const { sha256, bytes } = archive as { sha256: string; bytes: number };
-  return { sha256, bytes, warnings, databaseSha256: guard.report.databaseSha256 };
+  return { sha256, bytes, warnings, databaseSha256 };
+}
+
+function closeFd(fds: Set<number>, fd: number): void {
+  if (fds.delete(fd)) closeSync(fd);
+}
+
+/** A write that failed because the reader died says less than the reader's own error: that one first. */
+async function afterPipe<T>(part: Promise<T>, reader: Child): Promise<T> {
+  return part.catch(async (err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await reader.done;
+    throw err;
+  });
 }
 
 interface Fed {
@@ -92,19 +126,20 @@ interface Fed {
 }
 
 /** A download: hashed on the main thread on its way into zstd's stdin. */
-function feedStream(source: Readable, group: PipeGroup, opts: ExtractOptions): Fed {
-  const zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal });
+function feedStream(source: Readable, out: number, group: PipeGroup, opts: ExtractOptions): Fed {
+  const zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal, stdio: ['pipe', out, 'pipe'] });
   const tap = new HashTap(opts.onBytes);
   const fed = pipeline(source, tap, zstd.proc.stdin!, { signal: group.signal }).then(() => ({ sha256: tap.sha256(), bytes: tap.bytes }));
+  fed.catch(() => {});
   return { zstd, fed };
 }
 
 /** A local file: read, hashed and written into zstd's stdin by a thread of its own (archive-feed.ts). */
-async function feedFile(file: FileHandle, group: PipeGroup, opts: ExtractOptions): Promise<Fed> {
-  const fifo = await stdinFifo();
+async function feedFile(file: FileHandle, out: number, group: PipeGroup, opts: ExtractOptions): Promise<Fed> {
+  const fifo = await fifoPair();
   let zstd: Child;
   try {
-    zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal, stdio: [fifo.readFd, 'pipe', 'pipe'] });
+    zstd = startChild('zstd', ZSTD_ARGS, { signal: group.signal, stdio: [fifo.readFd, out, 'pipe'] });
   } catch (err) {
     closeSync(fifo.writeFd);
     throw err;
@@ -113,11 +148,8 @@ async function feedFile(file: FileHandle, group: PipeGroup, opts: ExtractOptions
     closeSync(fifo.readFd);
   }
   const feed = startFeed(file.fd, fifo.writeFd, opts.onBytes);
-  // A write that failed because zstd died says less than zstd's own error: that one first.
-  const fed = feed.done.catch(async (err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await zstd.done;
-    throw err;
-  });
+  const fed = afterPipe(feed.done, zstd);
+  fed.catch(() => {});
   return { zstd, fed };
 }
 

@@ -178,7 +178,17 @@ interface DumpCheck {
 
 type State = 'header' | 'meta' | 'data' | 'pad' | 'end';
 
-export class TarGuard extends Transform {
+/** Where TarFilter's output goes. */
+export interface TarSink {
+  write(b: Buffer): void;
+  /** The end marker went out: tar needs nothing more (the rest of the input is ignored). */
+  end(): void;
+  /** write() is done with its buffer when it returns (a blocking write), so it may be reused. */
+  readonly sync?: boolean;
+}
+
+/** The guard itself, fed chunk by chunk, for a stream (TarGuard) or a thread's blocking loop. */
+export class TarFilter {
   readonly report: TarGuardReport = { warnings: [], symlinks: [] };
   #state: State = 'header';
   #pending: Buffer = EMPTY;
@@ -204,55 +214,56 @@ export class TarGuard extends Transform {
   /** Dirs under wp-content tar was given, so it never makes one itself (owned by root). */
   readonly #dirs = new Set<string>();
 
-  constructor(opts: TarGuardOptions = {}) {
-    super();
+  readonly #sink: TarSink;
+
+  constructor(sink: TarSink, opts: TarGuardOptions = {}) {
+    this.#sink = sink;
     this.#owner = opts.owner;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.#state === 'end') return cb();
-    try {
-      this.#outBuf = EMPTY;
-      this.#outUsed = 0;
-      this.#feed(chunk);
-      this.#send();
-      cb();
-    } catch (err) {
-      cb(err as Error);
+  /** Takes the next input bytes; throws the refusal. With a sync sink, `chunk` may be reused after. */
+  feed(chunk: Buffer): void {
+    if (this.#state === 'end') return;
+    // A stream keeps what was pushed: each chunk's output gets a buffer of its own.
+    if (!this.#sink.sync) this.#outBuf = EMPTY;
+    this.#outUsed = 0;
+    this.#feed(chunk);
+    this.#send();
+  }
+
+  /** The input ended; throws if the archive was cut short. */
+  end(): void {
+    if (this.#state !== 'end') {
+      if (this.#state !== 'header' || this.#pending.length > 0 || this.#metaType) {
+        throw refuse(`ends in the middle of ${this.#current ? `member ${this.#current}` : 'a header'}: it is truncated`);
+      }
+      this.#finish();
     }
+    if (this.#moreWarnings) this.report.warnings.push(`... and ${this.#moreWarnings} more members left out the same way`);
+    this.#moreWarnings = 0;
   }
 
   #send(): void {
     if (this.#outUsed === 0) return;
     const b = this.#outBuf.subarray(0, this.#outUsed);
-    this.#outBuf = this.#outBuf.subarray(this.#outUsed);
+    if (!this.#sink.sync) this.#outBuf = this.#outBuf.subarray(this.#outUsed);
     this.#outUsed = 0;
-    this.push(b);
+    this.#sink.write(b);
   }
 
   /** Makes room for `n` more bytes of output, sending what is there when it lacks. */
   #room(n: number): void {
     if (this.#outBuf.length - this.#outUsed >= n) return;
     this.#send();
+    if (this.#outBuf.length >= n) return;
     this.#outBuf = Buffer.allocUnsafe(Math.max(n, this.#inLeft + OUT_SLACK));
   }
 
   /** Sends a long run of data as it is, after what is waiting. */
   #pass(b: Buffer): void {
     this.#send();
-    this.push(b);
+    this.#sink.write(b);
     this.#out += b.length;
-  }
-
-  override _flush(cb: TransformCallback): void {
-    if (this.#state !== 'end') {
-      if (this.#state !== 'header' || this.#pending.length > 0 || this.#metaType) {
-        return cb(refuse(`ends in the middle of ${this.#current ? `member ${this.#current}` : 'a header'}: it is truncated`));
-      }
-      this.#finish();
-    }
-    if (this.#moreWarnings) this.report.warnings.push(`... and ${this.#moreWarnings} more members left out the same way`);
-    cb();
   }
 
   #emit(b: Buffer): void {
@@ -513,6 +524,38 @@ export class TarGuard extends Transform {
     this.#send();
     // End tar's input now: tar stops at the end marker and may exit before the (ignored) rest
     // of the stream has come through; its stdin must not be closed under a pending write.
-    this.push(null);
+    this.#sink.end();
+  }
+}
+
+/** TarFilter as a stream: zstd's output in, what tar may see out. */
+export class TarGuard extends Transform {
+  readonly #filter: TarFilter;
+
+  constructor(opts: TarGuardOptions = {}) {
+    super();
+    this.#filter = new TarFilter({ write: (b) => void this.push(b), end: () => void this.push(null) }, opts);
+  }
+
+  get report(): TarGuardReport {
+    return this.#filter.report;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#filter.feed(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.#filter.end();
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
   }
 }
