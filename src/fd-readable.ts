@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { badInput, failure } from './errors.ts';
@@ -141,4 +144,32 @@ export async function openFifo(path: string): Promise<{ reader: FdReadable; writ
       closed = true;
     },
   };
+}
+
+/**
+ * A FIFO between a child and a thread, both ends blocking (zstd and tar use plain blocking
+ * reads and writes, and so do the threads). Its name is gone before this returns, so no one
+ * else can open it.
+ */
+export async function fifoPair(): Promise<{ readFd: number; writeFd: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'wpbackup-feed-'));
+  const path = join(dir, 'fifo');
+  try {
+    makeFifo(path);
+    // A non-blocking read end first, so the blocking opens after it return at once.
+    const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const writeFd = openSync(path, constants.O_WRONLY);
+      try {
+        return { readFd: openSync(path, constants.O_RDONLY), writeFd };
+      } catch (err) {
+        closeSync(writeFd);
+        throw err;
+      }
+    } finally {
+      closeSync(probe);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

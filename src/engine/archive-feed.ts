@@ -1,18 +1,19 @@
-import { closeSync, constants, openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { failure } from '../errors.ts';
-import { makeFifo } from '../fd-readable.ts';
 
 // The compressed side of a restore from a local file, off the main thread: a worker reads the
 // archive, hashes (sha256) exactly the bytes it hands on, and writes them into a FIFO that is
 // zstd's stdin, all with blocking calls. So the main thread never touches the compressed bytes
 // and the hash runs on the other core, while zstd reads what was hashed and nothing else.
 
-/** One read and one write per MiB. */
+/** One read per MiB. */
 const CHUNK = 1 << 20;
+/**
+ * Written, then hashed, a pipe's worth at a time: zstd works on one piece while the next is
+ * hashed, where hashing a whole MiB first would leave it waiting on an empty pipe.
+ */
+const PIECE = 64 << 10;
 /** Progress every 16 MiB. */
 const REPORT = 16 << 20;
 
@@ -27,7 +28,7 @@ function feedMain(): void {
   const { readSync, writeSync } = process.getBuiltinModule('node:fs');
   const { createHash } = process.getBuiltinModule('node:crypto');
   const { parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
-  const { src, dest, chunk, report } = workerData as { src: number; dest: number; chunk: number; report: number };
+  const { src, dest, chunk, piece, report } = workerData as { src: number; dest: number; chunk: number; piece: number; report: number };
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(chunk);
   let bytes = 0;
@@ -36,8 +37,12 @@ function feedMain(): void {
     for (;;) {
       const n = readSync(src, buf, 0, chunk, null);
       if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-      for (let at = 0; at < n; ) at += writeSync(dest, buf, at, n - at);
+      for (let at = 0; at < n; ) {
+        const end = Math.min(n, at + piece);
+        for (let w = at; w < end; ) w += writeSync(dest, buf, w, end - w);
+        hash.update(buf.subarray(at, end));
+        at = end;
+      }
       bytes += n;
       if (bytes - reported >= report) {
         reported = bytes;
@@ -48,34 +53,6 @@ function feedMain(): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     parentPort?.postMessage({ bytes, error: { message: e.message, code: e.code } });
-  }
-}
-
-/**
- * A FIFO between a child and a thread, both ends blocking (zstd and tar use plain blocking
- * reads and writes, and so do the threads). Its name is gone before this returns, so no one
- * else can open it.
- */
-export async function fifoPair(): Promise<{ readFd: number; writeFd: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'wpbackup-feed-'));
-  const path = join(dir, 'fifo');
-  try {
-    makeFifo(path);
-    // A non-blocking read end first, so the blocking opens after it return at once.
-    const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const writeFd = openSync(path, constants.O_WRONLY);
-      try {
-        return { readFd: openSync(path, constants.O_RDONLY), writeFd };
-      } catch (err) {
-        closeSync(writeFd);
-        throw err;
-      }
-    } finally {
-      closeSync(probe);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -99,7 +76,7 @@ export function startFeed(src: number, dest: number, onBytes?: (n: number) => vo
   };
   let worker: Worker;
   try {
-    worker = new Worker(source, { eval: true, workerData: { src, dest, chunk: CHUNK, report: REPORT }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
+    worker = new Worker(source, { eval: true, workerData: { src, dest, chunk: CHUNK, piece: PIECE, report: REPORT }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
   } catch (err) {
     closeDest();
     throw err;

@@ -4,21 +4,22 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashTap } from '../hash-tap.ts';
-import { fifoPair, startFeed } from './archive-feed.ts';
+import { fifoPair } from '../fd-readable.ts';
+import { startFeed } from './archive-feed.ts';
 import { startChild, type Child } from './child.ts';
 import { PipeGroup } from './pipe-group.ts';
 import { CHILD_DIR } from './restore-staging.ts';
-import { startGuardThread, type GuardThread } from './guard-thread.ts';
+import { startGuardThread } from './guard-thread.ts';
 import type { TarGuardReport } from './tar-guard.ts';
 
-// archive -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one pipe:
-// a local archive is read, hashed and fed to zstd by a thread of its own (archive-feed.ts), and
-// TarGuard runs on another between zstd and tar (extract-worker.ts), both with blocking calls
-// on FIFOs, so the main thread only waits. TarGuard decides what tar sees (see tar-guard.ts), owners included: none, or the site's
-// owner it writes itself into the headers of wp-content's members, which tar then sets as it
-// extracts (no chown pass over the tree afterwards). After extraction, each
-// symlink is followed through the tree as extracted, since a chain of links that each look
-// fine alone can still lead out of wp-content.
+// archive -> sha256 -> zstd -d -> TarGuard -> GNU tar -x into a staging dir, all in one pipe.
+// A local archive is read, hashed and fed to zstd by a thread of its own (archive-feed.ts), and
+// TarGuard runs on another between zstd and tar (guard-thread.ts), both with blocking calls on
+// FIFOs, so the main thread only waits. TarGuard decides what tar sees (see tar-guard.ts),
+// owners included: none, or the site's owner it writes itself into the headers of
+// wp-content's members, which tar then sets as it extracts (no chown pass over the tree
+// afterwards). After extraction, each symlink is followed through the tree as extracted, since
+// a chain of links that each look fine alone can still lead out of wp-content.
 
 export interface ExtractResult {
   /** sha256 of the archive's bytes as they came (compressed). */
@@ -51,43 +52,12 @@ export interface ExtractOptions {
 /** Takes `source` over: a stream is consumed or destroyed, a file closed. */
 export async function extractArchive(source: Readable | FileHandle, into: ExtractDir, opts: ExtractOptions): Promise<ExtractResult> {
   const group = new PipeGroup(opts.signal);
-  const dir = into.ref;
   const fds = new Set<number>();
   let archive: { sha256: string; bytes: number } | undefined;
   let report: TarGuardReport | undefined;
   try {
-    // zstd -> FIFO -> the guard thread -> FIFO -> tar, each end given to one side only.
-    const unzipped = await fifoPair();
-    const guarded = await fifoPair();
-    for (const fd of [unzipped.readFd, unzipped.writeFd, guarded.readFd, guarded.writeFd]) fds.add(fd);
-    const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: [guarded.readFd, 'ignore', 'pipe', into.fd] });
-    let feeding: Fed;
-    try {
-      feeding = source instanceof Readable ? feedStream(source, unzipped.writeFd, group, opts) : await feedFile(source, unzipped.writeFd, group, opts);
-    } catch (err) {
-      tar.kill();
-      throw err;
-    }
-    const { zstd, fed } = feeding;
-    // The children hold their ends now: a side that goes away is seen by the other at once.
-    for (const fd of [unzipped.writeFd, guarded.readFd]) closeFd(fds, fd);
-    // The thread owns the other two ends from here on, even if it fails to start.
-    fds.delete(unzipped.readFd);
-    fds.delete(guarded.writeFd);
-    let guard: GuardThread;
-    try {
-      guard = startGuardThread(unzipped.readFd, guarded.writeFd, { owner: opts.owner });
-    } catch (err) {
-      zstd.kill();
-      tar.kill();
-      throw err;
-    }
-    const parts = [
-      fed.then((r) => void (archive = r)),
-      afterPipe(guard.done, tar).then((r) => void (report = r)),
-      zstd.done,
-      tar.done,
-    ];
+    const { fed, guarded, zstd, tar } = await startPipe(source, into, opts, group, fds);
+    const parts = [fed.then((r) => void (archive = r)), guarded.then((r) => void (report = r)), zstd.done, tar.done];
     await Promise.allSettled(parts.map((p) => group.watch(p)));
     group.throwIfFailed();
   } finally {
@@ -97,14 +67,50 @@ export async function extractArchive(source: Readable | FileHandle, into: Extrac
     else await source.close();
   }
   const { warnings, symlinks, databaseSha256 } = report as TarGuardReport;
+  await dropEscapingLinks(into.ref, symlinks, warnings);
+  const { sha256, bytes } = archive as { sha256: string; bytes: number };
+  return { sha256, bytes, warnings, databaseSha256 };
+}
+
+interface Pipe extends Fed {
+  guarded: Promise<TarGuardReport>;
+  tar: Child;
+}
+
+/**
+ * zstd -> FIFO -> the guard thread -> FIFO -> tar, each end given to one side only; what is
+ * left in `fds` is the caller's to close. A failure on the way stops what was started.
+ */
+async function startPipe(source: Readable | FileHandle, into: ExtractDir, opts: ExtractOptions, group: PipeGroup, fds: Set<number>): Promise<Pipe> {
+  const unzipped = await fifoPair();
+  const guardedFifo = await fifoPair();
+  for (const fd of [unzipped.readFd, unzipped.writeFd, guardedFifo.readFd, guardedFifo.writeFd]) fds.add(fd);
+  const tar = startChild('tar', [...TAR_ARGS, ...OWNER_ARGS[opts.owner ? 'guard' : 'none'], `--directory=${CHILD_DIR}`], { signal: group.signal, stdio: [guardedFifo.readFd, 'ignore', 'pipe', into.fd] });
+  let feeding: Fed | undefined;
+  try {
+    feeding = source instanceof Readable ? feedStream(source, unzipped.writeFd, group, opts) : await feedFile(source, unzipped.writeFd, group, opts);
+    // The children hold their ends now: a side that goes away is seen by the other at once.
+    for (const fd of [unzipped.writeFd, guardedFifo.readFd]) closeFd(fds, fd);
+    // The thread owns the other two ends from here on, even if it fails to start.
+    fds.delete(unzipped.readFd);
+    fds.delete(guardedFifo.writeFd);
+    const guard = startGuardThread(unzipped.readFd, guardedFifo.writeFd, { owner: opts.owner });
+    return { ...feeding, guarded: afterPipe(guard.done, tar), tar };
+  } catch (err) {
+    feeding?.zstd.kill();
+    tar.kill();
+    throw err;
+  }
+}
+
+/** Removes the links that lead out of wp-content through other links, each with a note. */
+async function dropEscapingLinks(dir: string, symlinks: string[], warnings: string[]): Promise<void> {
   for (const link of symlinks) {
     const why = await linkEscapes(dir, link);
     if (!why) continue;
     await unlink(join(dir, link)).catch(() => {});
     warnings.push(`${link} leads ${why} through other links; it was not restored`);
   }
-  const { sha256, bytes } = archive as { sha256: string; bytes: number };
-  return { sha256, bytes, warnings, databaseSha256 };
 }
 
 function closeFd(fds: Set<number>, fd: number): void {

@@ -6,7 +6,8 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fifoPair, startFeed } from '../../src/engine/archive-feed.ts';
+import { startFeed } from '../../src/engine/archive-feed.ts';
+import { fifoPair } from '../../src/fd-readable.ts';
 
 // The thread that reads a local archive, hashes it and writes it into zstd's FIFO: the hash is
 // of exactly the bytes the reader got, and a reader that goes away ends it (no hang).
