@@ -152,7 +152,7 @@ export async function openFifo(path: string): Promise<{ reader: FdReadable; writ
  * else can open it.
  */
 export async function fifoPair(): Promise<{ readFd: number; writeFd: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'wpbackup-feed-'));
+  const dir = await mkdtemp(join(tmpdir(), 'wpbackup-fifo-'));
   const path = join(dir, 'fifo');
   try {
     makeFifo(path);

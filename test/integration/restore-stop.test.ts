@@ -40,7 +40,7 @@ function restoreFifos(): string[] {
         return '';
       }
     })
-    .filter((l) => l.includes('wpbackup-feed-'));
+    .filter((l) => l.includes('wpbackup-fifo-'));
 }
 
 describe('stopping a restore mid-extraction', () => {
