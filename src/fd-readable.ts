@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { badInput, failure } from './errors.ts';
@@ -105,6 +108,16 @@ export class FdReadable extends Readable implements ReadInto {
   }
 }
 
+/** Makes a FIFO (mode 0600) at path. */
+export function makeFifo(path: string): void {
+  try {
+    execFileSync('mkfifo', ['-m', '600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badInput('mkfifo is not installed (not found on PATH)', 'Install it (apt-get install coreutils) or put it on PATH', err);
+    throw failure(`Cannot make the FIFO ${path}: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`, err);
+  }
+}
+
 /**
  * Makes a FIFO at path and opens both ends: the read end non-blocking (so it opens at once
  * and is read on the event loop), then the write end. The write end is write-only on
@@ -113,12 +126,7 @@ export class FdReadable extends Readable implements ReadInto {
  * it, so the reader sees end-of-stream when the child exits.
  */
 export async function openFifo(path: string): Promise<{ reader: FdReadable; writeFd: number; closeWriter(): void }> {
-  try {
-    execFileSync('mkfifo', ['-m', '600', path], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badInput('mkfifo is not installed (not found on PATH)', 'Install it (apt-get install coreutils) or put it on PATH', err);
-    throw failure(`Cannot make the FIFO ${path}: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`, err);
-  }
+  makeFifo(path);
   const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   let writeFd: number;
   try {
@@ -136,4 +144,32 @@ export async function openFifo(path: string): Promise<{ reader: FdReadable; writ
       closed = true;
     },
   };
+}
+
+/**
+ * A FIFO between a child and a thread, both ends blocking (zstd and tar use plain blocking
+ * reads and writes, and so do the threads). Its name is gone before this returns, so no one
+ * else can open it.
+ */
+export async function fifoPair(): Promise<{ readFd: number; writeFd: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'wpbackup-fifo-'));
+  const path = join(dir, 'fifo');
+  try {
+    makeFifo(path);
+    // A non-blocking read end first, so the blocking opens after it return at once.
+    const probe = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const writeFd = openSync(path, constants.O_WRONLY);
+      try {
+        return { readFd: openSync(path, constants.O_RDONLY), writeFd };
+      } catch (err) {
+        closeSync(writeFd);
+        throw err;
+      }
+    } finally {
+      closeSync(probe);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

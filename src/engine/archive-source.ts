@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
@@ -13,7 +13,8 @@ import { openStorage } from '../storage/open.ts';
 // exists), so a restore can check its database before the first byte comes.
 
 export interface ArchiveStream {
-  stream: Readable;
+  /** A download's bytes, or a local file, which extraction reads with a thread of its own. */
+  stream: Readable | FileHandle;
   /** Compressed size, when the source says. */
   size: number | undefined;
   name: string;
@@ -55,7 +56,18 @@ async function fromFile(path: string): Promise<ArchiveLocation> {
   const st = await stat(path).catch(() => undefined);
   if (!st?.isFile()) throw badInput(`Archive ${path} does not exist or is not a file`, 'Pass a .tar.zst file, an s3://bucket/key or a download URL');
   const name = path.split('/').pop() ?? path;
-  return { name, open: () => Promise.resolve({ stream: createReadStream(path, { highWaterMark: 1 << 20 }), size: st.size, name }) };
+  return { name, open: () => openFile(path, name) };
+}
+
+/** O_NONBLOCK: a FIFO put at the name since the check must not hang the open (files ignore it). */
+async function openFile(path: string, name: string): Promise<ArchiveStream> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const st = await file.stat();
+  if (!st.isFile()) {
+    await file.close();
+    throw badInput(`Archive ${path} is not a file`, 'Pass a .tar.zst file, an s3://bucket/key or a download URL');
+  }
+  return { stream: file, size: st.size, name };
 }
 
 export interface ArchiveLocation {

@@ -1,17 +1,16 @@
 import { execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { constants } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { badInput, kindOf, WpbError } from '../errors.ts';
 import { parseDbHost } from '../wordpress/wp-config.ts';
 import { startChild } from './child.ts';
 import { classifyDbError, findProgram, query, sqlIdent, writeDefaultsFile, type DbTarget } from './mysql.ts';
-import { sqlGuard } from './sql-guard.ts';
 
 // The database side of a restore: which database (the site's own wp-config.php, or one named
 // by the user, never the archive's), whether it is empty, and the import itself, through the
-// client in --binary-mode (and --sandbox where the client has it) behind the sqlGuard scan.
+// client in --binary-mode (and --sandbox where the client has it), of a dump sql-guard.ts
+// checked on its way out of the archive.
 
 /** A database named on the command line, for a site that has no wp-config.php of its own. */
 export interface NamedDb {
@@ -66,7 +65,7 @@ export async function checkDatabase(dir: string, db: DbTarget, o: { force?: bool
   }
 }
 
-/** sha256 of database.sql, scanned for client commands on the way (nothing imported yet). */
+/** Whether each client has --sandbox, asked once per process. */
 const sandboxKnown = new Map<string, boolean>();
 
 /**
@@ -84,27 +83,28 @@ export async function importFlags(client: string): Promise<string[]> {
   return sandbox ? ['--binary-mode', '--local-infile=0', '--sandbox'] : ['--binary-mode', '--local-infile=0'];
 }
 
+/**
+ * Imports `dump`, which the client reads itself, as `mysql < database.sql` would. The caller
+ * vouches for the file: extraction scanned exactly these bytes (sql-guard.ts, through
+ * tar-guard.ts) and checked their sha256, and it sits in the private staging dir, held by
+ * descriptor, which only this process can write.
+ */
 export async function importDb(dir: string, db: DbTarget, dump: string, signal?: AbortSignal): Promise<void> {
   const client = await findProgram('client');
   const flags = await importFlags(client);
   const defaults = await writeDefaultsFile(dir, db, 'import.cnf');
-  const child = startChild(client, [`--defaults-extra-file=${defaults}`, '--default-character-set=utf8mb4', ...flags, `--database=${db.name}`], { signal, stdio: ['pipe', 'ignore', 'pipe'] });
-  let refused = false;
-  // A refused line must not reach the client, not even as a partial line at EOF: kill it first.
-  const guard = sqlGuard(() => {
-    refused = true;
-    child.proc.kill('SIGKILL');
-  });
-  const feeding = pipeline(createReadStream(dump), guard, child.proc.stdin!);
+  let file: FileHandle | undefined;
   try {
-    await Promise.all([feeding, child.done]);
-  } catch (err) {
-    child.kill();
-    if (signal?.aborted) throw err;
-    // The client's death may be reported first; the refusal is the error to show.
-    if (refused) throw await feeding.then(() => err, (e: unknown) => e);
-    throw classifyDbError(child.stderrTail(), db, err);
+    file = await open(dump, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const child = startChild(client, [`--defaults-extra-file=${defaults}`, '--default-character-set=utf8mb4', ...flags, `--database=${db.name}`], { signal, stdio: [file.fd, 'ignore', 'pipe'] });
+    // The client has its own copy of the descriptor now.
+    await file.close();
+    file = undefined;
+    await child.done.catch((err: unknown) => {
+      throw signal?.aborted ? err : classifyDbError(child.stderrTail(), db, err);
+    });
   } finally {
+    await file?.close();
     await rm(defaults, { force: true });
   }
 }

@@ -18,7 +18,8 @@ import { BLOCK, END_OF_ARCHIVE, entryHeader, paddingLength, ustarInto, type Entr
 //
 // database.sql is checked on its way through (sql-guard.ts) and its sha256 taken, so the
 // restore need not read it once more before the import. What one input chunk gives goes out
-// as one chunk: a site of 200,000 small files is 600,000 headers, data and paddings.
+// as one chunk (a site of 200,000 small files is 600,000 headers, data and paddings), but for
+// long runs of a member's data: those go on as slices of the input, never copied.
 
 const TOP_FILES = new Set(['database.sql', 'manifest.json', 'wp-config.php', '.htaccess']);
 const MAX_META = 1 << 20;
@@ -28,6 +29,9 @@ const MAGIC = Buffer.from('ustar\0', 'latin1');
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /** Room for what one input chunk gives beyond its own size (headers of pax members, the end). */
 const OUT_SLACK = 16384;
+/** Data runs from this long on go on as slices of the input; shorter ones are copied. */
+const PASS_ON = 32768;
+const EMPTY = Buffer.alloc(0);
 
 export interface TarGuardOptions {
   /**
@@ -174,10 +178,20 @@ interface DumpCheck {
 
 type State = 'header' | 'meta' | 'data' | 'pad' | 'end';
 
-export class TarGuard extends Transform {
+/** Where TarFilter's output goes. */
+export interface TarSink {
+  write(b: Buffer): void;
+  /** The end marker went out: tar needs nothing more (the rest of the input is ignored). */
+  end(): void;
+  /** write() is done with its buffer when it returns (a blocking write), so it may be reused. */
+  readonly sync?: boolean;
+}
+
+/** The guard itself, fed chunk by chunk, for a stream (TarGuard) or a thread's blocking loop. */
+export class TarFilter {
   readonly report: TarGuardReport = { warnings: [], symlinks: [] };
   #state: State = 'header';
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = EMPTY;
   #remaining = 0;
   #padSkip = 0;
   #keep = false;
@@ -191,55 +205,65 @@ export class TarGuard extends Transform {
   #current = '';
   #moreWarnings = 0;
   /** What the current input chunk gives, sent as one: headers are written straight into it. */
-  #outBuf: Buffer = Buffer.alloc(0);
+  #outBuf: Buffer = EMPTY;
   #outUsed = 0;
+  /** Input bytes of the current chunk not yet taken: what the output may need room for. */
+  #inLeft = 0;
   #dump: DumpCheck | undefined;
   readonly #owner: { uid: number; gid: number } | undefined;
   /** Dirs under wp-content tar was given, so it never makes one itself (owned by root). */
   readonly #dirs = new Set<string>();
 
-  constructor(opts: TarGuardOptions = {}) {
-    super();
+  readonly #sink: TarSink;
+
+  constructor(sink: TarSink, opts: TarGuardOptions = {}) {
+    this.#sink = sink;
     this.#owner = opts.owner;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.#state === 'end') return cb();
-    try {
-      this.#outBuf = Buffer.allocUnsafe(chunk.length + this.#pending.length + OUT_SLACK);
-      this.#outUsed = 0;
-      this.#feed(chunk);
-      this.#send();
-      cb();
-    } catch (err) {
-      cb(err as Error);
+  /** Takes the next input bytes; throws the refusal. With a sync sink, `chunk` may be reused after. */
+  feed(chunk: Buffer): void {
+    if (this.#state === 'end') return;
+    // A stream keeps what was pushed: each chunk's output gets a buffer of its own.
+    if (!this.#sink.sync) this.#outBuf = EMPTY;
+    this.#outUsed = 0;
+    this.#feed(chunk);
+    this.#send();
+  }
+
+  /** The input ended; throws if the archive was cut short. */
+  end(): void {
+    if (this.#state !== 'end') {
+      if (this.#state !== 'header' || this.#pending.length > 0 || this.#metaType) {
+        throw refuse(`ends in the middle of ${this.#current ? `member ${this.#current}` : 'a header'}: it is truncated`);
+      }
+      this.#finish();
     }
+    if (this.#moreWarnings) this.report.warnings.push(`... and ${this.#moreWarnings} more members left out the same way`);
+    this.#moreWarnings = 0;
   }
 
   #send(): void {
     if (this.#outUsed === 0) return;
     const b = this.#outBuf.subarray(0, this.#outUsed);
-    this.#outBuf = this.#outBuf.subarray(this.#outUsed);
+    if (!this.#sink.sync) this.#outBuf = this.#outBuf.subarray(this.#outUsed);
     this.#outUsed = 0;
-    this.push(b);
+    this.#sink.write(b);
   }
 
   /** Makes room for `n` more bytes of output, sending what is there when it lacks. */
   #room(n: number): void {
     if (this.#outBuf.length - this.#outUsed >= n) return;
     this.#send();
-    this.#outBuf = Buffer.allocUnsafe(Math.max(n, OUT_SLACK));
+    if (this.#outBuf.length >= n) return;
+    this.#outBuf = Buffer.allocUnsafe(Math.max(n, this.#inLeft + OUT_SLACK));
   }
 
-  override _flush(cb: TransformCallback): void {
-    if (this.#state !== 'end') {
-      if (this.#state !== 'header' || this.#pending.length > 0 || this.#metaType) {
-        return cb(refuse(`ends in the middle of ${this.#current ? `member ${this.#current}` : 'a header'}: it is truncated`));
-      }
-      this.#finish();
-    }
-    if (this.#moreWarnings) this.report.warnings.push(`... and ${this.#moreWarnings} more members left out the same way`);
-    cb();
+  /** Sends a long run of data as it is, after what is waiting. */
+  #pass(b: Buffer): void {
+    this.#send();
+    this.#sink.write(b);
+    this.#out += b.length;
   }
 
   #emit(b: Buffer): void {
@@ -270,13 +294,28 @@ export class TarGuard extends Transform {
   }
 
   #feed(chunk: Buffer): void {
-    let buf = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
+    let buf = chunk;
     let i = 0;
+    if (this.#pending.length && this.#state === 'header') {
+      // A header cut in two: only its own bytes are joined, not the whole chunk.
+      const need = BLOCK - this.#pending.length;
+      if (chunk.length < need) {
+        this.#pending = Buffer.concat([this.#pending, chunk]);
+        return;
+      }
+      const head = Buffer.concat([this.#pending, chunk.subarray(0, need)]);
+      this.#pending = EMPTY;
+      this.#inLeft = chunk.length;
+      this.#header(head);
+      i = need;
+    } else if (this.#pending.length) buf = Buffer.concat([this.#pending, chunk]);
     while (i < buf.length) {
       const left = buf.length - i;
+      this.#inLeft = left;
       if (this.#state === 'data') {
         const n = Math.min(this.#remaining, left);
-        if (this.#keep) this.#emit(buf.subarray(i, i + n));
+        if (this.#keep && n >= PASS_ON) this.#pass(buf.subarray(i, i + n));
+        else if (this.#keep) this.#emit(buf.subarray(i, i + n));
         if (this.#dump) this.#inspect(buf.subarray(i, i + n));
         this.#remaining -= n;
         i += n;
@@ -300,7 +339,7 @@ export class TarGuard extends Transform {
       }
     }
     buf = buf.subarray(i);
-    this.#pending = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
+    this.#pending = buf.length ? Buffer.from(buf) : EMPTY;
   }
 
   #endData(): void {
@@ -478,13 +517,45 @@ export class TarGuard extends Transform {
 
   #finish(): void {
     this.#state = 'end';
-    this.#pending = Buffer.alloc(0);
+    this.#pending = EMPTY;
     this.#emit(END_OF_ARCHIVE);
     // Whole records, as tar itself writes them.
     this.#emitZeros((RECORD - (this.#out % RECORD)) % RECORD);
     this.#send();
     // End tar's input now: tar stops at the end marker and may exit before the (ignored) rest
     // of the stream has come through; its stdin must not be closed under a pending write.
-    this.push(null);
+    this.#sink.end();
+  }
+}
+
+/** TarFilter as a stream: zstd's output in, what tar may see out. */
+export class TarGuard extends Transform {
+  readonly #filter: TarFilter;
+
+  constructor(opts: TarGuardOptions = {}) {
+    super();
+    this.#filter = new TarFilter({ write: (b) => void this.push(b), end: () => void this.push(null) }, opts);
+  }
+
+  get report(): TarGuardReport {
+    return this.#filter.report;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#filter.feed(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.#filter.end();
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -53,6 +54,27 @@ describe('tar guard', () => {
       assert.equal(whole.out.length % 10240, 0, 'whole records');
     });
   }
+
+  it('hands on long data as it came, cut anywhere, between members it copies', async () => {
+    const big = randomBytes(300_000);
+    const tar = tarOf([
+      { name: 'wp-content', type: '5' },
+      { name: 'wp-content/big.jpg', type: '0', data: big },
+      { name: 'wp-content/small.txt', type: '0', data: 'small\n' },
+      { name: 'wp-content/big2.jpg', type: '0', data: big.subarray(1, 100_001) },
+    ]);
+    const whole = await guard(tar, tar.length);
+    for (const size of [4096, 32768, 65536, 65537, 100_000]) assert.deepEqual((await guard(tar, size)).out, whole.out, `chunks of ${size}`);
+    const into = mkdtempSync(join(tmpdir(), 'tar-guard-x-'));
+    try {
+      execFileSync('tar', ['-x', '-C', into], { input: whole.out });
+      assert.deepEqual(readFileSync(join(into, 'wp-content/big.jpg')), big);
+      assert.deepEqual(readFileSync(join(into, 'wp-content/big2.jpg')), big.subarray(1, 100_001));
+      assert.equal(readFileSync(join(into, 'wp-content/small.txt'), 'utf8'), 'small\n');
+    } finally {
+      rmSync(into, { recursive: true, force: true });
+    }
+  });
 
   it('refuses a damaged header, a truncated archive and a global pax header', async () => {
     const tar = tarOf([{ name: 'database.sql', type: '0', data: 'x'.repeat(1000) }]);
