@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kindOf } from '../../src/errors.ts';
@@ -59,6 +59,24 @@ describe('stopping a restore mid-extraction', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
+  /**
+   * Runs `fn` with a `tar` first on PATH that waits a second before it starts the real one, so
+   * the pipe fills and holds mid-archive, whatever the machine's speed, until the stop.
+   */
+  async function withSlowTar<T>(fn: () => Promise<T>): Promise<T> {
+    const bin = join(work, 'slow-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'tar'), '#!/bin/sh\nsleep 1\nexec /usr/bin/tar "$@"\n');
+    chmodSync(join(bin, 'tar'), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path ?? ''}`;
+    try {
+      return await fn();
+    } finally {
+      process.env.PATH = path;
+    }
+  }
+
   it('stops with nothing left behind, and the next restore completes', async () => {
     const stop = new AbortController();
     const seen: number[] = [];
@@ -66,11 +84,11 @@ describe('stopping a restore mid-extraction', () => {
       event: (e: ProgressEvent<RestoreStep>): void => {
         if (e.stage !== 'download' || e.bytes_done === 0) return;
         seen.push(e.bytes_done);
-        // The first report comes after 16 MiB of a 48 MiB archive: stop there.
+        // Reports come every 200 ms; tar holds the pipe for a second: stop at the first.
         if (e.bytes_done < e.bytes_total) stop.abort();
       },
     };
-    const err = await runRestore({ archive, sitePath: t.dir, signal: stop.signal, progress }).then(
+    const err = await withSlowTar(() => runRestore({ archive, sitePath: t.dir, signal: stop.signal, progress })).then(
       () => undefined,
       (e: unknown) => e,
     );
