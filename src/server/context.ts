@@ -1,5 +1,6 @@
 import { ensureDataDir } from '../datadir.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { AuthCache } from './auth/auth-cache.ts';
 import { MfaService } from './auth/mfa.ts';
 import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { Db } from './db/db.ts';
@@ -73,6 +74,8 @@ export interface ServerContext {
   pruneFailed: PruneFailedHub;
   /** Agents' latest progress reports, written to the database at a bounded rate (progress-cache.ts). */
   progress: ProgressCache;
+  /** Credentials and held jobs read for recent requests, for a moment (auth/auth-cache.ts). */
+  authCache: AuthCache;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -112,6 +115,8 @@ export interface ContextOptions {
   processMetrics?: boolean;
   /** Longest the database's progress of a running job lags its reports (progress-cache.ts); 2 s by default. */
   progressWriteMs?: number;
+  /** Longest a credential or job changed by another server is used as read (auth/auth-cache.ts); 1 s by default, 0: no cache. */
+  authCacheMs?: number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -147,7 +152,8 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
     const jobNotifier = new JobNotifier();
     held.defer(() => jobNotifier.close());
-    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
+    const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: () => authCache.changed() });
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
     const events = new SiteEvents();
@@ -175,7 +181,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     jobEnded.subscribe((job) => jobLog.ended(job));
     const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
     held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

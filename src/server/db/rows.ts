@@ -10,9 +10,26 @@ export interface RepoContext {
   now: () => number;
   /** Told, after the commit, that a job was queued for a node (wakes waiting polls; job-notifier.ts). */
   onJobQueued?: (nodeId: string) => void;
+  /**
+   * Told, after the commit, that a credential (node key, token, user, assignment) or a held job
+   * (stop, end, release) changed: the authentication cache forgets what it kept (auth/auth-cache.ts).
+   */
+  authChanged?: () => void;
 }
 
 export const newId = (): string => randomUUID();
+
+/**
+ * A write that may change a credential or a held job: once it is done (failed ones too: cheap),
+ * RepoContext.authChanged is told. Passes the write's result through.
+ */
+export async function changing<T>(ctx: RepoContext, write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } finally {
+    ctx.authChanged?.();
+  }
+}
 
 /** Rows come back with snake_case keys and driver types; mappers read them through this. */
 export type Raw = Record<string, unknown>;

@@ -25,6 +25,7 @@ export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId:
     return { cancel: job.cancelRequested, lease_until: iso(job.leaseUntil ?? ctx.now()) };
   }
   const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, p);
+  ctx.authCache.reported(job.id, r);
   if (r) ctx.progress.written(job.id, p);
   else ctx.progress.drop(job.id);
   ctx.events.publish(job.siteId);
