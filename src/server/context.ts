@@ -14,6 +14,8 @@ import { JobNotifier } from './job-notifier.ts';
 import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { ProgressCache } from './progress-cache.ts';
+import { CoalescedReads } from './db/coalesced-reads.ts';
+import type { SiteRow } from './db/sites.ts';
 import { keepEndedProgress } from './services/ended-progress.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -76,6 +78,8 @@ export interface ServerContext {
   progress: ProgressCache;
   /** Credentials and held jobs read for recent requests, for a moment (auth/auth-cache.ts). */
   authCache: AuthCache;
+  /** Sites read by id for status reads, gathered into one query while others run (db/coalesced-reads.ts). */
+  siteReads: CoalescedReads<SiteRow>;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -154,6 +158,8 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     held.defer(() => jobNotifier.close());
     const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
     const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: () => authCache.changed() });
+    // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
+    const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
     const events = new SiteEvents();
@@ -181,7 +187,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     jobEnded.subscribe((job) => jobLog.ended(job));
     const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
     held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

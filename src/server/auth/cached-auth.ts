@@ -28,7 +28,7 @@ export async function nodeWithJob(ctx: ServerContext, keyHash: string, jobId: st
 export async function userWithSite(ctx: ServerContext, tokenHash: string, siteId: string): Promise<{ auth: UserAuth; site: SiteRow | undefined } | undefined> {
   const cache = ctx.authCache;
   const kept = cache.user(tokenHash);
-  if (kept) return { auth: kept, site: await ctx.repos.sites.get(siteId) };
+  if (kept) return { auth: kept, site: await ctx.siteReads.get(siteId) };
   const reading = cache.begin();
   const found = await ctx.repos.tokens.authenticateWithSite(tokenHash, siteId);
   if (!found) return undefined;

@@ -127,6 +127,19 @@ export class SitesRepo {
     return row && toSite(row);
   }
 
+  /**
+   * The sites with these ids (unknown ones are left out), in one query. The list is padded to a
+   * power of two (the last id repeated), so a few statement texts serve every batch size.
+   */
+  async getMany(ids: readonly string[]): Promise<SiteRow[]> {
+    if (ids.length === 0) return [];
+    let size = 1;
+    while (size < ids.length) size *= 2;
+    const padded = [...ids, ...Array<string>(size - ids.length).fill(ids[ids.length - 1] as string)];
+    const rows = await this.#ctx.db.query<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id IN (${padded.map(() => '?').join(', ')})`, padded);
+    return rows.map(toSite);
+  }
+
   async list(f: SiteFilter = {}): Promise<SiteRow[]> {
     const where: string[] = [];
     const params: (string | number)[] = [];

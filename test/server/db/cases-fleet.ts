@@ -54,6 +54,18 @@ export function fleetCases(ctx: SuiteContext): void {
       assert.equal(await sites.update(other.id, { name: 'gone' }), undefined);
     });
 
+    it('are read several at once by id, unknown and repeated ids included', async () => {
+      const node = await makeNode(ctx.repos);
+      const made = await Promise.all([1, 2, 3].map(() => makeSite(ctx.repos, node.id)));
+      const ids = made.map((s) => s.id);
+      assert.deepEqual(await ctx.repos.sites.getMany([]), []);
+      // Three ids and an unknown one: four, no padding; five with a repeat pad to eight.
+      const found = await ctx.repos.sites.getMany([...ids, 'no-such-site']);
+      assert.deepEqual(found.map((s) => s.id).sort(), [...ids].sort());
+      assert.deepEqual(found.find((s) => s.id === ids[0]), await ctx.repos.sites.get(ids[0] as string));
+      assert.deepEqual((await ctx.repos.sites.getMany([...ids, ids[0] as string, 'x'])).map((s) => s.id).sort(), [...ids].sort());
+    });
+
     it('take progress only from their running job, and reset to idle', async () => {
       const { sites, jobs } = ctx.repos;
       const site = await makeSite(ctx.repos);
