@@ -1,6 +1,7 @@
 import { ensureDataDir } from '../datadir.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { AuthCache } from './auth/auth-cache.ts';
+import { authChangedHook } from './auth/auth-notify.ts';
 import { MfaService } from './auth/mfa.ts';
 import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { Db } from './db/db.ts';
@@ -157,7 +158,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const jobNotifier = new JobNotifier();
     held.defer(() => jobNotifier.close());
     const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
-    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: () => authCache.changed() });
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache) });
     // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
     const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { JobRow } from '../db/job-rows.ts';
 import type { ReportReply } from '../db/job-report.ts';
 import type { NodeRow } from '../db/nodes.ts';
@@ -19,8 +20,10 @@ import type { UserRow } from '../db/users.ts';
 //     a job's stop request, end, release or reset) calls changed() once it has committed, which
 //     empties the cache; a read that began before that is not kept (the epoch it began in
 //     is gone), so a read from before the commit never comes back as current;
-//   - made by another server on the same PostgreSQL (or anything else writing the database):
-//     at most ttlMs (1 s by default), after which the row is read again.
+//   - made by another server on the same PostgreSQL: as soon as its notice arrives (milliseconds:
+//     auth-notify.ts), and at most ttlMs (1 s by default) if the notice is lost;
+//   - made by anything else writing the database (SQL by hand): at most ttlMs, after which the
+//     row is read again.
 // Nothing is written on the strength of a kept row alone: the progress report's write is
 // conditional on the job still being the node's and running (job-report.ts), so a stale job
 // can at worst make the reply say "carry on" for up to ttlMs after a stop another server took.
@@ -90,6 +93,8 @@ export interface Reading {
 }
 
 export class AuthCache {
+  /** This cache's name in change notices (auth-notify.ts), so it skips its own. */
+  readonly instance = randomUUID();
   readonly ttlMs: number;
   readonly #now: () => number;
   readonly #nodes = new Kept<NodeRow>();

@@ -163,7 +163,7 @@ export class JobsRepo {
   /** Fails every job whose lease ran out before now, and its site; each is returned to one caller only. */
   async expireLeases(now: number = this.#ctx.now()): Promise<JobRow[]> {
     const expired = await expireLeases(this.#ctx, now);
-    if (expired.length > 0) this.#ctx.authChanged?.();
+    if (expired.length > 0) await this.#ctx.authChanged?.();
     return expired;
   }
 

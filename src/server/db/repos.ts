@@ -49,7 +49,7 @@ export interface RepoOptions {
   /** See RepoContext.onJobQueued. */
   onJobQueued?: (nodeId: string) => void;
   /** See RepoContext.authChanged. */
-  authChanged?: () => void;
+  authChanged?: () => void | Promise<void>;
 }
 
 /**
@@ -63,7 +63,7 @@ async function inTransaction<T>(db: Queryable, opts: RepoOptions, fn: (repos: Re
   try {
     return await db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: opts.now, authChanged }), tx));
   } finally {
-    if (changed) opts.authChanged?.();
+    if (changed) await opts.authChanged?.();
   }
 }
 

@@ -14,7 +14,7 @@ export interface RepoContext {
    * Told, after the commit, that a credential (node key, token, user, assignment) or a held job
    * (stop, end, release) changed: the authentication cache forgets what it kept (auth/auth-cache.ts).
    */
-  authChanged?: () => void;
+  authChanged?: () => void | Promise<void>;
 }
 
 export const newId = (): string => randomUUID();
@@ -27,7 +27,7 @@ export async function changing<T>(ctx: RepoContext, write: Promise<T>): Promise<
   try {
     return await write;
   } finally {
-    ctx.authChanged?.();
+    await ctx.authChanged?.();
   }
 }
 

@@ -8,14 +8,17 @@ import { AuthCache, DEFAULT_AUTH_CACHE_MS } from '../../../src/server/auth/auth-
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import type { ServerContext } from '../../../src/server/context.ts';
 import type { NodeRow } from '../../../src/server/db/nodes.ts';
+import { createRepos } from '../../../src/server/db/repos.ts';
 import { startServer, type RunningServer } from '../../../src/server/start.ts';
 import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
 import { postgresTarget, type Target } from '../db/targets.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 // The authentication cache of the two hottest routes (auth/auth-cache.ts): within its window a
 // progress report or a status read does not read its credentials (or its held job) again; a
-// change made through this server is seen by the next request; a change made elsewhere (another
-// server, a direct write) is seen once the window has passed; and a stale job never writes.
+// change made through this server is seen by the next request; one made through another server
+// on the same PostgreSQL as soon as its notice arrives (auth-notify.ts); one made without a notice
+// (a direct write, a lost notice) once the window has passed; and a stale job never writes.
 // The clock is the context's own (ContextOptions.now), moved by the tests: nothing sleeps.
 
 const WINDOW = DEFAULT_AUTH_CACHE_MS;
@@ -177,7 +180,7 @@ for (const dialect of DIALECTS) {
   });
 }
 
-describe('two servers on one PostgreSQL: a change on one reaches the other within the window', () => {
+describe('two servers on one PostgreSQL: a change on one reaches the other by notice, or within the window', () => {
   let target: Target;
   let a: RunningServer;
   let b: RunningServer;
@@ -204,28 +207,36 @@ describe('two servers on one PostgreSQL: a change on one reaches the other withi
   });
   const send = (job: Job, r: Report) => call(a.url, 'POST', `/api/v1/agent/jobs/${job.jobId}/progress`, job.key, r);
 
-  it('a stop or a key revoked through B reaches the agent reporting to A once the window has passed', async () => {
+  it('a stop or a key revoked through B reaches the agent reporting to A by B\'s notice, the clock standing still', async () => {
     const stopped = await claimedJob(a.ctx, a.url);
     assert.equal((await send(stopped, report(10))).body.cancel, false);
-    assert.equal((await call(b.url, 'POST', `/api/v1/sites/${stopped.siteId}/backup/stop`, token)).status, 202);
     const revoked = await claimedJob(a.ctx, a.url);
     assert.equal((await send(revoked, report(10))).status, 200);
+    assert.equal((await call(b.url, 'POST', `/api/v1/sites/${stopped.siteId}/backup/stop`, token)).status, 202);
     assert.equal((await call(b.url, 'POST', `/api/v1/nodes/${revoked.nodeId}/revoke-key`, token)).status, 200);
-    clock += WINDOW;
-    assert.equal((await send(stopped, report(11))).body.cancel, true);
-    assert.equal((await send(revoked, report(11))).status, 401);
+    // The notice travels on A's listening connection: waited for, not slept on.
+    await waitFor('A to see the stop', async () => (await send(stopped, report(11))).body.cancel === true, { ms: 10_000 });
+    await waitFor('A to refuse the revoked key', async () => (await send(revoked, report(11))).status === 401, { ms: 10_000 });
   });
 
-  it('a job that ended through B is never written by A\'s kept copy: the write is refused and the agent told to stop', async () => {
+  it('a job ended without a notice (one lost) is never written by A\'s kept copy, and is seen once the window has passed', async () => {
     const job = await claimedJob(a.ctx, a.url);
     assert.equal((await send(job, report(10, 'backup_db'))).body.cancel, false);
-    const fin = await call(b.url, 'POST', `/api/v1/agent/jobs/${job.jobId}/finish`, job.key, { status: 'failed', stage: 'backup_db', error: 'disk full' });
-    assert.equal(fin.status, 200, JSON.stringify(fin.body));
-    // Within the window, with A's kept job; a stage change is written at once (progress-cache.ts).
+    // The same finish as B's, through repositories that announce nothing: a notice lost.
+    const silent = createRepos(b.ctx.db, { secrets: b.ctx.secrets, now: () => clock });
+    assert.equal((await silent.jobs.finish(job.jobId, job.nodeId, { state: 'failed', error: 'disk full' }))?.state, 'failed');
+    assert.equal((await send(job, report(11, 'backup_db'))).body.cancel, false, 'within the window: A\'s kept job, not written (same stage)');
+    // A stage change is written at once (progress-cache.ts): conditional on the job, so refused.
     assert.equal((await send(job, report(20, 'backup_files'))).body.cancel, true);
     const site = await a.ctx.repos.sites.backupState(job.siteId);
     assert.equal(site?.status, 'failed');
     assert.notEqual(site?.stage, 'backup_files', 'the refused report left the ended run alone');
     assert.equal((await a.ctx.repos.jobs.get(job.jobId))?.state, 'failed');
+    const other = await claimedJob(a.ctx, a.url);
+    assert.equal((await send(other, report(10))).body.cancel, false);
+    await silent.jobs.requestCancel(other.siteId);
+    assert.equal((await send(other, report(11))).body.cancel, false, 'within the window: A\'s kept job');
+    clock += WINDOW;
+    assert.equal((await send(other, report(12))).body.cancel, true, 'read again once the window has passed');
   });
 });
