@@ -15,6 +15,7 @@ import { JobNotifier } from './job-notifier.ts';
 import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { ProgressCache } from './progress-cache.ts';
+import { NodeTouches } from './node-touches.ts';
 import { CoalescedReads } from './db/coalesced-reads.ts';
 import type { SiteRow } from './db/sites.ts';
 import { keepEndedProgress } from './services/ended-progress.ts';
@@ -81,6 +82,8 @@ export interface ServerContext {
   authCache: AuthCache;
   /** Sites read by id for status reads, gathered into one query while others run (db/coalesced-reads.ts). */
   siteReads: CoalescedReads<SiteRow>;
+  /** Nodes heard from, their last_seen written together a moment later (node-touches.ts). */
+  nodeTouches: NodeTouches;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -161,6 +164,8 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache) });
     // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
     const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
+    const nodeTouches = new NodeTouches((ids) => repos.nodes.touchMany(ids));
+    held.defer(() => nodeTouches.flush());
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
     const events = new SiteEvents();
@@ -188,7 +193,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     jobEnded.subscribe((job) => jobLog.ended(job));
     const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
     held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, nodeTouches, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

@@ -108,7 +108,7 @@ export async function principalOf(req: FastifyRequest, ctx: ServerContext, prefe
     const found = jobId === undefined ? { node: await ctx.repos.nodes.findByKeyHash(hash), job: undefined } : await nodeWithJob(ctx, hash, jobId);
     const node = found?.node;
     if (!node || node.status === 'disabled') return undefined;
-    if (shouldTouch(node.id, 5_000)) void ctx.repos.nodes.touch(node.id).catch(() => {});
+    if (shouldTouch(node.id, 5_000)) ctx.nodeTouches.add(node.id);
     const principal: Principal = { kind: 'node', nodeId: node.id };
     if (jobId !== undefined) prefetchedJobs.set(principal, jobId, found?.job);
     return principal;

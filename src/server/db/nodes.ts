@@ -1,4 +1,4 @@
-import { assignments, changing, newId, num, numOrNull, str } from './rows.ts';
+import { assignments, changing, newId, num, numOrNull, paddedIds, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import { prefixed, unprefixed } from './joined.ts';
 import { JOB_COLUMNS, toJob, type JobRow } from './job-rows.ts';
@@ -162,6 +162,18 @@ export class NodesRepo {
     const now = this.#ctx.now();
     const sql = 'UPDATE nodes SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)';
     return (await this.#ctx.db.relaxed.exec(sql, [now, id, now - minGapMs])) === 1;
+  }
+
+  /** touch() for several nodes (node-touches.ts gathers them), 64 a statement. */
+  async touchMany(ids: readonly string[], minGapMs = 5000): Promise<number> {
+    const now = this.#ctx.now();
+    let touched = 0;
+    for (let i = 0; i < ids.length; i += 64) {
+      const padded = paddedIds(ids.slice(i, i + 64));
+      const sql = `UPDATE nodes SET last_seen = ? WHERE id IN (${padded.marks}) AND (last_seen IS NULL OR last_seen < ?)`;
+      touched += await this.#ctx.db.relaxed.exec(sql, [now, ...padded.ids, now - minGapMs]);
+    }
+    return touched;
   }
 
   /** Refused with a ConflictError ('reference') while sites still belong to the node. */

@@ -20,6 +20,17 @@ export interface RepoContext {
 export const newId = (): string => randomUUID();
 
 /**
+ * Ids (at least one) for `IN (marks)`, padded to a power of two with the last one repeated: a
+ * few statement texts (each a named statement on PostgreSQL) serve every list size.
+ */
+export function paddedIds(ids: readonly string[]): { marks: string; ids: string[] } {
+  let size = 1;
+  while (size < ids.length) size *= 2;
+  const padded = [...ids, ...Array<string>(size - ids.length).fill(ids[ids.length - 1] as string)];
+  return { marks: padded.map(() => '?').join(', '), ids: padded };
+}
+
+/**
  * A write that may change a credential or a held job: once it is done (failed ones too: cheap),
  * RepoContext.authChanged is told. Passes the write's result through.
  */

@@ -1,5 +1,5 @@
 import { badInput } from '../../errors.ts';
-import { assignments, json, newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { assignments, json, newId, num, numOrNull, paddedIds, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // WordPress sites and their live backup state (the spec's status fields). The state is
@@ -128,15 +128,13 @@ export class SitesRepo {
   }
 
   /**
-   * The sites with these ids (unknown ones are left out), in one query. The list is padded to a
-   * power of two (the last id repeated), so a few statement texts serve every batch size.
+   * The sites with these ids (unknown ones are left out), in one query (db/coalesced-reads.ts
+   * gathers them; 64 at most).
    */
   async getMany(ids: readonly string[]): Promise<SiteRow[]> {
     if (ids.length === 0) return [];
-    let size = 1;
-    while (size < ids.length) size *= 2;
-    const padded = [...ids, ...Array<string>(size - ids.length).fill(ids[ids.length - 1] as string)];
-    const rows = await this.#ctx.db.query<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id IN (${padded.map(() => '?').join(', ')})`, padded);
+    const padded = paddedIds(ids);
+    const rows = await this.#ctx.db.query<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id IN (${padded.marks})`, padded.ids);
     return rows.map(toSite);
   }
 

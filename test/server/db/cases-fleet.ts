@@ -25,6 +25,19 @@ export function fleetCases(ctx: SuiteContext): void {
       assert.equal(await nodes.get(node.id), undefined);
     });
 
+    it('are touched many at once, each at most once per gap, past 64 ids a statement', async () => {
+      const { nodes } = ctx.repos;
+      const made = await Promise.all(Array.from({ length: 70 }, () => makeNode(ctx.repos)));
+      const ids = made.map((n) => n.id);
+      assert.equal(await nodes.touch(ids[0] as string), true);
+      assert.equal(await nodes.touchMany([...ids, ids[1] as string]), 69, 'the one touched within the gap is left alone, a repeat counts once');
+      assert.equal(await nodes.touchMany(ids.slice(0, 3)), 0);
+      ctx.clock.advance(6000);
+      assert.equal(await nodes.touchMany(ids.slice(0, 3)), 3);
+      assert.equal((await nodes.get(ids[69] as string))?.lastSeen, ctx.clock.t - 6000);
+      assert.equal((await nodes.get(ids[2] as string))?.lastSeen, ctx.clock.t);
+    });
+
     it('cannot be removed while sites belong to them', async () => {
       const site = await makeSite(ctx.repos);
       await assert.rejects(ctx.repos.nodes.remove(site.nodeId), (e) => isConflict(e, 'reference'));

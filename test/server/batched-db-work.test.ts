@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoalescedReads } from '../../src/server/db/coalesced-reads.ts';
+import { NodeTouches } from '../../src/server/node-touches.ts';
 
-// Reads by id gathered while others are in flight (db/coalesced-reads.ts), with a loader the
-// test releases by hand: which ids went in which query, and who got what. (The real loader,
-// sites.getMany, runs on both databases in test/server/db/cases-fleet.ts.)
+// Database work gathered into fewer statements. Reads by id gathered while others are in flight
+// (db/coalesced-reads.ts), with a loader the test releases by hand: which ids went in which
+// query, and who got what. Nodes' last_seen written together (node-touches.ts). The real
+// statements, sites.getMany and nodes.touchMany, run on both databases in test/server/db/cases-fleet.ts.
 
 interface Row {
   id: string;
@@ -53,5 +55,27 @@ describe('coalesced reads by id', () => {
     const after = reads.get('d');
     l.release(2);
     assert.deepEqual(await after, { id: 'd' });
+  });
+});
+
+describe('node touches', () => {
+  it('writes the nodes heard from together, each once, on flush or a moment later', async () => {
+    const writes: string[][] = [];
+    let wrote: () => void = () => {};
+    const touches = new NodeTouches(async (ids) => {
+      writes.push(ids);
+      wrote();
+    }, 10);
+    const later = new Promise<void>((resolve) => (wrote = resolve));
+    touches.add('a');
+    touches.add('b');
+    touches.add('a');
+    await later;
+    assert.deepEqual(writes, [['a', 'b']]);
+    touches.add('c');
+    await touches.flush();
+    assert.deepEqual(writes, [['a', 'b'], ['c']]);
+    await touches.flush();
+    assert.equal(writes.length, 2, 'nothing pending: nothing written');
   });
 });
