@@ -109,7 +109,7 @@ export async function principalOf(req: FastifyRequest, ctx: ServerContext, prefe
     const node = found?.node;
     if (!node || node.status === 'disabled') return undefined;
     if (shouldTouch(node.id, 5_000)) ctx.nodeTouches.add(node.id);
-    const principal: Principal = { kind: 'node', nodeId: node.id };
+    const principal: Principal = { kind: 'node', nodeId: node.id, keyHash: hash };
     if (jobId !== undefined) prefetchedJobs.set(principal, jobId, found?.job);
     return principal;
   }

@@ -25,8 +25,9 @@ import type { UserRow } from '../db/users.ts';
 //   - made by anything else writing the database (SQL by hand): at most ttlMs, after which the
 //     row is read again.
 // Nothing is written on the strength of a kept row alone: the progress report's write is
-// conditional on the job still being the node's and running (job-report.ts), so a stale job
-// can at worst make the reply say "carry on" for up to ttlMs after a stop another server took.
+// conditional on the job still being the node's and running, and on the node still holding the
+// key and not being disabled (job-report.ts). A stale row can at worst make a reply say "carry
+// on" (not written) for up to ttlMs after a stop or a revocation nobody announced.
 
 export const DEFAULT_AUTH_CACHE_MS = 1_000;
 const MAX_ENTRIES = 50_000;
@@ -154,10 +155,15 @@ export class AuthCache {
 
   /**
    * A progress report was written (reply) or refused (undefined): the write's answer is the
-   * job's state now, newer than the kept row; a refused job is no longer the node's.
+   * job's state now, newer than the kept row. A refused one's job is no longer the node's, or
+   * its key (keyHash) no longer the node's: both are read again.
    */
-  reported(jobId: string, reply: ReportReply | undefined): void {
-    if (!reply) return this.#jobs.delete(jobId);
+  reported(jobId: string, reply: ReportReply | undefined, keyHash?: string): void {
+    if (!reply) {
+      this.#jobs.delete(jobId);
+      if (keyHash !== undefined) this.#nodes.delete(keyHash);
+      return;
+    }
     this.#jobs.update(jobId, (j) => ({ ...j, state: 'running', leaseUntil: Math.max(j.leaseUntil ?? 0, reply.leaseUntil), cancelRequested: j.cancelRequested || reply.cancelRequested }));
   }
 

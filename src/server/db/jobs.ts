@@ -128,8 +128,8 @@ export class JobsRepo {
    * progress endpoint calls it at a bounded rate per job (progress-cache.ts).
    * undefined: the job is no longer this node's to run, stop.
    */
-  report(jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
-    return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p);
+  report(jobId: string, nodeId: string, leaseMs: number, p: Progress, keyHash?: string): Promise<ReportReply | undefined> {
+    return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p, keyHash);
   }
 
   /** After the job ended: its site keeps the job's last report (see job-report.ts keepLastProgress). */

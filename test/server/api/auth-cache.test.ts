@@ -177,6 +177,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await send(job, report(12))).body.cancel, true);
       assert.equal((await status(job.siteId, user.token)).status, 401);
     });
+
+    it('never writes a report whose kept key another writer revoked: the ended lease stays ended', async () => {
+      const job = await claimedJob(ctx(), t.url);
+      assert.equal((await send(job, report(10, 'backup_db'))).body.cancel, false);
+      // revokeKey through repositories that announce nothing: as `wpbackup nodes revoke-key` on SQLite.
+      const silent = createRepos(ctx().db, { secrets: ctx().secrets, now: () => clock });
+      assert.equal(await silent.nodes.revokeKey(job.nodeId), true);
+      // Within the window the key is the kept one; a stage change is written at once (progress-cache.ts): refused.
+      assert.equal((await send(job, report(20, 'backup_files'))).body.cancel, true);
+      const row = await ctx().repos.jobs.get(job.jobId);
+      assert.ok(row?.leaseUntil !== null && row !== undefined && row.leaseUntil < clock, 'the lease the revocation ended was not renewed');
+      assert.equal((await ctx().repos.sites.backupState(job.siteId))?.stage, 'backup_db', 'the refused report was not written');
+      assert.equal((await send(job, report(21, 'backup_files'))).status, 401, 'the key is read again at once');
+    });
   });
 }
 
