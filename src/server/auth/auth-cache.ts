@@ -63,9 +63,12 @@ class Kept<T> {
     this.#entries.set(key, { value, at });
   }
 
-  update(key: string, fn: (v: T) => T): void {
+  /** A newer value, and (at) a newer statement that confirmed it: its window starts again. */
+  update(key: string, fn: (v: T) => T, at?: number): void {
     const e = this.#entries.get(key);
-    if (e) e.value = fn(e.value);
+    if (!e) return;
+    e.value = fn(e.value);
+    if (at !== undefined && at > e.at) e.at = at;
   }
 
   delete(key: string): void {
@@ -154,17 +157,21 @@ export class AuthCache {
   }
 
   /**
-   * A progress report was written (reply) or refused (undefined): the write's answer is the
-   * job's state now, newer than the kept row. A refused one's job is no longer the node's, or
-   * its key (keyHash) no longer the node's: both are read again.
+   * A progress report was written (reply) or refused (undefined), by a write begun at r. The
+   * write's answer is the job's state now, newer than the kept row. A write conditional on the
+   * key (keyHash: job-report.ts) also confirmed the node still holds it and is not disabled, so
+   * the kept key and job count from the write, as from a read. A refused one's job is no longer
+   * the node's, or its key no longer the node's: both are read again.
    */
-  reported(jobId: string, reply: ReportReply | undefined, keyHash?: string): void {
+  reported(r: Reading, jobId: string, reply: ReportReply | undefined, keyHash?: string): void {
     if (!reply) {
       this.#jobs.delete(jobId);
       if (keyHash !== undefined) this.#nodes.delete(keyHash);
       return;
     }
-    this.#jobs.update(jobId, (j) => ({ ...j, state: 'running', leaseUntil: Math.max(j.leaseUntil ?? 0, reply.leaseUntil), cancelRequested: j.cancelRequested || reply.cancelRequested }));
+    const confirmed = keyHash !== undefined && this.#current(r) ? r.at : undefined;
+    this.#jobs.update(jobId, (j) => ({ ...j, state: 'running', leaseUntil: Math.max(j.leaseUntil ?? 0, reply.leaseUntil), cancelRequested: j.cancelRequested || reply.cancelRequested }), confirmed);
+    if (keyHash !== undefined && confirmed !== undefined) this.#nodes.update(keyHash, (n) => n, confirmed);
   }
 
   /** Entries held (tests). */

@@ -134,6 +134,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await send(disabled, report(11))).status, 401, 'a disabled node is refused at the next report');
     });
 
+    it('counts a written report, which checks the key and the job, as a read: the window starts again from it', async () => {
+      const job = await claimedJob(ctx(), t.url);
+      const before = reads.nodes();
+      await send(job, report(10, 'backup_db'));
+      clock += WINDOW - 100;
+      await send(job, report(11, 'backup_files')); // a stage change: written at once (progress-cache.ts)
+      clock += WINDOW - 100;
+      assert.equal((await send(job, report(12, 'backup_files'))).body.cancel, false);
+      assert.equal(reads.nodes(), before + 1, 'within the window of the written report: nothing read');
+      clock += 100;
+      await send(job, report(13, 'backup_files'));
+      assert.equal(reads.nodes(), before + 2, 'read again once that window has passed');
+    });
+
     it('reads a status reader\'s token once per window, the site every time, and refuses a token revoked, a user disabled or an assignment removed here at the next read', async () => {
       const job = await claimedJob(ctx(), t.url);
       const before = reads.users();
