@@ -22,8 +22,10 @@ import type { UserRow } from '../db/users.ts';
 //     is gone), so a read from before the commit never comes back as current;
 //   - made by another server on the same PostgreSQL: as soon as its notice arrives (milliseconds:
 //     auth-notify.ts), and at most ttlMs (1 s by default) if the notice is lost;
-//   - made by anything else writing the database (SQL by hand): at most ttlMs, after which the
-//     row is read again.
+//   - made by anything else writing the database (a `wpbackup users|nodes` command on SQLite,
+//     where there are no notices; SQL by hand): at most ttlMs after the last statement that
+//     confirmed the kept row (the read, or a progress write conditional on the key and the job),
+//     after which it is read again.
 // Nothing is written on the strength of a kept row alone: the progress report's write is
 // conditional on the job still being the node's and running, and on the node still holding the
 // key and not being disabled (job-report.ts). A stale row can at worst make a reply say "carry
