@@ -1,5 +1,7 @@
 import { ensureDataDir } from '../datadir.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { AuthCache } from './auth/auth-cache.ts';
+import { authChangedHook } from './auth/auth-notify.ts';
 import { MfaService } from './auth/mfa.ts';
 import { LoginLimiter, type LoginLimits } from './auth/rate-limit.ts';
 import type { Db } from './db/db.ts';
@@ -13,6 +15,9 @@ import { JobNotifier } from './job-notifier.ts';
 import { JobLog } from './job-log.ts';
 import { KeyedListeners } from './keyed-listeners.ts';
 import { ProgressCache } from './progress-cache.ts';
+import { NodeTouches } from './node-touches.ts';
+import { CoalescedReads } from './db/coalesced-reads.ts';
+import type { SiteRow } from './db/sites.ts';
 import { keepEndedProgress } from './services/ended-progress.ts';
 import { DownloadLinks } from './local-download.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -73,6 +78,12 @@ export interface ServerContext {
   pruneFailed: PruneFailedHub;
   /** Agents' latest progress reports, written to the database at a bounded rate (progress-cache.ts). */
   progress: ProgressCache;
+  /** Credentials and held jobs read for recent requests, for a moment (auth/auth-cache.ts). */
+  authCache: AuthCache;
+  /** Sites read by id for status reads, gathered into one query while others run (db/coalesced-reads.ts). */
+  siteReads: CoalescedReads<SiteRow>;
+  /** Nodes heard from, their last_seen written together a moment later (node-touches.ts). */
+  nodeTouches: NodeTouches;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -112,6 +123,8 @@ export interface ContextOptions {
   processMetrics?: boolean;
   /** Longest the database's progress of a running job lags its reports (progress-cache.ts); 2 s by default. */
   progressWriteMs?: number;
+  /** Longest a credential or job changed by another server is used as read (auth/auth-cache.ts); 1 s by default, 0: no cache. */
+  authCacheMs?: number;
 }
 
 export const DEFAULT_POLL_RECHECK_MS = 5_000;
@@ -147,7 +160,12 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const secrets = openSecretBox({ dataDir: o.dataDir, env: o.env ?? process.env });
     const jobNotifier = new JobNotifier();
     held.defer(() => jobNotifier.close());
-    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId) });
+    const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache) });
+    // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
+    const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
+    const nodeTouches = new NodeTouches((ids) => repos.nodes.touchMany(ids));
+    held.defer(() => nodeTouches.flush());
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
     const events = new SiteEvents();
@@ -175,7 +193,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     jobEnded.subscribe((job) => jobLog.ended(job));
     const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
     held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, nodeTouches, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

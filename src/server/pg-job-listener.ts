@@ -3,9 +3,10 @@ import { JOBS_CHANNEL } from './db/jobs.ts';
 import type { JobNotifier } from './job-notifier.ts';
 
 // LISTEN wpbackup_jobs on a connection of its own (a pooled one would be handed to other
-// queries), feeding each notification to the notifier. On any error the connection is
-// dropped and opened again after a short back-off; every waiter is woken on reconnect,
-// because notifications sent meanwhile are lost.
+// queries), feeding each notification to the notifier, and any other channels given to their
+// handlers. On any error the connection is dropped and opened again after a short back-off;
+// every waiter is woken on reconnect (and each other channel told), because notifications
+// sent meanwhile are lost.
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
@@ -18,7 +19,15 @@ export interface PgJobListener {
   close(): Promise<void>;
 }
 
-export function startPgJobListener(url: string, notifier: JobNotifier, log: (message: string, err?: unknown) => void = () => {}): PgJobListener {
+/** Another channel to listen on, on the same connection. */
+export interface ListenFor {
+  channel: string;
+  onNotify: (payload: string) => void;
+  /** Listening again after a lost connection: what was sent meanwhile is lost. */
+  onReconnect: () => void;
+}
+
+export function startPgJobListener(url: string, notifier: JobNotifier, log: (message: string, err?: unknown) => void = () => {}, more: ListenFor[] = []): PgJobListener {
   let client: pg.Client | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -51,15 +60,19 @@ export function startPgJobListener(url: string, notifier: JobNotifier, log: (mes
     });
     c.on('notification', (msg) => {
       if (msg.channel === JOBS_CHANNEL && msg.payload) notifier.notify(msg.payload);
+      else more.find((m) => m.channel === msg.channel)?.onNotify(msg.payload ?? '');
     });
     try {
       await c.connect();
-      await c.query(`LISTEN ${JOBS_CHANNEL}`);
+      await c.query([JOBS_CHANNEL, ...more.map((m) => m.channel)].map((ch) => `LISTEN ${ch};`).join(' '));
       if (client !== c) return;
       connects++;
       delay = RETRY_MIN_MS;
       // Jobs queued while we were not listening are announced to no one: look now.
-      if (connects > 1) notifier.notifyAll();
+      if (connects > 1) {
+        notifier.notifyAll();
+        for (const m of more) m.onReconnect();
+      }
       markReady();
     } catch (err) {
       if (client === c) retry(err);

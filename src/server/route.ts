@@ -1,9 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HTTPMethods } from 'fastify';
-import { authorize, type Action, type Principal, type Resource, type Role } from './auth/roles.ts';
+import { authorize, type Action, type Principal, type Resource } from './auth/roles.ts';
+import { nodeWithJob, userOf, userWithSite } from './auth/cached-auth.ts';
 import { prefetchedJobs, prefetchedSites } from './auth/prefetched.ts';
-import type { SiteRow } from './db/sites.ts';
-import type { TokenRow } from './db/tokens.ts';
-import type { UserRow } from './db/users.ts';
 import { hashToken, parseBearer } from './auth/tokens.ts';
 import { forbidden, unauthorized } from './api-error.ts';
 import type { ServerContext } from './context.ts';
@@ -85,8 +83,6 @@ function shouldTouch(id: string, gapMs: number): boolean {
   return true;
 }
 
-const NO_IDS: ReadonlySet<string> = new Set();
-
 /** What an agent whose key is refused is told (401): the way back (node-keys.ts). */
 export const NODE_KEY_REFUSED = 'This node key is not valid (revoked, replaced, or its node removed or disabled); ask an admin for a re-join code (wpbackup nodes join-code --node NODE_ID) and restart the agent with WPBACKUP_JOIN_CODE set';
 
@@ -98,37 +94,34 @@ export interface Prefetch {
   siteId?: string;
 }
 
-/** The caller behind a bearer token, or undefined. Session/API tokens are users; node keys are agents. */
+/**
+ * The caller behind a bearer token, or undefined. Session/API tokens are users; node keys are agents.
+ * With a prefetch (the hottest routes), credentials come from the authentication cache when it
+ * holds them (auth/auth-cache.ts); otherwise they are read afresh.
+ */
 export async function principalOf(req: FastifyRequest, ctx: ServerContext, prefetch: Prefetch = {}): Promise<Principal | undefined> {
   const cred = parseBearer(req.headers.authorization);
   if (!cred) return undefined;
   const hash = hashToken(cred.token);
   if (cred.kind === 'node') {
     const { jobId } = prefetch;
-    const found = jobId === undefined ? { node: await ctx.repos.nodes.findByKeyHash(hash), job: undefined } : await ctx.repos.nodes.findByKeyHashWithJob(hash, jobId);
+    const found = jobId === undefined ? { node: await ctx.repos.nodes.findByKeyHash(hash), job: undefined } : await nodeWithJob(ctx, hash, jobId);
     const node = found?.node;
     if (!node || node.status === 'disabled') return undefined;
-    if (shouldTouch(node.id, 5_000)) void ctx.repos.nodes.touch(node.id).catch(() => {});
-    const principal: Principal = { kind: 'node', nodeId: node.id };
+    if (shouldTouch(node.id, 5_000)) ctx.nodeTouches.add(node.id);
+    const principal: Principal = { kind: 'node', nodeId: node.id, keyHash: hash };
     if (jobId !== undefined) prefetchedJobs.set(principal, jobId, found?.job);
     return principal;
   }
   const { siteId } = prefetch;
-  const found: { token: TokenRow; user: UserRow; site?: SiteRow } | undefined = siteId === undefined ? await ctx.repos.tokens.authenticate(hash) : await ctx.repos.tokens.authenticateWithSite(hash, siteId);
-  if (!found || found.token.kind !== cred.kind) return undefined;
-  if (shouldTouch(found.token.id, 60_000)) void ctx.repos.tokens.touch(found.token.id).catch(() => {});
-  const { user } = found;
-  const principal: Principal = user.role === 'super_admin'
-    // A super_admin's assignments change nothing, so skip two queries on the busiest path.
-    ? { kind: 'user', userId: user.id, role: user.role, nodeIds: NO_IDS, siteIds: NO_IDS }
-    : await assigned(ctx, user.id, user.role);
+  const found = siteId === undefined ? await userOf(ctx, hash) : await userWithSite(ctx, hash, siteId);
+  if (!found || found.auth.token.kind !== cred.kind) return undefined;
+  const { token, user, nodeIds, siteIds } = found.auth;
+  if (shouldTouch(token.id, 60_000)) void ctx.repos.tokens.touch(token.id).catch(() => {});
+  // A new object per request: prefetched rows are kept by principal.
+  const principal: Principal = { kind: 'user', userId: user.id, role: user.role, nodeIds, siteIds };
   if (siteId !== undefined) prefetchedSites.set(principal, siteId, found.site);
   return principal;
-}
-
-async function assigned(ctx: ServerContext, userId: string, role: Role): Promise<Principal> {
-  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(userId), ctx.repos.users.assignedSiteIds(userId)]);
-  return { kind: 'user', userId, role, nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
 }
 
 /** Throws 403 unless the principal may do action on resource (ids from the database, never the request). */

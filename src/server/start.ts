@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from './app.ts';
 import { openContext, type ContextOptions, type ServerContext } from './context.ts';
 import { startMetricsListener, type MetricsListener } from './metrics-listener.ts';
+import { authListener } from './auth/auth-notify.ts';
 import { startPgJobListener, type PgJobListener } from './pg-job-listener.ts';
 import { startReaper } from './reaper.ts';
 import { startAlerts } from './alerts/pass.ts';
@@ -56,8 +57,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     // Queues scheduled backups; each due run once across every server (scheduler.ts).
     const scheduler = startScheduler(ctx);
     held.defer(() => scheduler.stop());
-    // Other servers on the same PostgreSQL announce the jobs they queue; SQLite has only this process.
-    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m, err) => ctx.log.warn({ err }, m)) : undefined;
+    // Other servers on the same PostgreSQL announce the jobs they queue and the credentials they
+    // change (auth/auth-notify.ts); SQLite has only this process.
+    const listener = ctx.db.dialect === 'postgres' && o.databaseUrl ? startPgJobListener(o.databaseUrl, ctx.jobNotifier, (m, err) => ctx.log.warn({ err }, m), [authListener(ctx.authCache)]) : undefined;
     if (listener) held.defer(() => listener.close());
     // Waiting polls end first, so closing the app need not wait for them.
     held.defer(() => ctx.jobNotifier.close());

@@ -8,7 +8,8 @@ export type Role = (typeof ROLES)[number];
 
 export type Principal =
   | { kind: 'user'; userId: string; role: Role; nodeIds: ReadonlySet<string>; siteIds: ReadonlySet<string> }
-  | { kind: 'node'; nodeId: string };
+  /** keyHash: of the key the request came with (a progress write is conditional on it: services/job-progress.ts). */
+  | { kind: 'node'; nodeId: string; keyHash?: string };
 
 /** What an action is about, i.e. which ids a route must put in the resource it passes to authorize(). */
 export type Scope = 'site' | 'node' | 'global';

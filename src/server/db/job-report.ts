@@ -14,25 +14,34 @@ export interface ReportReply {
   leaseUntil: number;
 }
 
-const RENEW = `UPDATE jobs SET state = CASE WHEN state = 'claimed' THEN 'running' ELSE state END, lease_until = ?, updated_at = ?
-  WHERE id = ? AND claimed_by = ? AND state IN ${LEASED_STATES} RETURNING id, site_id, cancel_requested, lease_until`;
+const renewSql = (keyed: boolean): string => `UPDATE jobs SET state = CASE WHEN state = 'claimed' THEN 'running' ELSE state END, lease_until = ?, updated_at = ?
+  WHERE id = ? AND claimed_by = ? AND state IN ${LEASED_STATES}${keyed ? ` AND claimed_by IN (SELECT id FROM nodes WHERE node_key_hash = ? AND status <> 'disabled')` : ''}
+  RETURNING id, site_id, cancel_requested, lease_until`;
+const RENEW = renewSql(false);
+const RENEW_KEYED = renewSql(true);
 const PROGRESS = `UPDATE sites SET progress = ?, stage = ?, stage_detail = ?, updated_at = ?`;
 
-/** undefined: the node holds the job no longer, or its site is no longer running it. Stop. */
-export async function reportProgress(ctx: RepoContext, jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
+/**
+ * undefined: the node holds the job no longer, or its site is no longer running it. Stop.
+ * keyHash: the write also needs the node to hold that key still and not be disabled, so a
+ * report authenticated from a kept (possibly stale) copy of the key never renews a lease a
+ * revocation ended (auth/auth-cache.ts).
+ */
+export async function reportProgress(ctx: RepoContext, jobId: string, nodeId: string, leaseMs: number, p: Progress, keyHash?: string): Promise<ReportReply | undefined> {
   checkProgress(p.progress);
   const now = ctx.now();
-  const renew = [now + leaseMs, now, jobId, nodeId];
+  const renewStmt = keyHash === undefined ? RENEW : RENEW_KEYED;
+  const renew = [now + leaseMs, now, jobId, nodeId, ...(keyHash === undefined ? [] : [keyHash])];
   const progress = [p.progress, p.stage, p.stageDetail, now];
   const db = ctx.db.relaxed;
   if (db.dialect === 'postgres') {
-    const sql = `WITH j AS (${RENEW}) ${PROGRESS} FROM j
+    const sql = `WITH j AS (${renewStmt}) ${PROGRESS} FROM j
       WHERE sites.id = j.site_id AND sites.current_job_id = j.id AND sites.status = 'running' RETURNING j.cancel_requested, j.lease_until`;
     const row = await db.get<Raw>(sql, [...renew, ...progress]);
     return row && { cancelRequested: bool(row.cancel_requested), leaseUntil: num(row.lease_until) };
   }
   return db.transaction(async (tx) => {
-    const job = await tx.get<Raw>(RENEW, renew);
+    const job = await tx.get<Raw>(renewStmt, renew);
     if (!job) return undefined;
     const changed = await tx.exec(`${PROGRESS} WHERE id = ? AND current_job_id = ? AND status = 'running'`, [...progress, job.site_id as string, jobId]);
     return changed === 1 ? { cancelRequested: bool(job.cancel_requested), leaseUntil: num(job.lease_until) } : undefined;

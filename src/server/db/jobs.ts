@@ -6,6 +6,7 @@ import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
 import { expireQueuedOnDeadNodes } from './job-expiry.ts';
 import { keepLastProgress, reportProgress } from './job-report.ts';
 import type { ReportReply } from './job-report.ts';
+import { changing } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Progress } from './sites.ts';
 
@@ -117,7 +118,7 @@ export class JobsRepo {
   /** Puts a claimed job back in the queue: its agent went away before it could be told about it. */
   async release(jobId: string, nodeId: string): Promise<boolean> {
     const sql = `UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, attempt = attempt - 1, updated_at = ? WHERE id = ? AND claimed_by = ? AND state = 'claimed'`;
-    const released = (await this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId])) === 1;
+    const released = (await changing(this.#ctx, this.#ctx.db.exec(sql, [this.#ctx.now(), jobId, nodeId]))) === 1;
     if (released) await this.#announce(nodeId);
     return released;
   }
@@ -127,8 +128,8 @@ export class JobsRepo {
    * progress endpoint calls it at a bounded rate per job (progress-cache.ts).
    * undefined: the job is no longer this node's to run, stop.
    */
-  report(jobId: string, nodeId: string, leaseMs: number, p: Progress): Promise<ReportReply | undefined> {
-    return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p);
+  report(jobId: string, nodeId: string, leaseMs: number, p: Progress, keyHash?: string): Promise<ReportReply | undefined> {
+    return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p, keyHash);
   }
 
   /** After the job ended: its site keeps the job's last report (see job-report.ts keepLastProgress). */
@@ -144,24 +145,26 @@ export class JobsRepo {
 
   /** The agent's last word on a job; the site's state follows. undefined if the node no longer holds it. */
   finish(jobId: string, nodeId: string, outcome: JobOutcome): Promise<JobRow | undefined> {
-    return finishJob(this.#ctx, jobId, nodeId, outcome);
+    return changing(this.#ctx, finishJob(this.#ctx, jobId, nodeId, outcome));
   }
 
   /** The stop endpoint: a queued backup is cancelled at once, a running one is asked to stop. */
   requestCancel(siteId: string): Promise<CancelResult | undefined> {
-    return requestCancel(this.#ctx, siteId);
+    return changing(this.#ctx, requestCancel(this.#ctx, siteId));
   }
 
   /** The reset endpoint: cancels the site's backup jobs, idles the site, queues a clean-up job. */
   async resetSite(siteId: string): Promise<ResetResult> {
-    const r = await resetSite(this.#ctx, siteId);
+    const r = await changing(this.#ctx, resetSite(this.#ctx, siteId));
     await this.#announce(r.reset.nodeId);
     return r;
   }
 
   /** Fails every job whose lease ran out before now, and its site; each is returned to one caller only. */
-  expireLeases(now: number = this.#ctx.now()): Promise<JobRow[]> {
-    return expireLeases(this.#ctx, now);
+  async expireLeases(now: number = this.#ctx.now()): Promise<JobRow[]> {
+    const expired = await expireLeases(this.#ctx, now);
+    if (expired.length > 0) await this.#ctx.authChanged?.();
+    return expired;
   }
 
   /** Fails queued jobs whose node has been offline or disabled for timeoutMs (job-expiry.ts). */

@@ -1,4 +1,4 @@
-import { assignments, newId, num, numOrNull, str } from './rows.ts';
+import { assignments, changing, newId, num, numOrNull, paddedIds, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import { prefixed, unprefixed } from './joined.ts';
 import { JOB_COLUMNS, toJob, type JobRow } from './job-rows.ts';
@@ -88,10 +88,11 @@ export class NodesRepo {
   async findByKeyHash(keyHash: string): Promise<NodeRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS}, pending_key_hash FROM nodes WHERE node_key_hash = ? OR pending_key_hash = ?`, [keyHash, keyHash]);
     if (!row || row.pending_key_hash !== keyHash) return row && toNode(row);
-    const promoted = await this.#ctx.db.get<Raw>(
+    // The old key stops working: changing.
+    const promoted = await changing(this.#ctx, this.#ctx.db.get<Raw>(
       `UPDATE nodes SET node_key_hash = pending_key_hash, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ? AND pending_key_hash = ? RETURNING ${COLUMNS}`,
       [str(row.id), keyHash],
-    );
+    ));
     // Another request with the same new key may have promoted it first: look it up as the current key.
     const current = promoted ?? (await this.#ctx.db.get<Raw>(`SELECT ${COLUMNS} FROM nodes WHERE node_key_hash = ?`, [keyHash]));
     return current && toNode(current);
@@ -133,24 +134,24 @@ export class NodesRepo {
    */
   async revokeKey(id: string): Promise<boolean> {
     const now = this.#ctx.now();
-    return this.#ctx.db.transaction(async (tx) => {
+    return changing(this.#ctx, this.#ctx.db.transaction(async (tx) => {
       const n = await tx.exec('UPDATE nodes SET node_key_hash = NULL, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ?', [id]);
       if (n !== 1) return false;
       await tx.exec(`UPDATE jobs SET lease_until = ? WHERE claimed_by = ? AND state IN ('claimed', 'running')`, [now - 1, id]);
       return true;
-    });
+    }));
   }
 
   async update(id: string, patch: NodePatch): Promise<NodeRow | undefined> {
     const set = assignments(patch, { hostname: 'hostname', status: 'status', quotaBytes: 'quota_bytes', jobLimit: 'job_limit' });
     if (set.sql === '') return this.get(id);
-    const row = await this.#ctx.db.get<Raw>(`UPDATE nodes SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]);
+    const row = await changing(this.#ctx, this.#ctx.db.get<Raw>(`UPDATE nodes SET ${set.sql} WHERE id = ? RETURNING ${COLUMNS}`, [...set.params, id]));
     return row && toNode(row);
   }
 
   /** Replaces the node key (enrollment, re-join); the old key and any pending one stop working at once. */
   async setKeyHash(id: string, keyHash: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('UPDATE nodes SET node_key_hash = ?, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ?', [keyHash, id])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('UPDATE nodes SET node_key_hash = ?, pending_key_hash = NULL, key_rotation_at = NULL WHERE id = ?', [keyHash, id]))) === 1;
   }
 
   /**
@@ -163,8 +164,20 @@ export class NodesRepo {
     return (await this.#ctx.db.relaxed.exec(sql, [now, id, now - minGapMs])) === 1;
   }
 
+  /** touch() for several nodes (node-touches.ts gathers them), 64 a statement. */
+  async touchMany(ids: readonly string[], minGapMs = 5000): Promise<number> {
+    const now = this.#ctx.now();
+    let touched = 0;
+    for (let i = 0; i < ids.length; i += 64) {
+      const padded = paddedIds(ids.slice(i, i + 64));
+      const sql = `UPDATE nodes SET last_seen = ? WHERE id IN (${padded.marks}) AND (last_seen IS NULL OR last_seen < ?)`;
+      touched += await this.#ctx.db.relaxed.exec(sql, [now, ...padded.ids, now - minGapMs]);
+    }
+    return touched;
+  }
+
   /** Refused with a ConflictError ('reference') while sites still belong to the node. */
   async remove(id: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('DELETE FROM nodes WHERE id = ?', [id])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM nodes WHERE id = ?', [id]))) === 1;
   }
 }

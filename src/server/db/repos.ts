@@ -48,10 +48,27 @@ export interface RepoOptions {
   now?: () => number;
   /** See RepoContext.onJobQueued. */
   onJobQueued?: (nodeId: string) => void;
+  /** See RepoContext.authChanged. */
+  authChanged?: () => void | Promise<void>;
+}
+
+/**
+ * fn's repositories over the transaction's handle. Their authChanged is told after the commit
+ * (or the rollback, which changed nothing but costs only a cache refill): told before, a read
+ * between it and the commit would find the old row and keep it as current.
+ */
+async function inTransaction<T>(db: Queryable, opts: RepoOptions, fn: (repos: Repos, tx: Queryable) => Promise<T>): Promise<T> {
+  let changed = false;
+  const authChanged = opts.authChanged && ((): void => void (changed = true));
+  try {
+    return await db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: opts.now, authChanged }), tx));
+  } finally {
+    if (changed) await opts.authChanged?.();
+  }
 }
 
 export function createRepos(db: Queryable, opts: RepoOptions): Repos {
-  const ctx: RepoContext = { db, now: opts.now ?? Date.now, onJobQueued: opts.onJobQueued };
+  const ctx: RepoContext = { db, now: opts.now ?? Date.now, onJobQueued: opts.onJobQueued, authChanged: opts.authChanged };
   return {
     nodes: new NodesRepo(ctx),
     joinCodes: new JoinCodesRepo(ctx),
@@ -67,6 +84,6 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     mfa: new MfaRepo(ctx),
     retention: new RetentionRepo(ctx),
     schedules: new SchedulesRepo(ctx),
-    transaction: (fn) => db.transaction((tx) => fn(createRepos(tx, { secrets: opts.secrets, now: ctx.now }), tx)),
+    transaction: (fn) => inTransaction(db, opts, fn),
   };
 }

@@ -10,9 +10,37 @@ export interface RepoContext {
   now: () => number;
   /** Told, after the commit, that a job was queued for a node (wakes waiting polls; job-notifier.ts). */
   onJobQueued?: (nodeId: string) => void;
+  /**
+   * Told, after the commit, that a credential (node key, token, user, assignment) or a held job
+   * (stop, end, release) changed: the authentication cache forgets what it kept (auth/auth-cache.ts).
+   */
+  authChanged?: () => void | Promise<void>;
 }
 
 export const newId = (): string => randomUUID();
+
+/**
+ * Ids (at least one) for `IN (marks)`, padded to a power of two with the last one repeated: a
+ * few statement texts (each a named statement on PostgreSQL) serve every list size.
+ */
+export function paddedIds(ids: readonly string[]): { marks: string; ids: string[] } {
+  let size = 1;
+  while (size < ids.length) size *= 2;
+  const padded = [...ids, ...Array<string>(size - ids.length).fill(ids[ids.length - 1] as string)];
+  return { marks: padded.map(() => '?').join(', '), ids: padded };
+}
+
+/**
+ * A write that may change a credential or a held job: once it is done (failed ones too: cheap),
+ * RepoContext.authChanged is told. Passes the write's result through.
+ */
+export async function changing<T>(ctx: RepoContext, write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } finally {
+    await ctx.authChanged?.();
+  }
+}
 
 /** Rows come back with snake_case keys and driver types; mappers read them through this. */
 export type Raw = Record<string, unknown>;

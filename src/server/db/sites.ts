@@ -1,5 +1,5 @@
 import { badInput } from '../../errors.ts';
-import { assignments, json, newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { assignments, json, newId, num, numOrNull, paddedIds, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // WordPress sites and their live backup state (the spec's status fields). The state is
@@ -125,6 +125,17 @@ export class SitesRepo {
   async get(id: string): Promise<SiteRow | undefined> {
     const row = await this.#ctx.db.get<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id = ?`, [id]);
     return row && toSite(row);
+  }
+
+  /**
+   * The sites with these ids (unknown ones are left out), in one query (db/coalesced-reads.ts
+   * gathers them; 64 at most).
+   */
+  async getMany(ids: readonly string[]): Promise<SiteRow[]> {
+    if (ids.length === 0) return [];
+    const padded = paddedIds(ids);
+    const rows = await this.#ctx.db.query<Raw>(`SELECT ${SITE_COLUMNS} FROM sites WHERE id IN (${padded.marks})`, padded.ids);
+    return rows.map(toSite);
   }
 
   async list(f: SiteFilter = {}): Promise<SiteRow[]> {

@@ -1,4 +1,4 @@
-import { bool, newId, num, numOrNull, str, strOrNull } from './rows.ts';
+import { bool, changing, newId, num, numOrNull, str, strOrNull } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Role, UserRow } from './users.ts';
 import { prefixed, unprefixed } from './joined.ts';
@@ -72,8 +72,8 @@ export class TokensRepo {
 
   /**
    * The unexpired token with this hash and its user, in one indexed lookup: every request's path.
-   * Nothing here is cached, so a revoked token or a disabled user is refused from the next request on,
-   * by every server on the database. A disabled user's tokens are also deleted; the check is the backstop.
+   * The server keeps what this finds for a moment (auth/auth-cache.ts): a token revoked or a user
+   * disabled here is refused from the next request on; by another server, within its cache's window. A disabled user's tokens are also deleted; the check is the backstop.
    */
   async authenticate(tokenHash: string): Promise<{ token: TokenRow; user: UserRow } | undefined> {
     const row = await this.#ctx.db.get<Raw>(AUTHENTICATE, [tokenHash, this.#ctx.now()]);
@@ -109,9 +109,9 @@ export class TokensRepo {
 
   /** With userId, only that user's token is revoked (someone else's id is "not found"). */
   async revoke(id: string, userId?: string): Promise<boolean> {
-    const n = userId === undefined
-      ? await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ?', [id])
-      : await this.#ctx.db.exec('DELETE FROM tokens WHERE id = ? AND user_id = ?', [id, userId]);
+    const n = await changing(this.#ctx, userId === undefined
+      ? this.#ctx.db.exec('DELETE FROM tokens WHERE id = ?', [id])
+      : this.#ctx.db.exec('DELETE FROM tokens WHERE id = ? AND user_id = ?', [id, userId]));
     return n === 1;
   }
 
@@ -127,11 +127,11 @@ export class TokensRepo {
       where.push('kind = ?');
       params.push(o.kind);
     }
-    return this.#ctx.db.exec(`DELETE FROM tokens WHERE ${where.join(' AND ')}`, params);
+    return changing(this.#ctx, this.#ctx.db.exec(`DELETE FROM tokens WHERE ${where.join(' AND ')}`, params));
   }
 
   async revokeByHash(tokenHash: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('DELETE FROM tokens WHERE token_hash = ?', [tokenHash])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM tokens WHERE token_hash = ?', [tokenHash]))) === 1;
   }
 
   async deleteExpired(): Promise<number> {

@@ -1,5 +1,5 @@
 import { forUpdate } from './db.ts';
-import { bool, newId, num, str } from './rows.ts';
+import { bool, changing, newId, num, str } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // Users and what they are assigned. Emails are unique without regard to case: stored in
@@ -81,11 +81,11 @@ export class UsersRepo {
   }
 
   async setRole(id: string, role: Role): Promise<boolean> {
-    return (await this.#ctx.db.exec('UPDATE users SET role = ? WHERE id = ?', [role, id])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('UPDATE users SET role = ? WHERE id = ?', [role, id]))) === 1;
   }
 
   async setDisabled(id: string, disabled: boolean): Promise<boolean> {
-    return (await this.#ctx.db.exec('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('UPDATE users SET disabled = ? WHERE id = ?', [disabled ? 1 : 0, id]))) === 1;
   }
 
   async setPasswordHash(id: string, passwordHash: string): Promise<boolean> {
@@ -94,24 +94,24 @@ export class UsersRepo {
 
   /** Their tokens and assignments go with them. */
   async remove(id: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('DELETE FROM users WHERE id = ?', [id])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM users WHERE id = ?', [id]))) === 1;
   }
 
   /** Assignments are idempotent; an unknown user, node or site is a ConflictError ('reference'). */
   async assignNode(userId: string, nodeId: string): Promise<void> {
-    await this.#ctx.db.exec('INSERT INTO user_nodes (user_id, node_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [userId, nodeId]);
+    await changing(this.#ctx, this.#ctx.db.exec('INSERT INTO user_nodes (user_id, node_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [userId, nodeId]));
   }
 
   async unassignNode(userId: string, nodeId: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('DELETE FROM user_nodes WHERE user_id = ? AND node_id = ?', [userId, nodeId])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM user_nodes WHERE user_id = ? AND node_id = ?', [userId, nodeId]))) === 1;
   }
 
   async assignSite(userId: string, siteId: string): Promise<void> {
-    await this.#ctx.db.exec('INSERT INTO user_sites (user_id, site_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [userId, siteId]);
+    await changing(this.#ctx, this.#ctx.db.exec('INSERT INTO user_sites (user_id, site_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [userId, siteId]));
   }
 
   async unassignSite(userId: string, siteId: string): Promise<boolean> {
-    return (await this.#ctx.db.exec('DELETE FROM user_sites WHERE user_id = ? AND site_id = ?', [userId, siteId])) === 1;
+    return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM user_sites WHERE user_id = ? AND site_id = ?', [userId, siteId]))) === 1;
   }
 
   async assignedNodeIds(userId: string): Promise<string[]> {

@@ -95,7 +95,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     handler: async ({ body, params, principal }) => {
       const { job, nodeId } = await nodesJob(ctx, principal, params.id);
       // In memory and on the event streams at once; in the database at a bounded rate (progress-cache.ts).
-      return reportJobProgress(ctx, job, nodeId, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail });
+      const keyHash = principal?.kind === 'node' ? principal.keyHash : undefined;
+      return reportJobProgress(ctx, job, nodeId, { progress: body.progress, stage: body.stage, stageDetail: body.stage_detail }, keyHash);
     },
   });
 

@@ -10,8 +10,12 @@ import { iso } from '../routes/schema.ts';
 // row, read fresh for every report, so a stop asked of any server reaches the agent at its
 // next report whether or not that report is written.
 
-/** job: the row as read for this report, already checked to be the node's (agent-common.ts nodesJob). */
-export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId: string, p: Progress): Promise<ProgressReply> {
+/**
+ * job: the row as read for this report (or kept: auth/auth-cache.ts), already checked to be the
+ * node's (agent-common.ts nodesJob); keyHash: the key the report came with, which the write needs
+ * the node to hold still.
+ */
+export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId: string, p: Progress, keyHash?: string): Promise<ProgressReply> {
   const held = job.claimedBy === nodeId && (job.state === 'claimed' || job.state === 'running');
   if (!held) {
     ctx.progress.drop(job.id);
@@ -24,7 +28,9 @@ export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId:
     ctx.events.publish(job.siteId);
     return { cancel: job.cancelRequested, lease_until: iso(job.leaseUntil ?? ctx.now()) };
   }
-  const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, p);
+  const writing = ctx.authCache.begin();
+  const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, p, keyHash);
+  ctx.authCache.reported(writing, job.id, r, keyHash);
   if (r) ctx.progress.written(job.id, p);
   else ctx.progress.drop(job.id);
   ctx.events.publish(job.siteId);

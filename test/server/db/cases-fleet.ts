@@ -25,6 +25,19 @@ export function fleetCases(ctx: SuiteContext): void {
       assert.equal(await nodes.get(node.id), undefined);
     });
 
+    it('are touched many at once, each at most once per gap, past 64 ids a statement', async () => {
+      const { nodes } = ctx.repos;
+      const made = await Promise.all(Array.from({ length: 70 }, () => makeNode(ctx.repos)));
+      const ids = made.map((n) => n.id);
+      assert.equal(await nodes.touch(ids[0] as string), true);
+      assert.equal(await nodes.touchMany([...ids, ids[1] as string]), 69, 'the one touched within the gap is left alone, a repeat counts once');
+      assert.equal(await nodes.touchMany(ids.slice(0, 3)), 0);
+      ctx.clock.advance(6000);
+      assert.equal(await nodes.touchMany(ids.slice(0, 3)), 3);
+      assert.equal((await nodes.get(ids[69] as string))?.lastSeen, ctx.clock.t - 6000);
+      assert.equal((await nodes.get(ids[2] as string))?.lastSeen, ctx.clock.t);
+    });
+
     it('cannot be removed while sites belong to them', async () => {
       const site = await makeSite(ctx.repos);
       await assert.rejects(ctx.repos.nodes.remove(site.nodeId), (e) => isConflict(e, 'reference'));
@@ -52,6 +65,18 @@ export function fleetCases(ctx: SuiteContext): void {
       assert.equal(await sites.remove(other.id), true);
       assert.equal(await sites.get(other.id), undefined);
       assert.equal(await sites.update(other.id, { name: 'gone' }), undefined);
+    });
+
+    it('are read several at once by id, unknown and repeated ids included', async () => {
+      const node = await makeNode(ctx.repos);
+      const made = await Promise.all([1, 2, 3].map(() => makeSite(ctx.repos, node.id)));
+      const ids = made.map((s) => s.id);
+      assert.deepEqual(await ctx.repos.sites.getMany([]), []);
+      // Three ids and an unknown one: four, no padding; five with a repeat pad to eight.
+      const found = await ctx.repos.sites.getMany([...ids, 'no-such-site']);
+      assert.deepEqual(found.map((s) => s.id).sort(), [...ids].sort());
+      assert.deepEqual(found.find((s) => s.id === ids[0]), await ctx.repos.sites.get(ids[0] as string));
+      assert.deepEqual((await ctx.repos.sites.getMany([...ids, ids[0] as string, 'x'])).map((s) => s.id).sort(), [...ids].sort());
     });
 
     it('take progress only from their running job, and reset to idle', async () => {
