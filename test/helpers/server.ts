@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { hashPassword } from '../../src/server/auth/passwords.ts';
 import { generateToken, hashToken } from '../../src/server/auth/tokens.ts';
 import type { Dialect } from '../../src/server/db/db.ts';
@@ -118,4 +122,38 @@ export async function twoNodeFleet(t: TestServer): Promise<TwoNodeFleet> {
   await r.users.assignSite(siteAdmin.id, siteA);
   const superId = (await r.users.getByEmail('admin@example.com'))?.id ?? '';
   return { nodeA, nodeB, keyA, keyB, siteA, siteB, nodeAdmin, siteAdmin, superId };
+}
+
+/** Two servers on one fresh PostgreSQL database, as a scaled-out deployment runs them: one secret key, a data dir each. */
+export interface TwoServers {
+  a: RunningServer;
+  b: RunningServer;
+  /** A super_admin's API token, valid on both. */
+  token: string;
+  close(): Promise<void>;
+}
+
+export async function twoServersOnPostgres(opts: Omit<StartOptions, 'port' | 'host' | 'databaseUrl' | 'dataDir' | 'env'> = {}): Promise<TwoServers> {
+  const target = await postgresTarget();
+  const otherDataDir = mkdtempSync(join(tmpdir(), 'wpb-second-'));
+  const env = { WPBACKUP_SECRET_KEY: randomBytes(32).toString('base64') };
+  const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, ...opts };
+  const started: RunningServer[] = [];
+  const close = async (): Promise<void> => {
+    for (const s of started) await s.close();
+    await target.cleanup();
+    rmSync(otherDataDir, { recursive: true, force: true });
+  };
+  try {
+    started.push(await startServer({ ...common, dataDir: target.options.dataDir }));
+    started.push(await startServer({ ...common, dataDir: otherDataDir }));
+    const [a, b] = started as [RunningServer, RunningServer];
+    const user = await a.ctx.repos.users.create({ email: 'ops@example.com', passwordHash: 'unused', role: 'super_admin' });
+    const token = generateToken('api');
+    await a.ctx.repos.tokens.create({ userId: user.id, tokenHash: hashToken(token), kind: 'api', name: 'test', expiresAt: null });
+    return { a, b, token, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AuthCache, DEFAULT_AUTH_CACHE_MS } from '../../../src/server/auth/auth-cache.ts';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import type { ServerContext } from '../../../src/server/context.ts';
 import type { NodeRow } from '../../../src/server/db/nodes.ts';
 import { createRepos } from '../../../src/server/db/repos.ts';
-import { startServer, type RunningServer } from '../../../src/server/start.ts';
-import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
-import { postgresTarget, type Target } from '../db/targets.ts';
+import type { RunningServer } from '../../../src/server/start.ts';
+import { DIALECTS, startTestServer, type TestServer, twoServersOnPostgres, type TwoServers } from '../../helpers/server.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 // The authentication cache of the two hottest routes (auth/auth-cache.ts): within its window a
@@ -209,30 +205,17 @@ for (const dialect of DIALECTS) {
 }
 
 describe('two servers on one PostgreSQL: a change on one reaches the other by notice, or within the window', () => {
-  let target: Target;
+  let servers: TwoServers;
   let a: RunningServer;
   let b: RunningServer;
-  let otherDataDir: string;
   let token: string;
   let clock = Date.now();
 
   before(async () => {
-    target = await postgresTarget();
-    otherDataDir = mkdtempSync(join(tmpdir(), 'wpb-second-'));
-    const env = { WPBACKUP_SECRET_KEY: randomBytes(32).toString('base64') };
-    const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, pollWaitMs: 500, now: () => clock };
-    a = await startServer({ ...common, dataDir: target.options.dataDir });
-    b = await startServer({ ...common, dataDir: otherDataDir });
-    const user = await a.ctx.repos.users.create({ email: 'ops@example.com', passwordHash: 'unused', role: 'super_admin' });
-    token = generateToken('api');
-    await a.ctx.repos.tokens.create({ userId: user.id, tokenHash: hashToken(token), kind: 'api', name: 'test', expiresAt: null });
+    servers = await twoServersOnPostgres({ pollWaitMs: 500, now: () => clock });
+    ({ a, b, token } = servers);
   });
-  after(async () => {
-    await a.close();
-    await b.close();
-    await target.cleanup();
-    rmSync(otherDataDir, { recursive: true, force: true });
-  });
+  after(() => servers.close());
   const send = (job: Job, r: Report) => call(a.url, 'POST', `/api/v1/agent/jobs/${job.jobId}/progress`, job.key, r);
 
   it('a stop or a key revoked through B reaches the agent reporting to A by B\'s notice, the clock standing still', async () => {

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateToken, hashToken } from '../../../src/server/auth/tokens.ts';
 import type { ServerContext } from '../../../src/server/context.ts';
 import { reapExpiredJobs } from '../../../src/server/reaper.ts';
-import { startServer, type RunningServer } from '../../../src/server/start.ts';
-import { DIALECTS, startTestServer, type TestServer } from '../../helpers/server.ts';
+import type { RunningServer } from '../../../src/server/start.ts';
+import { DIALECTS, startTestServer, type TestServer, twoServersOnPostgres, type TwoServers } from '../../helpers/server.ts';
 import { openEvents } from '../../helpers/sse.ts';
-import { postgresTarget, type Target } from '../db/targets.ts';
 
 // Progress reports are kept in memory and on the event stream at once, and written to the
 // database at a bounded rate per job (progress-cache.ts): every report is visible here, stage
@@ -184,30 +180,17 @@ for (const dialect of DIALECTS) {
 }
 
 describe('a second server on the same PostgreSQL reads progress from the database', () => {
-  let target: Target;
+  let servers: TwoServers;
   let a: RunningServer;
   let b: RunningServer;
-  let otherDataDir: string;
   let token: string;
   let clock = Date.now();
 
   before(async () => {
-    target = await postgresTarget();
-    otherDataDir = mkdtempSync(join(tmpdir(), 'wpb-second-'));
-    const env = { WPBACKUP_SECRET_KEY: randomBytes(32).toString('base64') };
-    const common = { port: 0, host: '127.0.0.1', databaseUrl: target.options.databaseUrl, env, pollWaitMs: 500, leaseMs: LEASE_MS, now: () => clock };
-    a = await startServer({ ...common, dataDir: target.options.dataDir });
-    b = await startServer({ ...common, dataDir: otherDataDir });
-    const user = await a.ctx.repos.users.create({ email: 'ops@example.com', passwordHash: 'unused', role: 'super_admin' });
-    token = generateToken('api');
-    await a.ctx.repos.tokens.create({ userId: user.id, tokenHash: hashToken(token), kind: 'api', name: 'test', expiresAt: null });
+    servers = await twoServersOnPostgres({ pollWaitMs: 500, leaseMs: LEASE_MS, now: () => clock });
+    ({ a, b, token } = servers);
   });
-  after(async () => {
-    await a.close();
-    await b.close();
-    await target.cleanup();
-    rmSync(otherDataDir, { recursive: true, force: true });
-  });
+  after(() => servers.close());
 
   const progressOn = async (s: RunningServer, siteId: string): Promise<number> => {
     const res = await fetch(`${s.url}/api/v1/sites/${siteId}/backup/status`, { headers: { authorization: `Bearer ${token}` } });
