@@ -75,7 +75,9 @@ export async function bundleAndUpload(o: BundleOptions): Promise<{ put: PutResul
     const later: { members?: Promise<TailMember[]> } = {};
     const tailOut = Promise.withResolvers<void>();
     const tail = o.tail && new ChunkReader(tailOf(o, () => later.members as Promise<TailMember[]>, tailOut.resolve));
-    // A pipe that stops before the tail is read never resolves it: `bundled` must settle all the same.
+    // A pipe that stops before the tail is read never resolves it: `bundled` must settle all the
+    // same (and a stop after a failure on the way here is no unhandled rejection).
+    tailOut.promise.catch(() => {});
     group.signal.addEventListener('abort', () => tailOut.reject(stopped()), { once: true });
     if (!o.tail) tailOut.resolve();
     const parts: Part[] = [...(storedFifo ? [storedFifo.reader] : []), fifo.reader, ...(tail ? [tail] : [])];
