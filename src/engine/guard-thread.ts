@@ -1,6 +1,7 @@
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { failure, kindOf, WpbError, type ErrorKind } from '../errors.ts';
+import { writeAll } from './sync-sink.ts';
 import { TarFilter, type TarGuardOptions, type TarGuardReport } from './tar-guard.ts';
 
 // The thread between zstd -d and tar on restore (see extract.ts): it reads zstd's output from
@@ -75,10 +76,7 @@ export function startGuardThread(input: number, output: number, opts: TarGuardOp
 
 function threadMain({ input, output, opts }: ThreadData): void {
   const post = (m: ThreadMessage): void => parentPort?.postMessage(m);
-  const write = (b: Buffer): void => {
-    for (let at = 0; at < b.length; ) at += writeSync(output, b, at, b.length - at);
-  };
-  const filter = new TarFilter({ sync: true, write, end: () => post({ type: 'tar-end' }) }, opts);
+  const filter = new TarFilter({ sync: true, write: (b) => writeAll(output, b), end: () => post({ type: 'tar-end' }) }, opts);
   const buf = Buffer.allocUnsafe(READ);
   try {
     for (;;) {

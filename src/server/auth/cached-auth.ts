@@ -32,11 +32,7 @@ export async function userWithSite(ctx: ServerContext, tokenHash: string, siteId
   const reading = cache.begin();
   const found = await ctx.repos.tokens.authenticateWithSite(tokenHash, siteId);
   if (!found) return undefined;
-  const { token, user } = found;
-  const auth: UserAuth = user.role === 'super_admin'
-    // A super_admin's assignments change nothing, so skip two queries.
-    ? { token, user, nodeIds: NO_IDS, siteIds: NO_IDS }
-    : { token, user, ...(await assigned(ctx, user.id)) };
+  const auth = await userAuth(ctx, found);
   cache.keepUser(reading, tokenHash, auth);
   return { auth, site: found.site };
 }
@@ -44,13 +40,12 @@ export async function userWithSite(ctx: ServerContext, tokenHash: string, siteId
 /** The user whose token hashes to tokenHash, from the database (not kept). */
 export async function userOf(ctx: ServerContext, tokenHash: string): Promise<{ auth: UserAuth; site: undefined } | undefined> {
   const found = await ctx.repos.tokens.authenticate(tokenHash);
-  if (!found) return undefined;
-  const { token, user } = found;
-  const ids = user.role === 'super_admin' ? { nodeIds: NO_IDS, siteIds: NO_IDS } : await assigned(ctx, user.id);
-  return { auth: { token, user, ...ids }, site: undefined };
+  return found && { auth: await userAuth(ctx, found), site: undefined };
 }
 
-async function assigned(ctx: ServerContext, userId: string): Promise<{ nodeIds: ReadonlySet<string>; siteIds: ReadonlySet<string> }> {
-  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(userId), ctx.repos.users.assignedSiteIds(userId)]);
-  return { nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
+/** A token's user with their assignments; a super_admin's change nothing, so their two queries are skipped. */
+async function userAuth(ctx: ServerContext, { token, user }: Pick<UserAuth, 'token' | 'user'>): Promise<UserAuth> {
+  if (user.role === 'super_admin') return { token, user, nodeIds: NO_IDS, siteIds: NO_IDS };
+  const [nodeIds, siteIds] = await Promise.all([ctx.repos.users.assignedNodeIds(user.id), ctx.repos.users.assignedSiteIds(user.id)]);
+  return { token, user, nodeIds: new Set(nodeIds), siteIds: new Set(siteIds) };
 }
