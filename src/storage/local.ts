@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { DIRECT_ALIGN, O_DIRECT, alignUp, alignedBuffer, isAlignedBuffer, refusedDirect } from './direct-io.ts';
 import { WpbError, badInput, failure, stopped, throwIfStopped } from '../errors.ts';
 import { checkExpiry, compareKeys, validateKey, validatePrefix } from './keys.ts';
 import { choosePartSize, uploadMultipart, type PartSink } from './multipart.ts';
@@ -15,8 +16,9 @@ import type { ObjectInfo, PendingUpload, PutOptions, PutResult, Storage } from '
 // the final name; the temp name is the "upload id" a successor can clean up.
 // Writing takes the S3 path's design (multipart.ts): the body is read straight into a few
 // reused part buffers and hashed there, and each part is written at its offset while the
-// next one fills. No stream stages, no buffer per chunk; what is written goes to disk as the
-// write goes on (a datasync every WRITEBACK_EVERY bytes), and one fsync at the end.
+// next one fills. No stream stages, no buffer per chunk; parts go to disk as they are written
+// (direct I/O, or a datasync every WRITEBACK_EVERY bytes where the filesystem has none), and
+// one fsync at the end.
 
 /** Parts written at once: one writing while the next fills is enough for a local disk. */
 const WRITE_CONCURRENCY = 2;
@@ -35,12 +37,17 @@ export class LocalStorage implements Storage {
   readonly location: string;
   private readonly signer: LocalSigner | undefined;
   private readonly partSize: number | undefined;
+  private readonly directIo: boolean;
 
-  /** partSize: the write unit (default 2 MiB). */
-  constructor(dir: string, opts: { presign?: LocalSigner; partSize?: number } = {}) {
+  /**
+   * partSize: the write unit (default 2 MiB); directIo: write around the page cache where the
+   * filesystem allows (default true; false for the plain path).
+   */
+  constructor(dir: string, opts: { presign?: LocalSigner; partSize?: number; directIo?: boolean } = {}) {
     this.location = resolve(dir);
     this.signer = opts.presign;
     this.partSize = opts.partSize;
+    this.directIo = opts.directIo ?? true;
   }
 
   async preflight(): Promise<void> {
@@ -61,7 +68,7 @@ export class LocalStorage implements Storage {
       throwIfStopped(opts.signal);
       // A file takes any number of parts, so no size hint has to make them bigger.
       const partSize = choosePartSize(this.partSize ?? DEFAULT_PART_SIZE);
-      file = await LocalFile.create(this.location, path, partSize);
+      file = await LocalFile.create(this.location, path, partSize, this.directIo);
       await opts.onUploadStarted?.({ backend: 'local', key, uploadId: file.name });
       const sink = file.sink((err, action) => this.explain(err, `${action} "${key}"`));
       // One attempt per part: a local write that failed (no space, I/O error) fails again.
@@ -185,6 +192,11 @@ export class LocalStorage implements Storage {
  * One object being written: a temp file beside its final name, written at offsets, then
  * fsynced, size-checked and renamed into place. Remembers the directories it created so a
  * write that fails or stops leaves no empty ones behind.
+ *
+ * Parts go to disk around the page cache (direct-io.ts) when the part size is aligned and the
+ * filesystem takes O_DIRECT: no kernel copy, no dirty pages to write back, no web server's
+ * cache evicted for an archive nobody reads. The last part is written padded to the alignment
+ * and the file cut to its size before the fsync. A filesystem that refuses it gets plain writes.
  */
 class LocalFile {
   readonly name: string;
@@ -193,6 +205,13 @@ class LocalFile {
   private readonly partSize: number;
   private readonly handle: FileHandle;
   private readonly cleanDirs: () => Promise<void>;
+  /** Whether `handle` was opened with O_DIRECT, and whether parts still go through it. */
+  private readonly openedDirect: boolean;
+  private direct: boolean;
+  /** A plain descriptor, for writes direct I/O cannot take (opened when first needed). */
+  private plain: Promise<FileHandle> | undefined;
+  /** The file holds padding past `written`, cut off at commit. */
+  private padded = false;
   private written = 0;
   private closed = false;
   /** Of `written`, when the last writeback started; the one in flight, and the first error one met. */
@@ -200,22 +219,24 @@ class LocalFile {
   private writeback: Promise<void> | undefined;
   private writebackError: unknown;
 
-  private constructor(path: string, name: string, handle: FileHandle, partSize: number, cleanDirs: () => Promise<void>) {
+  private constructor(path: string, name: string, opened: OpenedTemp, partSize: number, cleanDirs: () => Promise<void>) {
     this.path = path;
     this.name = name;
     this.temp = join(dirname(path), name);
-    this.handle = handle;
+    this.handle = opened.handle;
+    this.openedDirect = this.direct = opened.direct;
     this.partSize = partSize;
     this.cleanDirs = cleanDirs;
   }
 
-  static async create(root: string, path: string, partSize: number): Promise<LocalFile> {
+  static async create(root: string, path: string, partSize: number, directIo: boolean): Promise<LocalFile> {
     const dir = dirname(path);
     const created = await mkdir(dir, { recursive: true, mode: 0o700 });
     const cleanDirs = (): Promise<void> => (created ? removeEmptyDirs(root, dir, created) : Promise.resolve());
     const name = tempName();
     try {
-      return new LocalFile(path, name, await open(join(dir, name), 'wx', 0o600), partSize, cleanDirs);
+      const opened = await openTemp(join(dir, name), directIo && partSize % DIRECT_ALIGN === 0);
+      return new LocalFile(path, name, opened, partSize, cleanDirs);
     } catch (err) {
       await cleanDirs();
       throw err;
@@ -232,23 +253,47 @@ class LocalFile {
       },
       complete: () => this.commit().catch((err: unknown) => Promise.reject(explain(err, 'storing'))),
       abort: () => this.close(),
+      allocate: (size) => (this.direct ? alignedBuffer(size) : Buffer.allocUnsafe(size)),
     };
   }
 
   private async writeAt(buf: Buffer, position: number): Promise<void> {
-    for (let done = 0; done < buf.length; ) {
-      const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, position + done);
-      done += bytesWritten;
+    if (this.direct && isAlignedBuffer(buf) && position % DIRECT_ALIGN === 0) {
+      try {
+        await this.writeDirect(buf, position);
+        this.written += buf.length;
+        return;
+      } catch (err) {
+        if (!refusedDirect(err)) throw err;
+        // The device wants another alignment, or the filesystem changed its mind: plain from here on.
+        this.direct = false;
+      }
     }
+    await writeFully(await this.plainHandle(), buf, position);
     this.written += buf.length;
     this.startWriteback();
   }
 
+  /** Writes an aligned part; the short last part goes out padded (its buffer has the room). */
+  private async writeDirect(buf: Buffer, position: number): Promise<void> {
+    const length = alignUp(buf.length);
+    if (length === buf.length) return writeFully(this.handle, buf, position);
+    if (buf.byteOffset + length > buf.buffer.byteLength) throw Object.assign(new Error('no room to pad'), { code: 'EINVAL' });
+    const body = Buffer.from(buf.buffer, buf.byteOffset, length).fill(0, buf.length);
+    this.padded = true;
+    await writeFully(this.handle, body, position);
+  }
+
+  private plainHandle(): Promise<FileHandle> {
+    if (!this.openedDirect) return Promise.resolve(this.handle);
+    this.plain ??= open(this.temp, constants.O_WRONLY);
+    return this.plain;
+  }
   /**
    * Sends what was written so far to disk while the rest is written (one datasync in flight).
-   * Left to the kernel, a multi-GB archive stays dirty in the page cache until the final
-   * fsync, which then writes all of it while the backup waits and the server's other writes
-   * queue behind it.
+   * Left to the kernel, a multi-GB archive written through the page cache stays dirty until
+   * the final fsync, which then writes all of it while the backup waits and the server's
+   * other writes queue behind it. (Direct writes leave nothing dirty.)
    */
   private startWriteback(): void {
     if (this.writeback || this.written - this.writebackAt < WRITEBACK_EVERY) return;
@@ -259,10 +304,11 @@ class LocalFile {
       .finally(() => (this.writeback = undefined));
   }
 
-  /** One fsync, the size on disk checked, then the rename, made durable. */
+  /** Padding cut off, one fsync (of the file, whichever descriptor wrote), the size checked, then the rename, made durable. */
   private async commit(): Promise<void> {
     await this.writeback;
     if (this.writebackError) throw this.writebackError;
+    if (this.padded) await this.handle.truncate(this.written);
     await this.handle.sync();
     const stored = (await this.handle.stat()).size;
     await this.close();
@@ -275,6 +321,8 @@ class LocalFile {
     if (this.closed) return;
     this.closed = true;
     await this.writeback;
+    const plain = await this.plain?.catch(() => undefined);
+    await plain?.close();
     await this.handle.close();
   }
 
@@ -283,6 +331,33 @@ class LocalFile {
     await this.close().catch(() => {});
     await rm(this.temp, { force: true });
     await this.cleanDirs();
+  }
+}
+
+interface OpenedTemp {
+  handle: FileHandle;
+  direct: boolean;
+}
+
+/** Creates the temp file, for direct writes when asked and the filesystem takes them. */
+async function openTemp(temp: string, tryDirect: boolean): Promise<OpenedTemp> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  if (tryDirect && O_DIRECT) {
+    try {
+      return { handle: await open(temp, flags | O_DIRECT, 0o600), direct: true };
+    } catch (err) {
+      if (!refusedDirect(err)) throw err;
+      // Linux creates the file before it finds the filesystem has no direct I/O.
+      await rm(temp, { force: true });
+    }
+  }
+  return { handle: await open(temp, flags, 0o600), direct: false };
+}
+
+async function writeFully(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < buf.length; ) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
   }
 }
 

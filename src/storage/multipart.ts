@@ -23,6 +23,11 @@ export interface PartSink {
   complete(parts: CompletedPart[]): Promise<void>;
   /** Throws away the parts uploaded so far. Called at most once, after all parts settled. */
   abort(): Promise<void>;
+  /**
+   * A buffer for parts (reused, never more than the window plus one); a sink whose writes
+   * need particular memory, such as aligned buffers for direct I/O, makes its own.
+   */
+  allocate?(size: number): Buffer;
 }
 
 export interface MultipartOptions {
@@ -165,7 +170,7 @@ class MultipartUpload {
   }
 
   private buffer(): Buffer {
-    return this.spare.pop() ?? Buffer.allocUnsafe(this.partSize);
+    return this.spare.pop() ?? this.sink.allocate?.(this.partSize) ?? Buffer.allocUnsafe(this.partSize);
   }
 
   private async startPart(body: Buffer): Promise<void> {
