@@ -42,6 +42,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   try {
     const ctx = await openContext({ ...o, publicUrl: o.publicUrl ?? boundUrl });
     held.defer(() => ctx.close());
+    await endSessionsWithoutRequiredMfa(ctx);
     const app = await buildApp(ctx, o);
     held.defer(() => app.close());
     // Fails jobs whose agent stopped reporting and aborts their uploads; safe on every server.
@@ -76,4 +77,17 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     await held.releaseAll().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * A server started with --require-mfa ends the sessions that users of those roles opened
+ * without a second factor: else a session from before the flag would outlive it for its whole
+ * lifetime. They sign in again and enroll; audited as one entry.
+ */
+async function endSessionsWithoutRequiredMfa(ctx: ServerContext): Promise<void> {
+  const roles = ctx.mfa.requiredRoles;
+  const ended = await ctx.repos.tokens.revokeSessionsWithoutMfa(roles);
+  if (ended === 0) return;
+  await ctx.repos.audit.record({ userId: null, action: 'auth.sessions_ended', targetType: 'server', targetId: null, detail: { reason: 'second factor required', roles, sessions: ended } });
+  ctx.log.info({ roles, sessions: ended }, 'ended sessions opened without the second factor these roles now require');
 }

@@ -42,6 +42,11 @@ export class MfaService {
     return this.#requiredFor.has(role);
   }
 
+  /** The roles that must sign in with a second factor. */
+  get requiredRoles(): Role[] {
+    return [...this.#requiredFor];
+  }
+
   async status(userId: string): Promise<MfaStatus> {
     const row = await this.#repo.get(userId);
     const enabled = row?.enabledAt != null;

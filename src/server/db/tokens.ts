@@ -130,6 +130,24 @@ export class TokensRepo {
     return changing(this.#ctx, this.#ctx.db.exec(`DELETE FROM tokens WHERE ${where.join(' AND ')}`, params));
   }
 
+  /**
+   * Ends the sessions of users in `roles` (of one user, given userId) who have no second factor
+   * on: signed in before their role required one, they sign in again and enroll. API tokens
+   * stay: a user made them on purpose, for scripts that have no second factor to give.
+   */
+  async revokeSessionsWithoutMfa(roles: readonly Role[], userId?: string): Promise<number> {
+    if (roles.length === 0) return 0;
+    const params: string[] = [...roles];
+    let sql = `DELETE FROM tokens WHERE kind = 'session'
+      AND user_id IN (SELECT id FROM users WHERE role IN (${roles.map(() => '?').join(', ')}))
+      AND user_id NOT IN (SELECT user_id FROM user_mfa WHERE enabled_at IS NOT NULL)`;
+    if (userId !== undefined) {
+      sql += ' AND user_id = ?';
+      params.push(userId);
+    }
+    return changing(this.#ctx, this.#ctx.db.exec(sql, params));
+  }
+
   async revokeByHash(tokenHash: string): Promise<boolean> {
     return (await changing(this.#ctx, this.#ctx.db.exec('DELETE FROM tokens WHERE token_hash = ?', [tokenHash]))) === 1;
   }

@@ -43,9 +43,12 @@ export function updateUser(ctx: ServerContext, by: string, id: string, c: UserCh
     const disabledChanges = c.disabled !== undefined && c.disabled !== user.disabled;
     if (roleChanges || (disabledChanges && c.disabled === true)) await keepOneSuperAdmin(repos, user);
     const changed: string[] = [];
+    let sessionsEnded = 0;
     if (roleChanges && c.role !== undefined) {
       await repos.users.setRole(user.id, c.role);
       changed.push('role');
+      // A role that needs a second factor: sessions signed in without one end (they enroll at the next sign-in).
+      if (ctx.mfa.isRequired(c.role)) sessionsEnded = await repos.tokens.revokeSessionsWithoutMfa([c.role], user.id);
     }
     if (disabledChanges && c.disabled !== undefined) {
       await repos.users.setDisabled(user.id, c.disabled);
@@ -57,7 +60,8 @@ export function updateUser(ctx: ServerContext, by: string, id: string, c: UserCh
       await repos.tokens.revokeForUser(user.id, { exceptId: c.keepTokenId });
       changed.push('password');
     }
-    await repos.audit.record({ userId: by, action: 'user.update', targetType: 'user', targetId: user.id, detail: { changed, role: c.role ?? user.role } });
+    const detail = { changed, role: c.role ?? user.role, ...(sessionsEnded > 0 ? { sessions_ended: sessionsEnded } : {}) };
+    await repos.audit.record({ userId: by, action: 'user.update', targetType: 'user', targetId: user.id, detail });
     return { user: await loadUser(repos, user.id), changed };
   });
 }

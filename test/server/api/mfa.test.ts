@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { base32Decode, totp } from '../../../src/server/auth/totp.ts';
+import { startServer } from '../../../src/server/start.ts';
 import { DIALECTS, startTestServer, TEST_PASSWORD, type ApiResponse, type TestServer } from '../../helpers/server.ts';
 import { TestClock } from '../db/suite.ts';
 
@@ -193,6 +194,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await login(email)).body.mfa_required, true, 'from now on a normal second step');
     });
 
+    it('a user moved into a role that must have MFA loses the sessions opened without it', async () => {
+      const plain = await t.userWithRole('site_admin');
+      const withMfa = await enrolled('site_admin');
+      const promote = (id: string): Promise<ApiResponse> => t.api('PATCH', `/api/v1/users/${id}`, { body: { role: 'node_admin' } });
+      assert.equal((await promote(plain.id)).status, 200);
+      assert.equal((await t.api('GET', '/api/v1/auth/me', { token: plain.token })).status, 401, 'signed in without a second factor');
+      assert.equal((await login(plain.email)).body.mfa_enrollment_required, true, 'signs in again and enrolls');
+      assert.equal((await promote(withMfa.id)).status, 200);
+      assert.equal((await t.api('GET', '/api/v1/auth/me', { token: withMfa.token })).status, 200, 'has a second factor');
+      const entries = (await t.api('GET', '/api/v1/audit?limit=50')).body.entries as { action: string; target_id: string; detail: { sessions_ended?: number } | null }[];
+      assert.equal(entries.find((a) => a.action === 'user.update' && a.target_id === plain.id)?.detail?.sessions_ended, 1);
+      assert.equal(entries.find((a) => a.action === 'user.update' && a.target_id === withMfa.id)?.detail?.sessions_ended, undefined);
+    });
+
     it('no route hands out a token for the password alone', async () => {
       const u = await enrolled();
       const { challenge } = (await login(u.email)).body;
@@ -215,6 +230,38 @@ for (const dialect of DIALECTS) {
       }
       assert.deepEqual(leaks, []);
       assert.ok(seen.includes('POST /api/v1/auth/login'), 'the sweep reached the sign-in and got a challenge, not a refusal');
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`MFA required from a restart on (${dialect})`, () => {
+    it('ends the sessions those roles opened without a second factor; API tokens, enrolled users and other roles keep theirs', async () => {
+      const clock = new TestClock();
+      clock.t = Math.floor(Date.now() / STEP) * STEP + 1000;
+      const t = await startTestServer(dialect, { now: clock.now });
+      const plain = await t.userWithRole('node_admin');
+      const apiToken = (await t.api('POST', '/api/v1/tokens', { token: plain.token, body: { name: 'script' } })).body.token as string;
+      assert.match(apiToken, /^wpb_a_/);
+      const withMfa = await t.userWithRole('node_admin');
+      const e = await t.api('POST', '/api/v1/auth/mfa/enroll', { token: withMfa.token });
+      assert.equal((await t.api('POST', '/api/v1/auth/mfa/confirm', { token: withMfa.token, body: { code: totp(base32Decode(e.body.secret), clock.t) } })).status, 200);
+      const other = await t.userWithRole('site_admin');
+      await t.server.close();
+      const again = await startServer({ requireMfa: ['node_admin'], now: clock.now, port: 0, host: '127.0.0.1', dataDir: t.target.options.dataDir, databaseUrl: t.target.options.databaseUrl, env: {} });
+      try {
+        const me = async (token: string): Promise<number> => (await fetch(`${again.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+        assert.equal(await me(plain.token), 401, 'a node_admin session without a second factor ended');
+        assert.equal(await me(apiToken), 200, 'an API token stays');
+        assert.equal(await me(withMfa.token), 200, 'a node_admin with a second factor keeps the session');
+        assert.equal(await me(other.token), 200, 'a role without the requirement keeps the session');
+        const audit = await again.ctx.repos.audit.list({ limit: 20 });
+        const ended = audit.filter((a) => a.action === 'auth.sessions_ended');
+        assert.deepEqual(ended.map((a) => a.detail), [{ reason: 'second factor required', roles: ['node_admin'], sessions: 1 }]);
+      } finally {
+        await again.close();
+        await t.target.cleanup();
+      }
     });
   });
 }
