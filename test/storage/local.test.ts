@@ -10,7 +10,7 @@ import { LocalStorage } from '../../src/storage/local.ts';
 import { openStorage } from '../../src/storage/open.ts';
 import { S3Storage } from '../../src/storage/s3.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { storageConformance } from './conformance.ts';
+import { storageConformance, type ConformanceTarget } from './conformance.ts';
 
 /** Temp files anywhere under dir (what a crashed or unfinished put leaves). */
 async function tempFiles(dir: string): Promise<string[]> {
@@ -18,37 +18,24 @@ async function tempFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => /(^|\/)\.wpb-upload-/.test(e));
 }
 
-storageConformance('local', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'wpb-local-'));
-  const root = join(dir, 'store');
-  return {
-    storage: new LocalStorage(root),
-    pendingUploads: async () => (await tempFiles(root)).length,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+/** A fresh LocalStorage for the conformance suite, made with opts. */
+function localTarget(opts: ConstructorParameters<typeof LocalStorage>[1] = {}): () => Promise<ConformanceTarget> {
+  return async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wpb-local-'));
+    const root = join(dir, 'store');
+    return {
+      storage: new LocalStorage(root, opts),
+      pendingUploads: async () => (await tempFiles(root)).length,
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
   };
-});
+}
 
+storageConformance('local', localTarget());
 // The default writes around the page cache (O_DIRECT) on filesystems that take it; these two
 // run the same suite through the plain path and through direct writes of many aligned parts.
-storageConformance('local, plain writes', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'wpb-local-'));
-  const root = join(dir, 'store');
-  return {
-    storage: new LocalStorage(root, { directIo: false }),
-    pendingUploads: async () => (await tempFiles(root)).length,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
-
-storageConformance('local, 8 KiB direct parts', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'wpb-local-'));
-  const root = join(dir, 'store');
-  return {
-    storage: new LocalStorage(root, { partSize: 8192 }),
-    pendingUploads: async () => (await tempFiles(root)).length,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
+storageConformance('local, plain writes', localTarget({ directIo: false }));
+storageConformance('local, 8 KiB direct parts', localTarget({ partSize: 8192 }));
 
 /** Pages of path in the page cache, by util-linux's fincore. */
 function residentPages(path: string): number {
