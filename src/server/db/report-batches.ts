@@ -30,7 +30,7 @@ export class ReportBatches {
 
   /** As JobsRepo.report: undefined when the job is not the node's to run any more. */
   async report(w: ReportWrite): Promise<ReportReply | undefined> {
-    if (!this.#batches) return reportProgress(this.#ctx, w.jobId, w.nodeId, w.leaseMs, w.p, w.keyHash);
+    if (!this.#batches || refusedText(w)) return reportProgress(this.#ctx, w.jobId, w.nodeId, w.leaseMs, w.p, w.keyHash);
     checkProgress(w.p.progress); // a bad report fails alone, before it joins a batch
     this.#queued.set(w.jobId, w);
     const row = await this.#batches.get(w.jobId);
@@ -46,4 +46,12 @@ export class ReportBatches {
     }
     return reportProgressMany(this.#ctx, writes);
   }
+}
+
+/**
+ * Text PostgreSQL refuses (a NUL character: agents may send any bytes). Such a report is
+ * written alone, and fails alone, as before batching, instead of failing the batch it joined.
+ */
+function refusedText(w: ReportWrite): boolean {
+  return [w.p.stage, w.p.stageDetail].some((t) => t?.includes('\u0000'));
 }

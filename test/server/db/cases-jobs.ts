@@ -95,6 +95,15 @@ export function jobCases(ctx: SuiteContext): void {
       assert.deepEqual((await Promise.all(jobs.map((j) => ctx.repos.jobs.get(j.id)))).map((j) => j?.state), ['running', 'running', 'claimed', 'claimed']);
       if (ctx.target.dialect === 'postgres') assert.equal(statements, 2, 'the first report alone, the four queued behind it in one statement');
       await assert.rejects(batches.report({ jobId: a, nodeId: node.id, leaseMs: LEASE, p: p(101) }), /progress/i, 'a bad report fails alone');
+      // Text PostgreSQL refuses (NUL) is written alone: the report queued beside it (behind d's) is not failed with it.
+      const [first, nul, beside] = await Promise.allSettled([
+        batches.report({ jobId: d, nodeId: node.id, leaseMs: LEASE, p: p(41) }),
+        batches.report({ jobId: a, nodeId: node.id, leaseMs: LEASE, p: { progress: 11, stage: 'backup_files', stageDetail: 'a\u0000b' } }),
+        batches.report({ jobId: b, nodeId: node.id, leaseMs: LEASE, p: p(26) }),
+      ]);
+      assert.deepEqual([first, beside], [{ status: 'fulfilled', value: renewed }, { status: 'fulfilled', value: renewed }]);
+      if (ctx.target.dialect === 'postgres') assert.equal(nul.status, 'rejected');
+      assert.equal((await ctx.repos.sites.backupState(sites[1]?.id ?? ''))?.progress, 26);
     });
 
     it('a lost agent: its lease runs out, job and site fail with the spec message, and the site can start again', async () => {
