@@ -27,6 +27,7 @@ import type { ServerContext } from '../src/server/context.ts';
 import { openContext } from '../src/server/context.ts';
 import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
 import { passCosts, scrapePasses, type PassCost, type PassHistogram } from './pass-metrics.ts';
+import { asTimed, parseRuntime, serverRuntime, watchGenerator, type AsTimed, type GeneratorRuntime, type ServerRuntime } from './runtime-metrics.ts';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
@@ -50,6 +51,8 @@ interface Bench {
   url: string;
   /** The server process, for its CPU time (Linux /proc). */
   pid: number | undefined;
+  /** Its token-less /metrics address: event-loop delay and GC over each load (runtime-metrics.ts). */
+  metricsUrl: string;
   token: string;
   ctx: ServerContext;
 }
@@ -164,6 +167,12 @@ interface Row {
   errors: number;
   /** The server process's CPU time per measured request, in µs (null off Linux): unlike latency, barely moved by other load on the machine. */
   cpuUsPerReq: number | null;
+  /** The server's event-loop delay and GC pauses over the load: where a tail comes from. */
+  server: ServerRuntime;
+  /** The load generator (this process) over the load. */
+  generator: GeneratorRuntime;
+  /** The responses counted once each (p99 above is autocannon's, with its correction). */
+  asTimed: AsTimed;
 }
 
 /** user + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms); undefined off Linux. */
@@ -181,11 +190,19 @@ function pick<T>(xs: T[]): T {
 async function load(t: Bench, endpoint: string, setup: (req: autocannon.Request) => autocannon.Request): Promise<Omit<Row, 'dialect'>> {
   // Unmeasured warm-up at the same rate: JIT, statement caches and connection pools settle first.
   await autocannon({ url: t.url, connections: 50, overallRate: RATE, duration: 3, requests: [{ setupRequest: setup }] });
+  const runtimeBefore = parseRuntime(await (await fetch(`${t.metricsUrl}/metrics`)).text());
   const cpuBefore = cpuMs(t.pid);
-  const result = await autocannon({ url: t.url, connections: 50, overallRate: RATE, duration: SECONDS, requests: [{ setupRequest: setup }] });
+  const generatorDone = watchGenerator();
+  const times: number[] = [];
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const run = autocannon({ url: t.url, connections: 50, overallRate: RATE, duration: SECONDS, requests: [{ setupRequest: setup }] }, (err, r) => (err ? reject(err as Error) : resolve(r)));
+    run.on('response', (_client, _status, _bytes, ms) => times.push(ms));
+  });
+  const generator = generatorDone();
   const cpuAfter = cpuMs(t.pid);
+  const server = serverRuntime(runtimeBefore, parseRuntime(await (await fetch(`${t.metricsUrl}/metrics`)).text()));
   const cpuUsPerReq = cpuBefore === undefined || cpuAfter === undefined ? null : Math.round((1000 * (cpuAfter - cpuBefore)) / Math.max(1, result.requests.total));
-  return { endpoint, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max, non2xx: result.non2xx, errors: result.errors, cpuUsPerReq };
+  return { endpoint, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max, non2xx: result.non2xx, errors: result.errors, cpuUsPerReq, server, generator, asTimed: asTimed(times) };
 }
 
 const rows: Row[] = [];
@@ -202,7 +219,7 @@ for (const dialect of DIALECTS) {
     servers.push(server);
     // A second server shares only PostgreSQL; SQLite is one server's.
     if (SCHEDULER && dialect === 'postgres') servers.push(await startServerProcess(target.options.dataDir, target.options.databaseUrl));
-    const t: Bench = { url: server.url, pid: server.proc.pid, token, ctx };
+    const t: Bench = { url: server.url, pid: server.proc.pid, metricsUrl: server.metricsUrl, token, ctx };
     const fleet = await fill(t);
     console.log(`[bench:api] ${dialect}: ${fleet.siteIds.length} sites on ${NODES} nodes, ${fleet.agents.length} agents with a job, ${servers.length} server process(es), ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const fleetChangeMs = SCHEDULER ? await scheduleFleet(t) : 0;
@@ -235,6 +252,12 @@ console.log(['database', 'endpoint'.padEnd(40), 'req/s', 'p50 ms', 'p99 ms', 'ma
 for (const r of rows) {
   const cpu = String(r.cpuUsPerReq ?? '-').padStart(17);
   console.log([r.dialect.padEnd(8), r.endpoint.padEnd(40), r.rps.toFixed(0).padStart(5), String(r.p50).padStart(6), String(r.p99).padStart(6), String(r.max).padStart(6), String(r.non2xx).padStart(7), String(r.errors).padStart(6), cpu, r.p99 < 50 && r.non2xx === 0 && r.errors === 0 ? 'yes' : 'NO'].join('  '));
+}
+console.log('\nWhere the tail comes from, over each measured load: the responses counted once each (autocannon\'s p99 adds T-1, T-2, ... 1 ms for each response of T ms: runtime-metrics.ts asTimed), the server\'s event-loop delay (p99 / max, ms beyond its 10 ms timer), its GC pauses (count, total ms, of which major), the load generator\'s CPU (% of a core) and event-loop delay (p99 / max ms), and the time some task on the machine waited for a core (PSI)');
+for (const r of rows) {
+  const s = r.server;
+  const g = r.generator;
+  console.log(`${r.dialect.padEnd(8)}  ${r.endpoint.padEnd(40)}  as timed p99 ${r.asTimed.p99} ms, ${r.asTimed.over50} of ${r.asTimed.responses} over 50 ms; server loop ${s.loopP99Ms} / ${s.loopMaxMs} ms; GC ${s.gcPauses} pauses, ${s.gcMs} ms (major ${s.gcMajorMs} ms); generator ${g.cpuPct} % CPU, loop ${g.loopP99Ms} / ${g.loopMaxMs} ms; machine CPU wait ${g.cpuWaitPct ?? '-'} %`);
 }
 for (const s of schedules) console.log(`${s.dialect}: fleet schedule set on ${SITES} sites in ${s.fleetChangeMs} ms (PUT /api/v1/schedules/default); ${s.enqueued} scheduled backups queued during the load`);
 for (const p of passes) {

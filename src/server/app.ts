@@ -7,6 +7,7 @@ import { toApiError } from './api-error.ts';
 import type { ServerContext } from './context.ts';
 import { endConnectionsOnClose } from './close-connections.ts';
 import { answerMethodNotAllowed } from './method-not-allowed.ts';
+import { lazyRequestLogger } from './request-logger.ts';
 import type { RouteConfig } from './route.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
@@ -67,6 +68,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     // Never log headers (bearer tokens) nor the signed tokens some URLs carry (requestForLog, and log.ts).
     loggerInstance: appLogger(ctx, opts),
     logController: new LogController({ disableRequestLogging: opts.logRequests !== true }),
+    childLoggerFactory: lazyRequestLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   endConnectionsOnClose(app);

@@ -60,5 +60,20 @@ export function yieldToRequests(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Rows a pass handles between two yieldToRequests(). */
-export const ROWS_PER_TURN = 25;
+/** The longest a pass keeps the event loop between two turns of its takeTurn(). */
+export const TURN_MS = 4;
+
+/**
+ * A pass's turns by time, not by rows: the function returned yields to requests once the pass
+ * has held the event loop for budgetMs since its last yield, and is free otherwise. A row
+ * count cannot bound a slice: on SQLite the same 25 rows take 1 ms alone and 20 ms when the
+ * machine is busy or each row is a transaction.
+ */
+export function turnTaker(budgetMs: number = TURN_MS, clock: () => number = () => performance.now()): () => Promise<void> {
+  let since = clock();
+  return async () => {
+    if (clock() - since < budgetMs) return;
+    await yieldToRequests();
+    since = clock();
+  };
+}

@@ -1,5 +1,5 @@
 import type { ServerContext } from './context.ts';
-import { ROWS_PER_TURN, startPeriodic, yieldToRequests } from './periodic.ts';
+import { startPeriodic, turnTaker, yieldToRequests } from './periodic.ts';
 import { isConflict } from './db/errors.ts';
 import type { DueRun } from './db/schedules.ts';
 import { nextRunOf } from './services/schedules.ts';
@@ -38,18 +38,21 @@ const MAX_BATCHES = 20;
 export async function scheduleOnce(ctx: ServerContext, now: number, log: SchedulerOptions['log'] = (m, err) => ctx.log.error({ err }, `scheduler: ${m}`)): Promise<TickResult> {
   const result: TickResult = { enqueued: [], skipped: [], lost: 0, filled: 0 };
   const fleet = await ctx.repos.schedules.fleet();
+  // ensureRows, pending and due each look at the whole fleet (on SQLite, on this thread):
+  // requests get a turn after each, and after every few milliseconds of rows.
   await ctx.repos.schedules.ensureRows();
-  let handled = 0;
-  const turn = async (): Promise<void> => {
-    if (++handled % ROWS_PER_TURN === 0) await yieldToRequests();
-  };
-  for (const row of await ctx.repos.schedules.pending(fleet.spec !== null, 10 * BATCH)) {
+  await yieldToRequests();
+  const turn = turnTaker();
+  const pending = await ctx.repos.schedules.pending(fleet.spec !== null, 10 * BATCH);
+  await yieldToRequests();
+  for (const row of pending) {
     const at = nextRunOf(row.siteId, row, fleet, now);
     if (at !== null && (await ctx.repos.schedules.fillNext(row.siteId, row.mode, at))) result.filled++;
     await turn();
   }
   for (let b = 0; b < MAX_BATCHES; b++) {
     const due = await ctx.repos.schedules.due(now, BATCH);
+    await yieldToRequests();
     for (const run of due) {
       await turn();
       try {

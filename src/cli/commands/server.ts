@@ -74,6 +74,7 @@ WPBACKUP_SECRET_KEY (base64, 32 bytes) must then be the same on each of them.`,
     const logger = createLogger({ ...parseLogOptions({ level: str(v['log-level']), format: str(v['log-format']) }, ctx.env), stream: ctx.stdout });
     // Loaded on demand: `wpbackup backup` on a web server never pays for Fastify and the database drivers.
     const { startServer } = await import('../../server/start.ts');
+    (await import('../../server/gc-flags.ts')).serialScavenges();
     const server = await startServer({
       port, host: str(v.host) ?? '127.0.0.1', dataDir, databaseUrl: ctx.env.DATABASE_URL, publicUrl: str(v['public-url']), env: ctx.env, logRequests: v['log-requests'] === true,
       trustProxy, requireMfa, ...limitOptions(v), logger, processMetrics: true, metricsListen,

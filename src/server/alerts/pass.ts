@@ -28,12 +28,14 @@ export interface PassReport {
 }
 
 export async function alertsOnce(ctx: ServerContext, now: number = ctx.now()): Promise<PassReport> {
-  return {
-    stale: await checkFreshness(ctx, now),
-    offline: await checkAgents(ctx, now),
-    reminders: await remind(ctx, now),
-    attempts: await retryDue(ctx, now),
-  };
+  // Each step reads the fleet (on SQLite, on the server's thread): requests get a turn between them.
+  const stale = await checkFreshness(ctx, now);
+  await yieldToRequests();
+  const offline = await checkAgents(ctx, now);
+  await yieldToRequests();
+  const reminders = await remind(ctx, now);
+  await yieldToRequests();
+  return { stale, offline, reminders, attempts: await retryDue(ctx, now) };
 }
 
 async function checkFreshness(ctx: ServerContext, now: number): Promise<number> {

@@ -48,6 +48,44 @@ export async function reportProgress(ctx: RepoContext, jobId: string, nodeId: st
   });
 }
 
+/** One report of a batch (ReportBatches, report-batches.ts). */
+export interface ReportWrite {
+  jobId: string;
+  nodeId: string;
+  leaseMs: number;
+  p: Progress;
+  keyHash?: string;
+}
+
+/** What a batch answers for each report it wrote; a report it did not write has no row. */
+export interface ReportRow extends ReportReply {
+  jobId: string;
+}
+
+const BATCH_ROW = '(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT))';
+
+/**
+ * Several reports of different jobs in one statement (PostgreSQL): each row of v is one
+ * report, renewed and written exactly as reportProgress would, under the same conditions.
+ */
+export async function reportProgressMany(ctx: RepoContext, writes: readonly ReportWrite[]): Promise<ReportRow[]> {
+  if (writes.length === 0) return [];
+  for (const w of writes) checkProgress(w.p.progress);
+  const now = ctx.now();
+  const sql = `WITH v (id, node_id, key_hash, lease_until, progress, stage, stage_detail) AS (VALUES ${writes.map(() => BATCH_ROW).join(', ')}),
+    j AS (UPDATE jobs SET state = CASE WHEN jobs.state = 'claimed' THEN 'running' ELSE jobs.state END, lease_until = v.lease_until, updated_at = ?
+      FROM v WHERE jobs.id = v.id AND jobs.claimed_by = v.node_id AND jobs.state IN ${LEASED_STATES}
+      AND (v.key_hash IS NULL OR jobs.claimed_by IN (SELECT id FROM nodes WHERE node_key_hash = v.key_hash AND status <> 'disabled'))
+      RETURNING jobs.id, jobs.site_id, jobs.cancel_requested, jobs.lease_until)
+    UPDATE sites SET progress = v.progress, stage = v.stage, stage_detail = v.stage_detail, updated_at = ?
+    FROM j JOIN v ON v.id = j.id
+    WHERE sites.id = j.site_id AND sites.current_job_id = j.id AND sites.status = 'running'
+    RETURNING j.id, j.cancel_requested, j.lease_until`;
+  const values = writes.flatMap((w) => [w.jobId, w.nodeId, w.keyHash ?? null, now + w.leaseMs, w.p.progress, w.p.stage, w.p.stageDetail]);
+  const rows = await ctx.db.relaxed.query<Raw>(sql, [...values, now, now]);
+  return rows.map((r) => ({ jobId: String(r.id), cancelRequested: bool(r.cancel_requested), leaseUntil: num(r.lease_until) }));
+}
+
 /**
  * A job's last report, written onto its site after the job ended (the progress cache held it,
  * progress-cache.ts): the outcome's row keeps the stage and percent the agent last reported.

@@ -37,12 +37,12 @@ async function claimedJob(ctx: ServerContext, url: string, name: string): Promis
   return { siteId: site.id, jobId: body.job.job_id, key };
 }
 
-/** Counts the database writes of progress (jobs.report) from now on. */
+/** Counts the database writes of progress (ctx.reportWrites, db/report-batches.ts) from now on. */
 function countWrites(ctx: ServerContext): { count: () => number } {
-  const jobs = ctx.repos.jobs;
-  const original = jobs.report.bind(jobs);
+  const writes = ctx.reportWrites;
+  const original = writes.report.bind(writes);
   let n = 0;
-  jobs.report = (...args) => {
+  writes.report = (...args) => {
     n++;
     return original(...args);
   };

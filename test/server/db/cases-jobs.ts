@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Db } from '../../../src/server/db/db.ts';
+import type { Db, Queryable } from '../../../src/server/db/db.ts';
 import { ConflictError, NotFoundError } from '../../../src/server/db/errors.ts';
 import { MAX_DELIVERIES } from '../../../src/server/db/job-endings.ts';
+import { ReportBatches } from '../../../src/server/db/report-batches.ts';
 import type { Repos } from '../../../src/server/db/repos.ts';
 import { makeNode, makeSite } from './suite.ts';
 import type { SuiteContext } from './suite.ts';
@@ -61,6 +62,48 @@ export function jobCases(ctx: SuiteContext): void {
       } finally {
         await close();
       }
+    });
+
+    it('progress reports written together (report-batches.ts) each get the answer their own write would', async () => {
+      const node = await makeNode(ctx.repos);
+      await ctx.repos.nodes.update(node.id, { jobLimit: 4 });
+      const stranger = await makeNode(ctx.repos);
+      const sites = [];
+      for (let i = 0; i < 4; i++) sites.push(await makeSite(ctx.repos, node.id));
+      const jobs = [];
+      for (const site of sites) jobs.push(await ctx.repos.jobs.enqueueBackup(site.id));
+      for (let i = 0; i < 4; i++) assert.ok(await ctx.repos.jobs.claimNext(node.id, LEASE));
+      const [a, b, c, d] = jobs.map((j) => j.id) as [string, string, string, string];
+      // Statements on the relaxed handle, counted: on PostgreSQL the reports queued behind the first go in one.
+      let statements = 0;
+      const relaxed = ctx.db.relaxed;
+      const counting = { dialect: relaxed.dialect, query: (sql: string, params?: never[]) => (statements++, relaxed.query(sql, params)), get: relaxed.get.bind(relaxed), exec: relaxed.exec.bind(relaxed), script: relaxed.script.bind(relaxed), transaction: relaxed.transaction.bind(relaxed) };
+      const db = { dialect: ctx.db.dialect, relaxed: counting } as unknown as Queryable;
+      const batches = new ReportBatches({ db, now: () => ctx.clock.t }, { maxInFlight: 1, maxBatch: 10 });
+      const p = (progress: number): { progress: number; stage: string; stageDetail: string } => ({ progress, stage: 'backup_files', stageDetail: `at ${progress}` });
+      const replies = await Promise.all([
+        batches.report({ jobId: a, nodeId: node.id, leaseMs: LEASE, p: p(10) }),
+        batches.report({ jobId: b, nodeId: node.id, leaseMs: LEASE, p: p(20) }),
+        batches.report({ jobId: b, nodeId: node.id, leaseMs: LEASE, p: p(25) }),
+        batches.report({ jobId: c, nodeId: stranger.id, leaseMs: LEASE, p: p(30) }),
+        batches.report({ jobId: d, nodeId: node.id, leaseMs: LEASE, p: p(40), keyHash: 'not-the-nodes-key' }),
+      ]);
+      const renewed = { cancelRequested: false, leaseUntil: ctx.clock.t + LEASE };
+      assert.deepEqual(replies, [renewed, renewed, renewed, undefined, undefined]);
+      const states = await Promise.all(sites.map((s) => ctx.repos.sites.backupState(s.id)));
+      assert.deepEqual(states.map((s) => s?.progress), [10, 25, 0, 0], 'the newer of two queued reports is the one written; refused ones are not');
+      assert.deepEqual((await Promise.all(jobs.map((j) => ctx.repos.jobs.get(j.id)))).map((j) => j?.state), ['running', 'running', 'claimed', 'claimed']);
+      if (ctx.target.dialect === 'postgres') assert.equal(statements, 2, 'the first report alone, the four queued behind it in one statement');
+      await assert.rejects(batches.report({ jobId: a, nodeId: node.id, leaseMs: LEASE, p: p(101) }), /progress/i, 'a bad report fails alone');
+      // Text PostgreSQL refuses (NUL) is written alone: the report queued beside it (behind d's) is not failed with it.
+      const [first, nul, beside] = await Promise.allSettled([
+        batches.report({ jobId: d, nodeId: node.id, leaseMs: LEASE, p: p(41) }),
+        batches.report({ jobId: a, nodeId: node.id, leaseMs: LEASE, p: { progress: 11, stage: 'backup_files', stageDetail: 'a\u0000b' } }),
+        batches.report({ jobId: b, nodeId: node.id, leaseMs: LEASE, p: p(26) }),
+      ]);
+      assert.deepEqual([first, beside], [{ status: 'fulfilled', value: renewed }, { status: 'fulfilled', value: renewed }]);
+      if (ctx.target.dialect === 'postgres') assert.equal(nul.status, 'rejected');
+      assert.equal((await ctx.repos.sites.backupState(sites[1]?.id ?? ''))?.progress, 26);
     });
 
     it('a lost agent: its lease runs out, job and site fail with the spec message, and the site can start again', async () => {
