@@ -3,7 +3,7 @@ import type { ServerContext } from '../context.ts';
 import type { CronSpec, FleetScheduleRow, ScheduleMode, SiteScheduleRow } from '../db/schedules.ts';
 import { nextRunAfter, spreadOffsetMs } from '../schedule-spec.ts';
 import { iso } from '../routes/schema.ts';
-import { yieldToRequests } from '../periodic.ts';
+import { turnTaker } from '../periodic.ts';
 
 // Schedules as the routes and the scheduler use them: which schedule applies to a site
 // (its own, the fleet default, or none), its next run, and the changes that move next runs.
@@ -61,17 +61,12 @@ export async function setFleetSchedule(ctx: ServerContext, change: { spec?: Cron
 
 type Early = Map<string, { mode: ScheduleMode; spec: CronSpec | null; at: number | null }>;
 
-/**
- * Next runs computed between two yieldToRequests(): computation only, no statement, a few
- * microseconds each, so ten times periodic.ts's ROWS_PER_TURN still gives the loop back often.
- */
-const NEXT_RUNS_PER_TURN = 250;
-
 async function precompute(rows: readonly SiteScheduleRow[], fleet: FleetScheduleRow, now: number): Promise<Early> {
   const out: Early = new Map();
-  for (const [i, row] of rows.entries()) {
+  const turn = turnTaker();
+  for (const row of rows) {
     out.set(row.siteId, { mode: row.mode, spec: row.spec, at: nextRunOf(row.siteId, row, fleet, now) });
-    if ((i + 1) % NEXT_RUNS_PER_TURN === 0) await yieldToRequests();
+    await turn();
   }
   return out;
 }
