@@ -52,7 +52,7 @@ export function alignUp(n: number): number {
 
 /**
  * Whether err says the filesystem or device refused direct I/O (rather than a real I/O error):
- * EINVAL from open or from a read or write.
+ * EINVAL from an open with O_DIRECT or from a direct write.
  */
 export function refusedDirect(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
