@@ -17,7 +17,6 @@ import { KeyedListeners } from './keyed-listeners.ts';
 import { ProgressCache } from './progress-cache.ts';
 import { NodeTouches } from './node-touches.ts';
 import { CoalescedReads } from './db/coalesced-reads.ts';
-import { ReportBatches } from './db/report-batches.ts';
 import type { SiteRow } from './db/sites.ts';
 import { keepEndedProgress } from './services/ended-progress.ts';
 import { DownloadLinks } from './local-download.ts';
@@ -85,8 +84,6 @@ export interface ServerContext {
   siteReads: CoalescedReads<SiteRow>;
   /** Nodes heard from, their last_seen written together a moment later (node-touches.ts). */
   nodeTouches: NodeTouches;
-  /** Progress reports due for the database, written together while others run (PostgreSQL; db/report-batches.ts). */
-  reportWrites: ReportBatches;
   /** The clock (epoch ms): Date.now, or the tests' own (ContextOptions.now). Background loops read it. */
   now: () => number;
   /** The server's log (log.ts): job lines, background loops' errors, failed requests. */
@@ -164,12 +161,12 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const jobNotifier = new JobNotifier();
     held.defer(() => jobNotifier.close());
     const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
-    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache) });
+    // Progress writes: three at once of the relaxed pool's four connections (postgres.ts), 100 reports at most per statement.
+    const batchReports = { maxInFlight: 3, maxBatch: 100 };
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache), batchReports });
     // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
     const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
     const nodeTouches = new NodeTouches((ids) => repos.nodes.touchMany(ids));
-    // Three at once of the relaxed pool's four connections (postgres.ts); 100 reports at most per statement.
-    const reportWrites = new ReportBatches({ db, now: o.now ?? Date.now }, { maxInFlight: 3, maxBatch: 100 });
     held.defer(() => nodeTouches.flush());
     const loginLimiter = new LoginLimiter(repos.loginThrottle, { limits: o.loginLimits, now: o.now });
     const mfa = new MfaService({ repo: repos.mfa, secrets, now: o.now, requiredFor: o.requireMfa });
@@ -198,7 +195,7 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     jobEnded.subscribe((job) => jobLog.ended(job));
     const progress = new ProgressCache({ leaseMs: config.leaseMs, now, writeEveryMs: o.progressWriteMs });
     held.defer(jobEnded.subscribe((job) => keepEndedProgress({ progress, repos, events }, job)));
-    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, nodeTouches, reportWrites, close: () => held.releaseAll() };
+    return { db, repos, secrets, config, loginLimiter, mfa, jobNotifier, caps, events, accessWatchers, downloads, storage, jobEnded, pruneFailed, now, log, jobLog, metrics, progress, authCache, siteReads, nodeTouches, close: () => held.releaseAll() };
   } catch (err) {
     await held.releaseAll().catch(() => undefined);
     throw err;

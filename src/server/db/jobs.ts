@@ -6,6 +6,7 @@ import type { CancelResult, JobOutcome, ResetResult } from './job-endings.ts';
 import { expireQueuedOnDeadNodes } from './job-expiry.ts';
 import { keepLastProgress, reportProgress } from './job-report.ts';
 import type { ReportReply } from './job-report.ts';
+import { ReportBatches, type ReportBatchesOptions } from './report-batches.ts';
 import { changing } from './rows.ts';
 import type { Raw, RepoContext } from './rows.ts';
 import type { Progress } from './sites.ts';
@@ -28,9 +29,13 @@ export const JOBS_CHANNEL = 'wpbackup_jobs';
 
 export class JobsRepo {
   readonly #ctx: RepoContext;
+  /** Reports due for the database, gathered on PostgreSQL (report-batches.ts); unset in transactions. */
+  readonly #reports: ReportBatches | undefined;
 
-  constructor(ctx: RepoContext) {
+  constructor(ctx: RepoContext, batchReports?: ReportBatchesOptions) {
     this.#ctx = ctx;
+    // Only the server's own repositories gather reports: inside a transaction each write is its own.
+    this.#reports = batchReports && new ReportBatches(ctx, batchReports);
   }
 
   /**
@@ -129,6 +134,7 @@ export class JobsRepo {
    * undefined: the job is no longer this node's to run, stop.
    */
   report(jobId: string, nodeId: string, leaseMs: number, p: Progress, keyHash?: string): Promise<ReportReply | undefined> {
+    if (this.#reports) return this.#reports.report({ jobId, nodeId, leaseMs, p, keyHash });
     return reportProgress(this.#ctx, jobId, nodeId, leaseMs, p, keyHash);
   }
 

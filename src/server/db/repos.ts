@@ -3,6 +3,7 @@ import { BackupsRepo } from './backups.ts';
 import type { Queryable } from './db.ts';
 import { DiscoveredSitesRepo } from './discovered-sites.ts';
 import { JobsRepo } from './jobs.ts';
+import type { ReportBatchesOptions } from './report-batches.ts';
 import { JoinCodesRepo } from './join-codes.ts';
 import { LoginThrottleRepo } from './login-throttle.ts';
 import { MfaRepo } from './mfa.ts';
@@ -50,6 +51,8 @@ export interface RepoOptions {
   onJobQueued?: (nodeId: string) => void;
   /** See RepoContext.authChanged. */
   authChanged?: () => void | Promise<void>;
+  /** Progress reports written together while others run (PostgreSQL; report-batches.ts): the server's repositories only. */
+  batchReports?: ReportBatchesOptions;
 }
 
 /**
@@ -74,7 +77,7 @@ export function createRepos(db: Queryable, opts: RepoOptions): Repos {
     joinCodes: new JoinCodesRepo(ctx),
     sites: new SitesRepo(ctx),
     discoveredSites: new DiscoveredSitesRepo(ctx),
-    jobs: new JobsRepo(ctx),
+    jobs: new JobsRepo(ctx, opts.batchReports),
     backups: new BackupsRepo(ctx),
     users: new UsersRepo(ctx),
     tokens: new TokensRepo(ctx),

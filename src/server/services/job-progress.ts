@@ -29,7 +29,7 @@ export async function reportJobProgress(ctx: ServerContext, job: JobRow, nodeId:
     return { cancel: job.cancelRequested, lease_until: iso(job.leaseUntil ?? ctx.now()) };
   }
   const writing = ctx.authCache.begin();
-  const r = await ctx.reportWrites.report({ jobId: job.id, nodeId, leaseMs: ctx.config.leaseMs, p, keyHash });
+  const r = await ctx.repos.jobs.report(job.id, nodeId, ctx.config.leaseMs, p, keyHash);
   ctx.authCache.reported(writing, job.id, r, keyHash);
   if (r) ctx.progress.written(job.id, p);
   else ctx.progress.drop(job.id);

@@ -37,12 +37,12 @@ async function claimedJob(ctx: ServerContext, url: string, name: string): Promis
   return { siteId: site.id, jobId: body.job.job_id, key };
 }
 
-/** Counts the database writes of progress (ctx.reportWrites, db/report-batches.ts) from now on. */
+/** Counts the database writes of progress (jobs.report) from now on. */
 function countWrites(ctx: ServerContext): { count: () => number } {
-  const writes = ctx.reportWrites;
-  const original = writes.report.bind(writes);
+  const jobs = ctx.repos.jobs;
+  const original = jobs.report.bind(jobs);
   let n = 0;
-  writes.report = (...args) => {
+  jobs.report = (...args) => {
     n++;
     return original(...args);
   };
