@@ -155,16 +155,10 @@ export class NodesRepo {
   }
 
   /**
-   * Records that the node was heard from. Writes only when last_seen is older than minGapMs,
-   * so agents polling every second do not turn every request into a write.
+   * Records that these nodes were heard from (node-touches.ts gathers them), 64 a statement.
+   * Writes a node only when its last_seen is older than minGapMs, so agents polling every
+   * second do not turn every request into a write. Returns how many were written.
    */
-  async touch(id: string, minGapMs = 5000): Promise<boolean> {
-    const now = this.#ctx.now();
-    const sql = 'UPDATE nodes SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)';
-    return (await this.#ctx.db.relaxed.exec(sql, [now, id, now - minGapMs])) === 1;
-  }
-
-  /** touch() for several nodes (node-touches.ts gathers them), 64 a statement. */
   async touchMany(ids: readonly string[], minGapMs = 5000): Promise<number> {
     const now = this.#ctx.now();
     let touched = 0;

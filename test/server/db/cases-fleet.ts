@@ -15,10 +15,10 @@ export function fleetCases(ctx: SuiteContext): void {
       assert.equal(await nodes.findByKeyHash('other'), undefined);
       assert.equal((await nodes.update(node.id, { status: 'active', quotaBytes: 5e9 }))?.quotaBytes, 5e9);
       assert.equal((await nodes.update(node.id, { quotaBytes: null }))?.quotaBytes, null);
-      assert.equal(await nodes.touch(node.id), true);
-      assert.equal(await nodes.touch(node.id), false, 'a second touch within the gap writes nothing');
+      assert.equal(await nodes.touchMany([node.id]), 1);
+      assert.equal(await nodes.touchMany([node.id]), 0, 'a second touch within the gap writes nothing');
       ctx.clock.advance(6000);
-      assert.equal(await nodes.touch(node.id), true);
+      assert.equal(await nodes.touchMany([node.id]), 1);
       assert.equal((await nodes.get(node.id))?.lastSeen, ctx.clock.t);
       assert.ok((await nodes.list()).some((n) => n.id === node.id));
       assert.equal(await nodes.remove(node.id), true);
@@ -29,7 +29,7 @@ export function fleetCases(ctx: SuiteContext): void {
       const { nodes } = ctx.repos;
       const made = await Promise.all(Array.from({ length: 70 }, () => makeNode(ctx.repos)));
       const ids = made.map((n) => n.id);
-      assert.equal(await nodes.touch(ids[0] as string), true);
+      assert.equal(await nodes.touchMany([ids[0] as string]), 1);
       assert.equal(await nodes.touchMany([...ids, ids[1] as string]), 69, 'the one touched within the gap is left alone, a repeat counts once');
       assert.equal(await nodes.touchMany(ids.slice(0, 3)), 0);
       ctx.clock.advance(6000);
