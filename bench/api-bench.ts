@@ -1,5 +1,6 @@
-// npm run bench:api: fills a database with 10,000 sites on 500 nodes, then measures with
-// autocannon at a fixed 2,000 requests/s: users reading GET /api/v1/sites/{id}/backup/status,
+// npm run bench:api: fills a database with 10,000 sites on 500 nodes, then measures with an
+// open-loop generator at 2,000 requests/s (open-loop.ts: Poisson arrivals, each latency from the
+// moment its request fell due): users reading GET /api/v1/sites/{id}/backup/status,
 // and 500 simulated agents posting progress reports (4 a second each, so each job's report
 // reaches the database about once per 2 s and is held in memory in between: progress-cache.ts).
 // Once on SQLite, once on PostgreSQL.
@@ -12,8 +13,7 @@
 // passes' cost comes from each server's wpbackup_pass_duration_seconds (pass-metrics.ts).
 // --scheduler off: no fleet schedule and no second server. --db sqlite|postgres, --rate, --seconds, --nodes and
 // --sites change the shape; BENCH_PROFILE_DIR=dir writes the servers' CPU profiles
-// (node --cpu-prof) there.
-import autocannon from 'autocannon';
+// (node --cpu-prof) there; --arrivals even spaces the requests exactly.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,11 +27,12 @@ import type { ServerContext } from '../src/server/context.ts';
 import { openContext } from '../src/server/context.ts';
 import { postgresTarget, sqliteTarget } from '../test/server/db/targets.ts';
 import { passCosts, scrapePasses, type PassCost, type PassHistogram } from './pass-metrics.ts';
-import { asTimed, parseRuntime, serverRuntime, watchGenerator, type AsTimed, type GeneratorRuntime, type ServerRuntime } from './runtime-metrics.ts';
+import { LoadClient, quantile, type LoadRequest } from './open-loop.ts';
+import { parseRuntime, serverRuntime, watchGenerator, type GeneratorRuntime, type ServerRuntime } from './runtime-metrics.ts';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, db: { type: 'string', default: 'both' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '500' }, sites: { type: 'string', default: '10000' }, rate: { type: 'string', default: '2000' }, seconds: { type: 'string', default: '15' }, scheduler: { type: 'string', default: 'on' }, db: { type: 'string', default: 'both' }, arrivals: { type: 'string', default: 'poisson' } } });
 /** --db sqlite|postgres: one database only (profiling). */
 const DIALECTS: Dialect[] = values.db === 'both' ? ['sqlite', 'postgres'] : [values.db as Dialect];
 const NODES = Number(values.nodes);
@@ -40,6 +41,7 @@ const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 /** --scheduler off: no fleet schedule (the passes find nothing due) and no second server. */
 const SCHEDULER = values.scheduler !== 'off';
+const ARRIVALS = values.arrivals === 'even' ? 'even' : 'poisson';
 
 interface Fleet {
   siteIds: string[];
@@ -159,20 +161,26 @@ const schedules: ScheduleReport[] = [];
 interface Row {
   dialect: Dialect;
   endpoint: string;
+  /** Responses per second over the run (requests fall due at RATE; this shows they were all answered). */
   rps: number;
+  /** Latencies from the moment each request fell due, ms. */
   p50: number;
   p99: number;
   max: number;
+  /** Responses over 50 ms, of all. */
+  over50: number;
+  responses: number;
   non2xx: number;
+  /** Requests without a response. */
   errors: number;
+  /** Connections the generator opened, warm-up included (one request in flight on each). */
+  connections: number;
   /** The server process's CPU time per measured request, in µs (null off Linux): unlike latency, barely moved by other load on the machine. */
   cpuUsPerReq: number | null;
   /** The server's event-loop delay and GC pauses over the load: where a tail comes from. */
   server: ServerRuntime;
   /** The load generator (this process) over the load. */
   generator: GeneratorRuntime;
-  /** The responses counted once each (p99 above is autocannon's, with its correction). */
-  asTimed: AsTimed;
 }
 
 /** user + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms); undefined off Linux. */
@@ -187,22 +195,34 @@ function pick<T>(xs: T[]): T {
   return xs[Math.floor(Math.random() * xs.length)] as T;
 }
 
-async function load(t: Bench, endpoint: string, setup: (req: autocannon.Request) => autocannon.Request): Promise<Omit<Row, 'dialect'>> {
-  // Unmeasured warm-up at the same rate: JIT, statement caches and connection pools settle first.
-  await autocannon({ url: t.url, connections: 50, overallRate: RATE, duration: 3, requests: [{ setupRequest: setup }] });
+async function load(t: Bench, endpoint: string, next: () => LoadRequest): Promise<Omit<Row, 'dialect'>> {
+  const client = new LoadClient(t.url);
+  try {
+    return await measure(t, client, endpoint, next);
+  } finally {
+    client.close();
+  }
+}
+
+async function measure(t: Bench, client: LoadClient, endpoint: string, next: () => LoadRequest): Promise<Omit<Row, 'dialect'>> {
+  // Unmeasured warm-up at the same rate: JIT, statement caches, connection pools and the
+  // generator's keep-alive connections settle first.
+  const warm = await client.run({ rate: RATE, seconds: 3, next, arrivals: ARRIVALS });
   const runtimeBefore = parseRuntime(await (await fetch(`${t.metricsUrl}/metrics`)).text());
   const cpuBefore = cpuMs(t.pid);
   const generatorDone = watchGenerator();
-  const times: number[] = [];
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const run = autocannon({ url: t.url, connections: 50, overallRate: RATE, duration: SECONDS, requests: [{ setupRequest: setup }] }, (err, r) => (err ? reject(err as Error) : resolve(r)));
-    run.on('response', (_client, _status, _bytes, ms) => times.push(ms));
-  });
+  const r = await client.run({ rate: RATE, seconds: SECONDS, next, arrivals: ARRIVALS });
   const generator = generatorDone();
   const cpuAfter = cpuMs(t.pid);
   const server = serverRuntime(runtimeBefore, parseRuntime(await (await fetch(`${t.metricsUrl}/metrics`)).text()));
-  const cpuUsPerReq = cpuBefore === undefined || cpuAfter === undefined ? null : Math.round((1000 * (cpuAfter - cpuBefore)) / Math.max(1, result.requests.total));
-  return { endpoint, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max, non2xx: result.non2xx, errors: result.errors, cpuUsPerReq, server, generator, asTimed: asTimed(times) };
+  const cpuUsPerReq = cpuBefore === undefined || cpuAfter === undefined ? null : Math.round((1000 * (cpuAfter - cpuBefore)) / Math.max(1, r.sent));
+  const ms = (x: number): number => +x.toFixed(1);
+  const non2xx = [...r.statuses].filter(([code]) => code < 200 || code > 299).reduce((n, [, count]) => n + count, 0);
+  return {
+    endpoint, rps: Math.round((1000 * r.latencies.length) / r.elapsedMs), p50: ms(quantile(r.latencies, 0.5)), p99: ms(quantile(r.latencies, 0.99)),
+    max: ms(quantile(r.latencies, 1)), over50: r.latencies.filter((x) => x > 50).length, responses: r.latencies.length, non2xx, errors: r.errors,
+    connections: warm.connections + r.connections, cpuUsPerReq, server, generator,
+  };
 }
 
 const rows: Row[] = [];
@@ -226,14 +246,14 @@ for (const dialect of DIALECTS) {
     const queued = async (): Promise<number> => Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`))?.n ?? 0);
     const queuedBefore = await queued();
     const before: PassHistogram[] = await Promise.all(servers.map((s) => scrapePasses(s.metricsUrl)));
-    const status = await load(t, 'GET /api/v1/sites/{id}/backup/status', (req) => ({ ...req, method: 'GET', path: `/api/v1/sites/${pick(fleet.siteIds)}/backup/status`, headers: { authorization: `Bearer ${t.token}` } }));
+    const status = await load(t, 'GET /api/v1/sites/{id}/backup/status', () => ({ method: 'GET', path: `/api/v1/sites/${pick(fleet.siteIds)}/backup/status`, headers: { authorization: `Bearer ${t.token}` } }));
     rows.push({ dialect, ...status });
     let pct = 0;
-    const progress = await load(t, 'POST /api/v1/agent/jobs/{id}/progress', (req) => {
+    const progress = await load(t, 'POST /api/v1/agent/jobs/{id}/progress', () => {
       const a = pick(fleet.agents);
       pct = (pct + 1) % 100;
       const body = JSON.stringify({ status: 'running', progress: pct, stage: 'create_bundle', stage_detail: `Reading wp-content (${pct} MB of 100 MB)`, error: null });
-      return { ...req, method: 'POST', path: `/api/v1/agent/jobs/${a.jobId}/progress`, headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body };
+      return { method: 'POST', path: `/api/v1/agent/jobs/${a.jobId}/progress`, headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body };
     });
     rows.push({ dialect, ...progress });
     const after = await Promise.all(servers.map((s) => scrapePasses(s.metricsUrl)));
@@ -247,17 +267,18 @@ for (const dialect of DIALECTS) {
 }
 
 const loadAverage = loadavg().map((l) => l.toFixed(1)).join(' ');
-console.log(`\n${SITES} sites on ${NODES} nodes; autocannon at a fixed ${RATE} requests/s for ${SECONDS} s after 3 s of warm-up, 50 connections; 2 cores, load average ${loadAverage} at the end\n`);
-console.log(['database', 'endpoint'.padEnd(40), 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'server CPU µs/req', 'p99 < 50 ms'].join('  '));
+console.log(`\n${SITES} sites on ${NODES} nodes; ${RATE} requests/s due (${ARRIVALS} arrivals, open loop: open-loop.ts) for ${SECONDS} s after 3 s of warm-up; latencies from the moment each request fell due; 2 cores, load average ${loadAverage} at the end\n`);
+console.log(['database', 'endpoint'.padEnd(40), 'req/s', 'p50 ms', 'p99 ms', 'max ms', '> 50 ms', 'non-2xx', 'errors', 'conns', 'server CPU µs/req', 'p99 < 50 ms'].join('  '));
 for (const r of rows) {
   const cpu = String(r.cpuUsPerReq ?? '-').padStart(17);
-  console.log([r.dialect.padEnd(8), r.endpoint.padEnd(40), r.rps.toFixed(0).padStart(5), String(r.p50).padStart(6), String(r.p99).padStart(6), String(r.max).padStart(6), String(r.non2xx).padStart(7), String(r.errors).padStart(6), cpu, r.p99 < 50 && r.non2xx === 0 && r.errors === 0 ? 'yes' : 'NO'].join('  '));
+  const cells = [r.rps.toFixed(0).padStart(5), String(r.p50).padStart(6), String(r.p99).padStart(6), String(r.max).padStart(6), String(r.over50).padStart(7), String(r.non2xx).padStart(7), String(r.errors).padStart(6), String(r.connections).padStart(5)];
+  console.log([r.dialect.padEnd(8), r.endpoint.padEnd(40), ...cells, cpu, r.p99 < 50 && r.non2xx === 0 && r.errors === 0 ? 'yes' : 'NO'].join('  '));
 }
-console.log('\nWhere the tail comes from, over each measured load: the responses counted once each (autocannon\'s p99 adds T-1, T-2, ... 1 ms for each response of T ms: runtime-metrics.ts asTimed), the server\'s event-loop delay (p99 / max, ms beyond its 10 ms timer), its GC pauses (count, total ms, of which major), the load generator\'s CPU (% of a core) and event-loop delay (p99 / max ms), and the time some task on the machine waited for a core (PSI)');
+console.log('\nWhere a tail comes from, over each measured load: the server\'s event-loop delay (p99 / max, ms beyond its 10 ms timer), its GC pauses (count, total ms, of which major), the load generator\'s CPU (% of a core) and event-loop delay (p99 / max ms), and the time some task on the machine waited for a core (PSI)');
 for (const r of rows) {
   const s = r.server;
   const g = r.generator;
-  console.log(`${r.dialect.padEnd(8)}  ${r.endpoint.padEnd(40)}  as timed p99 ${r.asTimed.p99} ms, ${r.asTimed.over50} of ${r.asTimed.responses} over 50 ms; server loop ${s.loopP99Ms} / ${s.loopMaxMs} ms; GC ${s.gcPauses} pauses, ${s.gcMs} ms (major ${s.gcMajorMs} ms); generator ${g.cpuPct} % CPU, loop ${g.loopP99Ms} / ${g.loopMaxMs} ms; machine CPU wait ${g.cpuWaitPct ?? '-'} %`);
+  console.log(`${r.dialect.padEnd(8)}  ${r.endpoint.padEnd(40)}  server loop ${s.loopP99Ms} / ${s.loopMaxMs} ms; GC ${s.gcPauses} pauses, ${s.gcMs} ms (major ${s.gcMajorMs} ms); generator ${g.cpuPct} % CPU, loop ${g.loopP99Ms} / ${g.loopMaxMs} ms; machine CPU wait ${g.cpuWaitPct ?? '-'} %`);
 }
 for (const s of schedules) console.log(`${s.dialect}: fleet schedule set on ${SITES} sites in ${s.fleetChangeMs} ms (PUT /api/v1/schedules/default); ${s.enqueued} scheduled backups queued during the load`);
 for (const p of passes) {
@@ -266,5 +287,5 @@ for (const p of passes) {
 }
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, seconds: SECONDS, scheduler: SCHEDULER, rows, schedules, passes }, null, 2) + '\n');
+writeFileSync(join(dir, 'api-latest.json'), JSON.stringify({ command: 'npm run bench:api', date: new Date().toISOString(), loadAverage, nodes: NODES, sites: SITES, rate: RATE, arrivals: ARRIVALS, seconds: SECONDS, scheduler: SCHEDULER, rows, schedules, passes }, null, 2) + '\n');
 process.exit(0);

@@ -106,23 +106,3 @@ function cpuWaitedUs(): number | null {
   const m = /^some .*total=(\d+)/m.exec(readFileSync(file, 'utf8'));
   return m ? Number(m[1]) : null;
 }
-
-export interface AsTimed {
-  /** The p99 of the responses as autocannon timed them, without its correction (below). */
-  p99: number;
-  /** Responses slower than 50 ms, of all. */
-  over50: number;
-  responses: number;
-}
-
-/**
- * autocannon's latency percentiles correct for coordinated omission with an expected interval
- * of ceil(1 / per-connection rate) = 1 ms: a response of T ms is recorded with T-1, T-2, ...
- * down to 1 ms beside it. One 150 ms response among 30,000 adds ~100 values over 50 ms, so a
- * few stalls decide its p99. This is the same load's responses counted once each.
- */
-export function asTimed(ms: number[]): AsTimed {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const p99 = sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)] ?? 0;
-  return { p99: +p99.toFixed(1), over50: sorted.filter((x) => x > 50).length, responses: sorted.length };
-}

@@ -163,7 +163,9 @@ export async function openContext(o: ContextOptions): Promise<ServerContext> {
     const authCache = new AuthCache({ ttlMs: o.authCacheMs, now: o.now ?? Date.now });
     // Progress writes: three at once of the relaxed pool's four connections (postgres.ts), 100 reports at most per statement.
     const batchReports = { maxInFlight: 3, maxBatch: 100 };
-    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache), batchReports });
+    // Agents' key reads: two at once of the pool's ten, as the status reads (below); 64 at most per query.
+    const batchKeyReads = { maxInFlight: 2, maxBatch: 64 };
+    const repos = createRepos(db, { secrets, now: o.now, onJobQueued: (nodeId) => jobNotifier.notify(nodeId), authChanged: authChangedHook(db, authCache), batchReports, batchKeyReads });
     // Two at once leaves the pool's other connections to everything else; 64 ids at most per query.
     const siteReads = new CoalescedReads<SiteRow>({ load: (ids) => repos.sites.getMany(ids), idOf: (s) => s.id, maxInFlight: 2, maxBatch: 64 });
     const nodeTouches = new NodeTouches((ids) => repos.nodes.touchMany(ids));

@@ -7,8 +7,14 @@ import type { BackupState, Progress } from './db/sites.ts';
 // report (which also renews the job's lease) only when it matters:
 //   - the first report this process sees of a job (a claimed job becomes running),
 //   - a stage change (the stage is what failures and other servers' readers name),
-//   - when the lease in the database has aged by writeEveryMs: so at most one write per job
-//     per writeEveryMs, over all servers together, and the lease is renewed well inside leaseMs,
+//   - when the lease in the database has aged by the job's own interval, between half of
+//     writeEveryMs and all of it (a fraction fixed by the job's id): so at most one write per
+//     job per writeEveryMs / 2, over all servers together, and the lease is renewed well inside
+//     leaseMs. Why not writeEveryMs for every job: jobs whose first reports came together (a
+//     server restart, the jobs of one schedule) would write together every writeEveryMs for
+//     as long as they run; 500 jobs' writes falling due in the same few hundred milliseconds
+//     kept the reports that carried them waiting (npm run bench:api), while spread intervals
+//     take the jobs apart within a few writes,
 //   - and the job's end: the last report is written beside the outcome (services/job-progress.ts).
 // Another server on the same PostgreSQL reads the database: progress at most writeEveryMs
 // (plus one heartbeat) old, stages exact.
@@ -69,7 +75,7 @@ export class ProgressCache {
   report(job: ReportedJob, p: Progress): boolean {
     const now = this.#now();
     const entry = this.#entries.get(job.id);
-    const leaseAged = job.leaseUntil === null || job.leaseUntil - now <= this.#leaseMs - this.writeEveryMs;
+    const leaseAged = job.leaseUntil === null || job.leaseUntil - now <= this.#leaseMs - this.intervalOf(job.id);
     if (!entry) {
       if (!this.#room(now)) return true;
       this.#entries.set(job.id, { siteId: job.siteId, progress: p, reportedAt: now, writtenStage: null, dirty: true });
@@ -80,6 +86,11 @@ export class ProgressCache {
     entry.reportedAt = now;
     entry.dirty = true;
     return due;
+  }
+
+  /** How long after a write the job's lease is renewed again: in (writeEveryMs / 2, writeEveryMs], fixed per job. */
+  intervalOf(jobId: string): number {
+    return Math.ceil(this.writeEveryMs * (1 - fraction(jobId) / 2));
   }
 
   /** The database now holds the job's latest report. */
@@ -104,14 +115,14 @@ export class ProgressCache {
   /**
    * The site's backup state with this process's live progress of its current job, when this
    * process has it and it is news: a report the database lacks, or one recent enough that no
-   * other server can have written a newer one (within writeEveryMs). Never one older than a
+   * other server can have written a newer one (within the job's interval). Never one older than a
    * lease: its job is dead, or its agent reports to another server now.
    */
   overlay<S extends BackupState>(state: S): S {
     if (state.currentJobId === null || state.status === 'idle') return state;
     const entry = this.#entries.get(state.currentJobId);
     const age = entry ? this.#now() - entry.reportedAt : Infinity;
-    if (!entry || age > this.#leaseMs || (!entry.dirty && age > this.writeEveryMs)) return state;
+    if (!entry || age > this.#leaseMs || (!entry.dirty && age > this.intervalOf(state.currentJobId))) return state;
     const p = entry.progress;
     // A completed run is 100 % whatever its last heartbeat said.
     const progress = state.status === 'completed' ? state.progress : p.progress;
@@ -130,4 +141,16 @@ export class ProgressCache {
     for (const [id, e] of this.#entries) if (now - e.reportedAt > this.#leaseMs) this.#entries.delete(id);
     return this.#entries.size < this.#maxEntries;
   }
+}
+
+/**
+ * A fraction in [0, 1) that is the same for the same id: FNV-1a of its UTF-16 code units, then
+ * MurmurHash3's finalizer (FNV's high bits alone barely differ between ids that differ at the end).
+ */
+function fraction(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
 }

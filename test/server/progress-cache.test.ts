@@ -77,3 +77,29 @@ describe('progress cache, stale entries', () => {
     assert.equal(cache.overlay(row('a')).progress, 1, 'silent for a lease: not shown');
   });
 });
+
+describe('progress cache, spread renewals', () => {
+  it('gives each job its own interval in (W / 2, W], the same on every server, and writes on it', () => {
+    let now = 1_000_000;
+    const cache = new ProgressCache({ leaseMs: LEASE, now: () => now });
+    const other = new ProgressCache({ leaseMs: LEASE, now: () => now });
+    const w = cache.writeEveryMs;
+    const intervals = Array.from({ length: 500 }, (_, i) => cache.intervalOf(`job-${i}`));
+    for (const [i, ms] of intervals.entries()) {
+      assert.ok(ms > w / 2 && ms <= w, `job-${i}: ${ms} ms`);
+      assert.equal(other.intervalOf(`job-${i}`), ms, 'another server renews the same job on the same interval');
+    }
+    // 500 jobs whose first reports came together fall due over the whole half-interval, not at once.
+    const tenths = new Set(intervals.map((ms) => Math.floor((10 * (ms - w / 2)) / (w / 2))));
+    assert.equal(tenths.size, 10, 'every tenth of the half-interval has jobs');
+
+    const first = p(1);
+    assert.equal(cache.report(job('job-7', now + LEASE), first), true);
+    cache.written('job-7', first);
+    const mine = cache.intervalOf('job-7');
+    now += mine - 1;
+    assert.equal(cache.report(job('job-7', now - mine + 1 + LEASE), p(2)), false, 'not before its interval');
+    now += 1;
+    assert.equal(cache.report(job('job-7', now - mine + LEASE), p(3)), true, 'due at its interval');
+  });
+});

@@ -2,6 +2,7 @@ import { assignments, changing, newId, num, numOrNull, paddedIds, str } from './
 import type { Raw, RepoContext } from './rows.ts';
 import { prefixed, unprefixed } from './joined.ts';
 import { JOB_COLUMNS, toJob, type JobRow } from './job-rows.ts';
+import { NodeKeyReads } from './node-key-reads.ts';
 
 // Web servers running an agent. A node joins as pending or active; the hash of its node key
 // is how its requests are recognised (the key itself is shown once and never stored).
@@ -40,8 +41,13 @@ export interface NodePatch {
 const columns = (t = ''): string => `${t}id, ${t}hostname, ${t}status, ${t}last_seen, ${t}quota_bytes, ${t}node_key_hash IS NOT NULL AS has_key, ${t}key_rotation_at, ${t}job_limit, ${t}created_at`;
 const COLUMNS = columns();
 /** A node by its key hash (current or pending) with the job a request names (findByKeyHashWithJob). */
-const WITH_JOB = `SELECT ${columns('n.')}, n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}
-  FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
+const WITH_JOB_COLUMNS = `${columns('n.')}, n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}`;
+const WITH_JOB = `SELECT ${WITH_JOB_COLUMNS} FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
+
+export interface NodeKeyReadsOptions {
+  maxInFlight: number;
+  maxBatch: number;
+}
 
 function toNode(r: Raw): NodeRow {
   return {
@@ -59,9 +65,12 @@ function toNode(r: Raw): NodeRow {
 
 export class NodesRepo {
   readonly #ctx: RepoContext;
+  readonly #keyReads: NodeKeyReads | undefined;
 
-  constructor(ctx: RepoContext) {
+  /** batchKeyReads: findByKeyHashWithJob's reads go together while others run (PostgreSQL; node-key-reads.ts). */
+  constructor(ctx: RepoContext, batchKeyReads?: NodeKeyReadsOptions) {
     this.#ctx = ctx;
+    this.#keyReads = batchKeyReads && ctx.db.dialect === 'postgres' ? new NodeKeyReads(ctx, WITH_JOB_COLUMNS, batchKeyReads) : undefined;
   }
 
   async create(n: NewNode): Promise<NodeRow> {
@@ -103,7 +112,7 @@ export class NodesRepo {
    * report's authentication and its job read in one round trip (route.ts, prefetchJob).
    */
   async findByKeyHashWithJob(keyHash: string, jobId: string): Promise<{ node: NodeRow; job: JobRow | undefined } | undefined> {
-    const row = await this.#ctx.db.get<Raw>(WITH_JOB, [jobId, keyHash, keyHash]);
+    const row = this.#keyReads ? await this.#keyReads.get(keyHash, jobId) : await this.#ctx.db.get<Raw>(WITH_JOB, [jobId, keyHash, keyHash]);
     if (!row) return undefined;
     if (row.pending_key_hash !== keyHash) {
       const job = unprefixed(row, 'j_');

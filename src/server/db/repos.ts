@@ -7,7 +7,7 @@ import type { ReportBatchesOptions } from './report-batches.ts';
 import { JoinCodesRepo } from './join-codes.ts';
 import { LoginThrottleRepo } from './login-throttle.ts';
 import { MfaRepo } from './mfa.ts';
-import { NodesRepo } from './nodes.ts';
+import { NodesRepo, type NodeKeyReadsOptions } from './nodes.ts';
 import { RetentionRepo } from './retention.ts';
 import type { RepoContext } from './rows.ts';
 import { SchedulesRepo } from './schedules.ts';
@@ -53,6 +53,8 @@ export interface RepoOptions {
   authChanged?: () => void | Promise<void>;
   /** Progress reports written together while others run (PostgreSQL; report-batches.ts): the server's repositories only. */
   batchReports?: ReportBatchesOptions;
+  /** Agents' key reads together while others run (PostgreSQL; node-key-reads.ts): the server's repositories only. */
+  batchKeyReads?: NodeKeyReadsOptions;
 }
 
 /**
@@ -73,7 +75,7 @@ async function inTransaction<T>(db: Queryable, opts: RepoOptions, fn: (repos: Re
 export function createRepos(db: Queryable, opts: RepoOptions): Repos {
   const ctx: RepoContext = { db, now: opts.now ?? Date.now, onJobQueued: opts.onJobQueued, authChanged: opts.authChanged };
   return {
-    nodes: new NodesRepo(ctx),
+    nodes: new NodesRepo(ctx, opts.batchKeyReads),
     joinCodes: new JoinCodesRepo(ctx),
     sites: new SitesRepo(ctx),
     discoveredSites: new DiscoveredSitesRepo(ctx),

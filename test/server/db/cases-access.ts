@@ -81,6 +81,39 @@ export function accessCases(ctx: SuiteContext): void {
       assert.equal(await nodes.findByKeyHashWithJob(key, job.id), undefined, 'the old key stopped working');
     });
 
+    it('node keys read together (node-key-reads.ts) each get the answer their own read would, in one statement on PostgreSQL', async () => {
+      const { nodes, jobs } = ctx.repos;
+      const keys = [unique('k1'), unique('k2'), unique('k3')];
+      const made = await Promise.all(keys.map((k) => nodes.create({ hostname: unique('web'), status: 'active', nodeKeyHash: k })));
+      const job = await jobs.enqueueBackup((await makeSite(ctx.repos, made[0]?.id)).id);
+      await nodes.requestKeyRotation(made[2]?.id ?? '');
+      const pending = unique('pending');
+      await nodes.issuePendingKey(made[2]?.id ?? '', pending);
+      const asks: [string, string][] = [[keys[0] ?? '', job.id], [keys[1] ?? '', job.id], [keys[0] ?? '', 'no-such-job'], [unique('stranger'), job.id], [keys[0] ?? '', job.id]];
+      const expected = await Promise.all(asks.map(([k, j]) => nodes.findByKeyHashWithJob(k, j)));
+      // Statements counted: the first read goes alone, the ones that arrive meanwhile go in one.
+      let statements = 0;
+      const counting = new Proxy(ctx.db, {
+        get: (db, name) => {
+          const v: unknown = Reflect.get(db, name);
+          if (typeof v !== 'function') return v;
+          return (...a: unknown[]): unknown => {
+            if (name === 'query' || name === 'get') statements++;
+            return Reflect.apply(v, db, a);
+          };
+        },
+      });
+      const batched = ctx.reposOn(counting, { batchKeyReads: { maxInFlight: 1, maxBatch: 10 } }).nodes;
+      assert.deepEqual(await Promise.all(asks.map(([k, j]) => batched.findByKeyHashWithJob(k, j))), expected);
+      if (ctx.target.dialect === 'postgres') assert.equal(statements, 2, 'the first read alone, the four queued behind it (one of them twice) in one statement');
+      // A pending key read in a batch is promoted, as by a read of its own.
+      const [promoted, plain] = await Promise.all([batched.findByKeyHashWithJob(pending, job.id), batched.findByKeyHashWithJob(keys[1] ?? '', job.id)]);
+      assert.equal(promoted?.node.id, made[2]?.id);
+      assert.equal(promoted?.node.keyRotationAt, null);
+      assert.equal(promoted?.job?.id, job.id);
+      assert.equal(plain?.node.id, made[1]?.id);
+    });
+
     it('a token and the site its request names read in one query: as authenticate and sites.get give them', async () => {
       const { users, tokens, sites } = ctx.repos;
       const u = await users.create({ email: `${unique('reader')}@x.test`, passwordHash: 'h', role: 'site_admin' });

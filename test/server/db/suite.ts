@@ -3,7 +3,7 @@ import { after, before, describe } from 'node:test';
 import type { Db } from '../../../src/server/db/db.ts';
 import type { NodeRow } from '../../../src/server/db/nodes.ts';
 import { createRepos } from '../../../src/server/db/repos.ts';
-import type { Repos } from '../../../src/server/db/repos.ts';
+import type { RepoOptions, Repos } from '../../../src/server/db/repos.ts';
 import { SecretBox } from '../../../src/server/db/secrets.ts';
 import type { SiteRow } from '../../../src/server/db/sites.ts';
 import { accessCases } from './cases-access.ts';
@@ -34,7 +34,8 @@ export interface SuiteContext {
   clock: TestClock;
   secrets: SecretBox;
   /** Repositories over another handle: another server process on PostgreSQL. */
-  reposOn(db: Db): Repos;
+  /** Repositories over db, as the suite's own (opts: a server's extra options, such as batching). */
+  reposOn(db: Db, opts?: Partial<RepoOptions>): Repos;
 }
 
 export const unique = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -56,7 +57,7 @@ export function dbSuite(name: string, makeTarget: () => Promise<Target>): void {
       ctx.db = await ctx.target.open();
       ctx.clock = new TestClock();
       ctx.secrets = new SecretBox(randomBytes(32));
-      ctx.reposOn = (db) => createRepos(db, { secrets: ctx.secrets, now: ctx.clock.now });
+      ctx.reposOn = (db, opts) => createRepos(db, { ...opts, secrets: ctx.secrets, now: ctx.clock.now });
       ctx.repos = ctx.reposOn(ctx.db);
     });
     after(async () => {
