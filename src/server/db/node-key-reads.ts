@@ -1,4 +1,4 @@
-import { CoalescedReads, type CoalescedReadsOptions } from './coalesced-reads.ts';
+import { CoalescedReads } from './coalesced-reads.ts';
 import type { Raw, RepoContext } from './rows.ts';
 
 // Agents' keys read together, on PostgreSQL (NodesRepo.findByKeyHashWithJob): a progress
@@ -16,11 +16,18 @@ export type KeyRow = Raw & { k: string };
 
 const ROW = '(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT))';
 
+export interface NodeKeyReadsOptions {
+  /** Statements of this reader at once (the rest of the pool stays for other work). */
+  maxInFlight: number;
+  /** Keys in one statement at most. */
+  maxBatch: number;
+}
+
 export class NodeKeyReads {
   readonly #reads: CoalescedReads<KeyRow>;
 
   /** select: the node and job columns (nodes.ts WITH_JOB's, over n and j). */
-  constructor(ctx: RepoContext, select: string, o: Pick<CoalescedReadsOptions<KeyRow>, 'maxInFlight' | 'maxBatch'>) {
+  constructor(ctx: RepoContext, select: string, o: NodeKeyReadsOptions) {
     this.#reads = new CoalescedReads<KeyRow>({
       ...o,
       idOf: (r) => r.k,

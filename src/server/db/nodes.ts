@@ -2,7 +2,7 @@ import { assignments, changing, newId, num, numOrNull, paddedIds, str } from './
 import type { Raw, RepoContext } from './rows.ts';
 import { prefixed, unprefixed } from './joined.ts';
 import { JOB_COLUMNS, toJob, type JobRow } from './job-rows.ts';
-import { NodeKeyReads } from './node-key-reads.ts';
+import { NodeKeyReads, type NodeKeyReadsOptions } from './node-key-reads.ts';
 
 // Web servers running an agent. A node joins as pending or active; the hash of its node key
 // is how its requests are recognised (the key itself is shown once and never stored).
@@ -44,10 +44,6 @@ const COLUMNS = columns();
 const WITH_JOB_COLUMNS = `${columns('n.')}, n.pending_key_hash, ${prefixed(JOB_COLUMNS, 'j', 'j_')}`;
 const WITH_JOB = `SELECT ${WITH_JOB_COLUMNS} FROM nodes n LEFT JOIN jobs j ON j.id = ? WHERE n.node_key_hash = ? OR n.pending_key_hash = ?`;
 
-export interface NodeKeyReadsOptions {
-  maxInFlight: number;
-  maxBatch: number;
-}
 
 function toNode(r: Raw): NodeRow {
   return {
