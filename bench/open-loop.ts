@@ -112,8 +112,9 @@ class Conn {
     const status = Number(head.slice(9, 12));
     const done = this.inFlight;
     this.inFlight = null;
-    if (done) this.onDone(this, done, status);
+    // Closed first, so the next request waiting does not go out on a connection the server ends.
     if (/\r\nconnection: *close/i.test(head)) this.close();
+    if (done) this.onDone(this, done, status);
   }
 
   private fail(): void {

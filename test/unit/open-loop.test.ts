@@ -87,6 +87,21 @@ describe('open-loop load generator (bench/open-loop.ts)', () => {
     });
   }
 
+  it('follows a server that ends each connection after its answer: a waiting request goes out on a new one', async () => {
+    const server = createServer((_req, res) => res.writeHead(200, { connection: 'close', 'content-length': 2 }).end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      // One connection at most, half a millisecond apart: requests wait for it, and each answer ends it.
+      const r = await openLoop({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, rate: 2000, seconds: 0.1, arrivals: 'even', maxConnections: 1, next: () => ({ method: 'GET', path: '/' }) });
+      assert.equal(r.errors, 0);
+      assert.equal(r.latencies.length, r.sent);
+      assert.equal(r.connections, r.sent, 'a connection per request');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('keeps its connections from one run to the next, and counts a lost connection as an error', async () => {
     let n = 0;
     const server = createServer((req, res) => {
