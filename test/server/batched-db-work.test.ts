@@ -56,6 +56,21 @@ describe('coalesced reads by id', () => {
     l.release(2);
     assert.deepEqual(await after, { id: 'd' });
   });
+
+  it('reads an id with a NUL alone, so that the database refusing it fails no other read', async () => {
+    const calls: string[][] = [];
+    const load = async (ids: string[]): Promise<Row[]> => {
+      calls.push(ids);
+      await new Promise((r) => setImmediate(r));
+      if (ids.some((id) => id.includes('\u0000'))) throw new Error('invalid byte sequence for encoding "UTF8": 0x00');
+      return ids.map((id) => ({ id }));
+    };
+    const reads = new CoalescedReads<Row>({ load, idOf: (r) => r.id, maxInFlight: 1, maxBatch: 10 });
+    const [a, nul, b, c] = await Promise.allSettled(['a', 'x\u0000', 'b', 'c'].map((id) => reads.get(id)));
+    assert.deepEqual([a, b, c], ['a', 'b', 'c'].map((id) => ({ status: 'fulfilled', value: { id } })));
+    assert.equal(nul?.status, 'rejected');
+    assert.deepEqual(calls, [['a'], ['x\u0000'], ['b', 'c']]);
+  });
 });
 
 describe('node touches', () => {
